@@ -1,0 +1,39 @@
+# dnc-policy: the two commands a newcomer runs are `make demo` and `make test`.
+# Both create (or reuse) a virtual environment in $(VENV) and install what they need.
+#
+# PyTorch: TORCH_SPEC pins the CPU build this project is developed and tested on.
+# On a CUDA machine override it, e.g.  make test TORCH_SPEC=torch   (PyPI's default
+# Linux wheel is the CUDA build), or point pip at your own wheel.
+
+PYTHON     ?= python3
+VENV       ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+EXTRAS     ?= train,bench,dev
+PY         := $(VENV)/bin/python
+STAMP      := $(VENV)/.installed-$(shell printf '%s' '$(TORCH_SPEC) $(EXTRAS)' | md5sum | cut -c1-8)
+
+.PHONY: setup demo test bench clean
+
+$(STAMP): pyproject.toml Makefile
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
+	$(PY) -m pip install --quiet -e ".[$(EXTRAS)]"
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+setup: $(STAMP)
+
+# The main job on the embedded default. Until training/export/ROS land this is the
+# supervised copy-task check of the DNC core (see README).
+demo: setup
+	$(PY) -m training.copy_task
+
+test: setup
+	$(PY) -m pytest
+
+bench: setup
+	$(PY) -m dnc_core.bench
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

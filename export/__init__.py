@@ -1,0 +1,1 @@
+"""ONNX export of trained policies, with the recurrent memory as explicit state."""

@@ -1,0 +1,1 @@
+"""Gymnasium environments that need memory (registered under the ``dnc/`` namespace)."""
