@@ -1,0 +1,22 @@
+"""dnc_core: pure-PyTorch recurrent memory cores and the actor-critic policy over them.
+
+No Gymnasium, no ROS, no file I/O here (DESIGN.md §1).
+"""
+
+from . import addressing
+from .core import RecurrentCore, apply_reset
+from .dnc import DNCCore, DNCState
+from .lstm import LSTMCore, LSTMState
+
+CORES = {"dnc": DNCCore, "lstm": LSTMCore}
+
+
+def make_core(kind: str, **config) -> RecurrentCore:
+    """Build a core by name (``"dnc"`` or ``"lstm"``) from its config dict."""
+    if kind not in CORES:
+        raise ValueError(f"unknown core {kind!r}, expected one of {sorted(CORES)}")
+    return CORES[kind](**config)
+
+
+__all__ = ["addressing", "RecurrentCore", "apply_reset", "DNCCore", "DNCState", "LSTMCore",
+           "LSTMState", "CORES", "make_core"]

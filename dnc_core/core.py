@@ -1,0 +1,108 @@
+"""The step interface that every recurrent core (DNC, LSTM, later NTM) implements.
+
+A core is an ``nn.Module`` with
+
+* ``state_spec``: the ordered ``(name, shape_without_batch)`` list of its state
+  tensors (DESIGN.md §3). It is the single source of truth for state names and shapes:
+  export writes it into the ONNX file and the robot runtime reads it back from there.
+* ``state_type``: a ``NamedTuple`` class whose fields are those names, in that order.
+* ``feature_size``: the width F of the features the policy heads read.
+* ``step(x [B, D], state, reset [B]) -> (features [B, F], new_state)``: one time step.
+  Rows with ``reset = 1`` start an episode: their state is replaced by the initial state
+  *before* the step.
+
+Training, export and deployment only use this interface, so they treat every core alike.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple, Sequence
+
+import torch
+from torch import Tensor, nn
+
+StateSpec = tuple[tuple[str, tuple[int, ...]], ...]
+
+
+def apply_reset(state: NamedTuple, reset: Tensor, initial: NamedTuple | None = None) -> Any:
+    """Replace the rows of ``state`` where ``reset [B]`` is set by the initial state.
+
+    ``initial`` defaults to all zeros. Works for any state named tuple; ``reset`` may be
+    bool or float (0/1). Built from ``where`` (not a multiply), so a replaced row is
+    clean even if it held NaN, no gradient flows into it, and it exports to ONNX.
+    """
+    keep = reset.to(torch.bool).logical_not()
+    out = []
+    for k, s in enumerate(state):
+        mask = keep.reshape((-1,) + (1,) * (s.dim() - 1))
+        out.append(torch.where(mask, s, 0.0 if initial is None else initial[k]))
+    return type(state)(*out)
+
+
+class RecurrentCore(nn.Module):
+    """Base class: state bookkeeping shared by all cores. Subclasses set
+    ``state_type`` and ``state_spec`` and implement :meth:`_step`."""
+
+    state_type: type
+    state_spec: StateSpec
+    feature_size: int
+
+    def initial_state(self, batch_size: int, device: torch.device | str | None = None,
+                      dtype: torch.dtype | None = None) -> Any:
+        """All-zero state ``[batch_size, *shape]`` for every entry of ``state_spec``."""
+        ref = next(self.parameters())
+        device = ref.device if device is None else device
+        dtype = ref.dtype if dtype is None else dtype
+        return self.state_type(*(torch.zeros((batch_size,) + tuple(shape), device=device,
+                                             dtype=dtype) for _, shape in self.state_spec))
+
+    def reset_state(self, state: Any, reset: Tensor) -> Any:
+        """The state with rows where ``reset [B]`` is set replaced by the initial state
+        (all zeros here; a core with another initial state overrides this)."""
+        return apply_reset(state, reset)
+
+    def step(self, x: Tensor, state: Any, reset: Tensor | None = None) -> tuple[Tensor, Any]:
+        """One step: ``x [B, D]``, ``state``, ``reset [B]`` -> ``(features [B, F], new_state)``."""
+        if reset is not None:
+            state = self.reset_state(state, reset)
+        return self._step(x, state)
+
+    def _step(self, x: Tensor, state: Any) -> tuple[Tensor, Any]:
+        raise NotImplementedError
+
+    def unroll(self, xs: Tensor, state: Any, resets: Tensor | None = None) -> tuple[Tensor, Any]:
+        """Run ``T`` steps: ``xs [B, T, D]``, ``resets [B, T]`` -> ``(features [B, T, F], state)``.
+
+        The reset mask is applied at every step, so sequences that hold several episodes
+        (as training rollouts do) never leak memory from one episode into the next.
+        """
+        features = []
+        any_reset = None if resets is None else resets.to(torch.bool).any(0).tolist()
+        for t in range(xs.shape[1]):
+            # Skipping the reset where no row starts an episode gives the same result
+            # and saves a where per state tensor per step (a quarter of the step's ops).
+            reset_t = resets[:, t] if any_reset is not None and any_reset[t] else None
+            f, state = self.step(xs[:, t], state, reset_t)
+            features.append(f)
+        return torch.stack(features, dim=1), state
+
+    def check_state(self, state: Sequence[Tensor], batch_size: int) -> None:
+        """Raise ``ValueError`` naming the first state tensor whose shape is wrong."""
+        if len(state) != len(self.state_spec):
+            raise ValueError(f"state has {len(state)} tensors, expected {len(self.state_spec)}: "
+                             f"{[n for n, _ in self.state_spec]}")
+        for (name, shape), s in zip(self.state_spec, state):
+            want = (batch_size,) + tuple(shape)
+            if tuple(s.shape) != want:
+                raise ValueError(f"state tensor {name!r} has shape {tuple(s.shape)}, expected {want}")
+
+    def config(self) -> dict:
+        """The constructor arguments, enough to rebuild the core (stored in checkpoints)."""
+        raise NotImplementedError
+
+
+def check_positive(**values: int) -> None:
+    """Raise ``ValueError`` for the first argument that is not a positive integer."""
+    for name, value in values.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")

@@ -1,0 +1,147 @@
+"""The Differentiable Neural Computer core: an LSTM controller plus memory access.
+
+Per step (DESIGN.md §2): the controller reads ``[x_t, r_{t-1}]`` and emits an interface
+vector; the memory is then updated in the order usage, allocation, write weights,
+erase + write, link and precedence, read weights, read vectors. The features the policy
+heads read are ``[h_t, r_t]`` (F = H + R·W).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from . import addressing as A
+from .core import RecurrentCore, check_positive
+
+
+class DNCState(NamedTuple):
+    """DNC state, batch-first (B = batch)."""
+
+    h: Tensor  # [B, H] controller hidden
+    c: Tensor  # [B, H] controller cell
+    memory: Tensor  # [B, N, W]
+    usage: Tensor  # [B, N]
+    link: Tensor  # [B, N, N]
+    precedence: Tensor  # [B, N]
+    read_weights: Tensor  # [B, R, N]
+    write_weights: Tensor  # [B, N]
+    read_vectors: Tensor  # [B, R, W]
+
+
+class Interface(NamedTuple):
+    """The controller's commands to the memory for one step (activations applied)."""
+
+    read_keys: Tensor  # [B, R, W]
+    read_strengths: Tensor  # [B, R] >= 1
+    write_key: Tensor  # [B, 1, W]
+    write_strength: Tensor  # [B, 1] >= 1
+    erase: Tensor  # [B, W] in (0, 1)
+    write_vector: Tensor  # [B, W]
+    free_gates: Tensor  # [B, R] in (0, 1)
+    allocation_gate: Tensor  # [B, 1] in (0, 1)
+    write_gate: Tensor  # [B, 1] in (0, 1)
+    read_modes: Tensor  # [B, R, 3] softmax over (backward, content, forward)
+
+
+def oneplus(x: Tensor) -> Tensor:
+    """1 + softplus(x): strengths in [1, inf)."""
+    return 1 + F.softplus(x)
+
+
+class DNCCore(RecurrentCore):
+    """DNC with one write head and ``read_heads`` read heads.
+
+    Args:
+        input_size: D, the width of ``x``.
+        hidden_size: H, the LSTM controller's size.
+        memory_slots: N.
+        word_size: W.
+        read_heads: R.
+        clip: controller outputs (and so the interface) are clipped to [-clip, clip];
+            0 disables clipping. Keeps the interface in a sane range early in RL.
+        read_top_k: 0 for dense content reads, K > 0 for sparse reads over the K most
+            similar slots (see :func:`addressing.content_weighting`).
+    """
+
+    state_type = DNCState
+
+    def __init__(self, input_size: int, hidden_size: int = 64, memory_slots: int = 16,
+                 word_size: int = 16, read_heads: int = 1, clip: float = 20.0,
+                 read_top_k: int = 0):
+        super().__init__()
+        check_positive(input_size=input_size, hidden_size=hidden_size,
+                       memory_slots=memory_slots, word_size=word_size, read_heads=read_heads)
+        if not isinstance(read_top_k, int) or not 0 <= read_top_k <= memory_slots:
+            raise ValueError(f"read_top_k must be an integer in [0, memory_slots={memory_slots}] "
+                             f"(0 = dense reads), got {read_top_k!r}")
+        if clip < 0:
+            raise ValueError(f"clip must be >= 0 (0 disables clipping), got {clip!r}")
+        self.input_size, self.hidden_size = input_size, hidden_size
+        self.memory_slots, self.word_size, self.read_heads = memory_slots, word_size, read_heads
+        self.clip, self.read_top_k = float(clip), read_top_k
+        n, w, r = memory_slots, word_size, read_heads
+        self.state_spec = (("h", (hidden_size,)), ("c", (hidden_size,)), ("memory", (n, w)),
+                           ("usage", (n,)), ("link", (n, n)), ("precedence", (n,)),
+                           ("read_weights", (r, n)), ("write_weights", (n,)),
+                           ("read_vectors", (r, w)))
+        # Interface layout, grouped by activation so each is applied once:
+        # [read keys R*W | write key W | write vector W | read strengths R, write strength 1
+        #  | erase W, free gates R, allocation gate 1, write gate 1 | read modes 3R].
+        self._split = [r * w + 2 * w, r + 1, w + r + 2, 3 * r]
+        self.interface_size = sum(self._split)
+        self.feature_size = hidden_size + r * w
+        self.controller = nn.LSTMCell(input_size + r * w, hidden_size)
+        self.interface = nn.Linear(hidden_size, self.interface_size)
+
+    def config(self) -> dict:
+        return dict(input_size=self.input_size, hidden_size=self.hidden_size,
+                    memory_slots=self.memory_slots, word_size=self.word_size,
+                    read_heads=self.read_heads, clip=self.clip, read_top_k=self.read_top_k)
+
+    def parse_interface(self, v: Tensor) -> Interface:
+        """Split the raw interface vector ``[B, interface_size]`` and apply activations."""
+        b, r, w = v.shape[0], self.read_heads, self.word_size
+        linear, strengths, gates, modes = torch.split(v, self._split, dim=-1)
+        strengths, gates = oneplus(strengths), torch.sigmoid(gates)
+        rk, wk, wv = torch.split(linear, [r * w, w, w], dim=-1)
+        er, fg, ag, wg = torch.split(gates, [w, r, 1, 1], dim=-1)
+        return Interface(
+            read_keys=rk.reshape(b, r, w), read_strengths=strengths[:, :r],
+            write_key=wk.unsqueeze(1), write_strength=strengths[:, r:],
+            erase=er, write_vector=wv, free_gates=fg, allocation_gate=ag, write_gate=wg,
+            read_modes=torch.softmax(modes.reshape(b, r, 3), dim=-1))
+
+    def _step(self, x: Tensor, state: DNCState) -> tuple[Tensor, DNCState]:
+        ctrl_in = torch.cat([x, state.read_vectors.flatten(1)], dim=-1)
+        h, c = self.controller(ctrl_in, (state.h, state.c))
+        out = h.clamp(-self.clip, self.clip) if self.clip > 0 else h
+        i = self.parse_interface(self.interface(out))
+
+        # Write: usage -> allocation -> write weights -> erase + write.
+        psi = A.retention(i.free_gates, state.read_weights)
+        usage = A.usage_update(state.usage, state.write_weights, psi)
+        alloc = A.allocation_weighting(usage)
+        write_content = A.content_weighting(state.memory, i.write_key, i.write_strength)[:, 0]
+        # w = g_w (g_a a + (1 - g_a) c_w); M <- M ∘ (1 - w eᵀ) + w vᵀ.
+        ww = i.write_gate * torch.lerp(write_content, alloc, i.allocation_gate)
+        ww_col = ww.unsqueeze(-1)  # [B, N, 1]
+        memory = torch.addcmul(state.memory * (1 - ww_col * i.erase.unsqueeze(1)),
+                               ww_col, i.write_vector.unsqueeze(1))
+
+        # Temporal links, then read: backward / content / forward mixed by the read modes.
+        link = A.link_update(state.link, state.precedence, ww)
+        precedence = A.precedence_update(state.precedence, ww)
+        content = A.content_weighting(memory, i.read_keys, i.read_strengths, self.read_top_k)
+        fwd, bwd = A.directional_read_weights(link, state.read_weights)
+        # w_r = π_b b + π_c c + π_f f, as one small matmul over the three modes.
+        modes = torch.stack([bwd, content, fwd], dim=-1)  # [B, R, N, 3]
+        read_weights = torch.matmul(modes, i.read_modes.unsqueeze(-1)).squeeze(-1)
+        read_vectors = torch.matmul(read_weights, memory)  # [B, R, W]
+
+        features = torch.cat([out, read_vectors.flatten(1)], dim=-1)
+        return features, DNCState(h, c, memory, usage, link, precedence, read_weights, ww,
+                                  read_vectors)
