@@ -7,6 +7,7 @@ from . import addressing
 from .core import RecurrentCore, apply_reset
 from .dnc import DNCCore, DNCState
 from .lstm import LSTMCore, LSTMState
+from .policy import ActionSpec, ActorCritic, PolicyOutput, RunningNorm
 
 CORES = {"dnc": DNCCore, "lstm": LSTMCore}
 
@@ -19,4 +20,5 @@ def make_core(kind: str, **config) -> RecurrentCore:
 
 
 __all__ = ["addressing", "RecurrentCore", "apply_reset", "DNCCore", "DNCState", "LSTMCore",
-           "LSTMState", "CORES", "make_core"]
+           "LSTMState", "CORES", "make_core", "ActionSpec", "ActorCritic", "PolicyOutput",
+           "RunningNorm"]

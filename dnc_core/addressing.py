@@ -30,7 +30,7 @@ def content_weighting(memory: Tensor, keys: Tensor, strengths: Tensor, top_k: in
         strengths: ``[B, H]``, the sharpness β ≥ 1 of each head.
         top_k: 0 for a dense softmax over all N slots; K > 0 for a sparse read: the
             softmax runs over the K most similar slots only and every other slot gets
-            exactly 0 (ties broken towards the lower slot index).
+            exactly 0 (ties go to the lower slot index).
 
     Returns:
         ``[B, H, N]``: softmax_i(β · cos(key, M_i)), cos with ``NORM_EPSILON`` added to
@@ -45,10 +45,12 @@ def content_weighting(memory: Tensor, keys: Tensor, strengths: Tensor, top_k: in
     n = memory.shape[1]
     if top_k <= 0 or top_k >= n:
         return torch.softmax(scores, dim=-1)
-    # Keep slot i iff fewer than K slots beat it (ties go to the lower index). This is
-    # the same rank trick as the allocation, so the choice is identical in PyTorch,
-    # ONNX Runtime and TensorRT (whose TopK tie orders are not all specified).
-    beaten_by = _order_mask(-scores)  # [B, H, N, N]: j comes before i
+    # Keep slot i iff fewer than K slots beat it (ties to the lower index): an explicit
+    # rank, so the rule is the same in every back-end, where TopK's tie order is not.
+    # The choice itself is discontinuous: scores equal up to rounding (rows written by
+    # the same vector, as in a fresh memory) can pick different slots in different
+    # back-ends. docs/DNC.md says what that means for ONNX parity.
+    beaten_by = _order_mask(-scores)  # [B, H, N, N]: j ranks before i
     keep = beaten_by.sum(-1) < top_k
     masked = torch.where(keep, scores, torch.full_like(scores, float("-inf")))
     return torch.softmax(masked, dim=-1)

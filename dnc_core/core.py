@@ -43,6 +43,7 @@ class RecurrentCore(nn.Module):
     """Base class: state bookkeeping shared by all cores. Subclasses set
     ``state_type`` and ``state_spec`` and implement :meth:`_step`."""
 
+    kind: str  # the name make_core knows it by
     state_type: type
     state_spec: StateSpec
     feature_size: int

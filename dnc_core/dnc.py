@@ -67,6 +67,7 @@ class DNCCore(RecurrentCore):
             similar slots (see :func:`addressing.content_weighting`).
     """
 
+    kind = "dnc"
     state_type = DNCState
 
     def __init__(self, input_size: int, hidden_size: int = 64, memory_slots: int = 16,

@@ -17,6 +17,7 @@ class LSTMState(NamedTuple):
 class LSTMCore(RecurrentCore):
     """A single ``nn.LSTMCell``; features are its hidden state ``h`` (F = H)."""
 
+    kind = "lstm"
     state_type = LSTMState
 
     def __init__(self, input_size: int, hidden_size: int = 128):

@@ -1,0 +1,303 @@
+"""Actor-critic policy over any recurrent core.
+
+``obs [B, obs_dim] -> normaliser -> core.step -> features -> (policy head, value head)``.
+
+Action spaces are described by :class:`ActionSpec` (plain data, no Gymnasium here;
+``training`` converts Gymnasium spaces into it):
+
+* ``discrete``: n choices; logits ``[B, n]``; action int64 ``[B]``.
+* ``multi_discrete``: one choice per entry of ``nvec``; logits ``[B, sum(nvec)]``; action
+  int64 ``[B, len(nvec)]``.
+* ``multi_binary``: n independent bits; logits ``[B, n]``; action int64 ``[B, n]``.
+* ``box``: a diagonal Gaussian with a learned, state-independent log-std; mean and
+  log-std ``[B, act_dim]``; sampled actions are unbounded (their log-prob is exact) and
+  :meth:`ActorCritic.env_action` clips them to ``[low, high]`` for the environment.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor, nn
+from torch.distributions import Bernoulli, Categorical, Normal
+
+from .core import RecurrentCore
+
+ACTION_KINDS = ("discrete", "multi_discrete", "multi_binary", "box")
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    """What the policy must output. Build with the class methods."""
+
+    kind: str
+    n: int = 0  # discrete: choices; multi_binary: bits
+    nvec: tuple[int, ...] = ()  # multi_discrete
+    low: tuple[float, ...] = ()  # box, flattened
+    high: tuple[float, ...] = ()  # box, flattened
+    shape: tuple[int, ...] = field(default=())  # box: the env's action shape
+
+    def __post_init__(self):
+        if self.kind not in ACTION_KINDS:
+            raise ValueError(f"unknown action kind {self.kind!r}, expected one of {ACTION_KINDS}")
+        if self.kind in ("discrete", "multi_binary") and self.n < 1:
+            raise ValueError(f"{self.kind} action space needs n >= 1, got {self.n}")
+        if self.kind == "multi_discrete" and (not self.nvec or min(self.nvec) < 1):
+            raise ValueError(f"multi_discrete action space needs nvec of positive ints, got {self.nvec}")
+        if self.kind == "box":
+            if not self.low or len(self.low) != len(self.high):
+                raise ValueError(f"box action space needs low and high of equal, non-zero "
+                                 f"length, got {len(self.low)} and {len(self.high)}")
+            if any(lo > hi for lo, hi in zip(self.low, self.high)):
+                raise ValueError(f"box action space has low > high: {self.low} vs {self.high}")
+
+    @classmethod
+    def discrete(cls, n: int) -> "ActionSpec":
+        return cls("discrete", n=int(n))
+
+    @classmethod
+    def multi_discrete(cls, nvec) -> "ActionSpec":
+        return cls("multi_discrete", nvec=tuple(int(v) for v in nvec))
+
+    @classmethod
+    def multi_binary(cls, n: int) -> "ActionSpec":
+        return cls("multi_binary", n=int(n))
+
+    @classmethod
+    def box(cls, low, high, shape=None) -> "ActionSpec":
+        low = tuple(float(v) for v in torch.as_tensor(low, dtype=torch.float64).flatten())
+        high = tuple(float(v) for v in torch.as_tensor(high, dtype=torch.float64).flatten())
+        return cls("box", low=low, high=high, shape=tuple(shape) if shape else (len(low),))
+
+    @property
+    def dim(self) -> int:
+        """Width of the action vector (1 for discrete, whose action is a scalar)."""
+        return {"discrete": 1, "multi_discrete": len(self.nvec), "multi_binary": self.n,
+                "box": len(self.low)}[self.kind]
+
+    @property
+    def head_size(self) -> int:
+        """Width of the policy head's output (logits, or the Gaussian mean)."""
+        return {"discrete": self.n, "multi_discrete": sum(self.nvec), "multi_binary": self.n,
+                "box": len(self.low)}[self.kind]
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ActionSpec":
+        d = dict(d)
+        for k in ("nvec", "low", "high", "shape"):
+            if k in d:
+                d[k] = tuple(d[k])
+        return cls(**d)
+
+
+class RunningNorm(nn.Module):
+    """Observation normaliser with running mean and variance (parallel Welford).
+
+    The statistics are float64 buffers, so they are saved in the module's state dict
+    and follow it into checkpoints and the exported graph.
+    """
+
+    def __init__(self, size: int, clip: float = 10.0, eps: float = 1e-8):
+        super().__init__()
+        self.clip, self.eps = float(clip), float(eps)
+        self.register_buffer("mean", torch.zeros(size, dtype=torch.float64))
+        self.register_buffer("var", torch.ones(size, dtype=torch.float64))
+        self.register_buffer("count", torch.tensor(0.0, dtype=torch.float64))
+
+    @torch.no_grad()
+    def update(self, x: Tensor) -> None:
+        """Fold a batch ``x [..., size]`` into the running statistics."""
+        x = x.reshape(-1, x.shape[-1]).to(torch.float64)
+        n = x.shape[0]
+        if n == 0:
+            return
+        batch_mean, batch_var = x.mean(0), x.var(0, unbiased=False)
+        total = self.count + n
+        delta = batch_mean - self.mean
+        self.mean += delta * n / total
+        m2 = self.var * self.count + batch_var * n + delta.square() * self.count * n / total
+        self.var.copy_(m2 / total)
+        self.count.copy_(total)
+
+    def forward(self, x: Tensor) -> Tensor:
+        mean, var = self.mean.to(x.dtype), self.var.to(x.dtype)
+        return ((x - mean) / torch.sqrt(var + self.eps)).clamp(-self.clip, self.clip)
+
+
+class PolicyOutput(NamedTuple):
+    """One step's heads. ``dist`` is ``logits`` (categorical and binary spaces) or the
+    Gaussian ``action_mean``; ``log_std`` is set for box spaces only."""
+
+    dist: Tensor  # [B, head_size] (or [B, T, head_size] from evaluate)
+    log_std: Tensor | None  # [act_dim]
+    value: Tensor  # [B] (or [B, T])
+
+
+def _init_linear(layer: nn.Linear, gain: float) -> nn.Linear:
+    nn.init.orthogonal_(layer.weight, gain)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+class ActorCritic(nn.Module):
+    """Actor-critic over a recurrent core.
+
+    Args:
+        core: any :class:`RecurrentCore` whose ``input_size`` equals ``obs_dim``.
+        obs_dim: width of the flat observation.
+        action: the :class:`ActionSpec`.
+        normalize_obs: keep and apply a running observation normaliser.
+        head_hidden: 0 for linear heads on the core's features, else the width of a
+            tanh hidden layer in each head (actor and critic have their own).
+        init_log_std: the Gaussian log-std at start (box actions).
+    """
+
+    def __init__(self, core: RecurrentCore, obs_dim: int, action: ActionSpec,
+                 normalize_obs: bool = True, head_hidden: int = 0, init_log_std: float = 0.0):
+        super().__init__()
+        if getattr(core, "input_size", obs_dim) != obs_dim:
+            raise ValueError(f"core input_size {core.input_size} != obs_dim {obs_dim}")
+        self.core, self.obs_dim, self.action = core, int(obs_dim), action
+        self.normalize_obs, self.head_hidden = bool(normalize_obs), int(head_hidden)
+        self.obs_norm = RunningNorm(obs_dim)
+        f = core.feature_size
+
+        def head(out: int, gain: float) -> nn.Module:
+            if head_hidden <= 0:
+                return _init_linear(nn.Linear(f, out), gain)
+            return nn.Sequential(_init_linear(nn.Linear(f, head_hidden), math.sqrt(2)), nn.Tanh(),
+                                 _init_linear(nn.Linear(head_hidden, out), gain))
+
+        self.actor = head(action.head_size, 0.01)
+        self.critic = head(1, 1.0)
+        if action.kind == "box":
+            self.log_std = nn.Parameter(torch.full((action.head_size,), float(init_log_std)))
+            self.register_buffer("action_low", torch.tensor(action.low, dtype=torch.float32))
+            self.register_buffer("action_high", torch.tensor(action.high, dtype=torch.float32))
+        else:
+            self.log_std = None
+
+    # -- state -------------------------------------------------------------------------
+    @property
+    def state_spec(self):
+        return self.core.state_spec
+
+    def initial_state(self, batch_size: int, device=None, dtype=None) -> Any:
+        return self.core.initial_state(batch_size, device, dtype)
+
+    # -- forward -----------------------------------------------------------------------
+    def normalize(self, obs: Tensor) -> Tensor:
+        return self.obs_norm(obs) if self.normalize_obs else obs
+
+    def heads(self, features: Tensor) -> PolicyOutput:
+        """Heads over features ``[..., F]`` -> :class:`PolicyOutput` with leading dims kept."""
+        return PolicyOutput(self.actor(features), self.log_std, self.critic(features).squeeze(-1))
+
+    def forward(self, obs: Tensor, state: Any, reset: Tensor | None = None
+                ) -> tuple[PolicyOutput, Any]:
+        """One control tick: ``obs [B, obs_dim]``, ``reset [B]`` -> heads and new state."""
+        if obs.shape[-1] != self.obs_dim:
+            raise ValueError(f"observation has {obs.shape[-1]} values, expected {self.obs_dim}")
+        features, state = self.core.step(self.normalize(obs), state, reset)
+        return self.heads(features), state
+
+    def evaluate(self, obs: Tensor, actions: Tensor, state: Any, resets: Tensor
+                 ) -> tuple[Tensor, Tensor, Tensor, Any]:
+        """Unroll a rollout: ``obs [B, T, obs_dim]``, ``actions [B, T, ...]``,
+        ``resets [B, T]`` -> ``(log_prob [B, T], entropy [B, T], value [B, T], state)``."""
+        features, state = self.core.unroll(self.normalize(obs), state, resets)
+        out = self.heads(features)
+        dist = self.distribution(out)
+        return dist.log_prob(actions), dist.entropy(), out.value, state
+
+    # -- actions -----------------------------------------------------------------------
+    def distribution(self, out: PolicyOutput) -> "ActionDistribution":
+        return ActionDistribution(self.action, out.dist, out.log_std)
+
+    def act(self, obs: Tensor, state: Any, reset: Tensor | None = None,
+            deterministic: bool = False) -> tuple[Tensor, Tensor, Tensor, Any]:
+        """``(action, log_prob [B], value [B], new_state)``. Box actions are unclipped;
+        pass them through :meth:`env_action` before stepping an environment."""
+        out, state = self(obs, state, reset)
+        dist = self.distribution(out)
+        action = dist.mode() if deterministic else dist.sample()
+        return action, dist.log_prob(action), out.value, state
+
+    def env_action(self, action: Tensor) -> Tensor:
+        """The action an environment receives: box actions clipped to the bounds."""
+        if self.action.kind != "box":
+            return action
+        return torch.maximum(torch.minimum(action, self.action_high), self.action_low)
+
+    def config(self) -> dict:
+        """Everything needed to rebuild this module (with its state dict)."""
+        return dict(core=self.core.kind, core_config=self.core.config(), obs_dim=self.obs_dim,
+                    action=self.action.to_dict(), normalize_obs=self.normalize_obs,
+                    head_hidden=self.head_hidden)
+
+    @classmethod
+    def from_config(cls, cfg: dict) -> "ActorCritic":
+        from . import make_core  # late import: dnc_core/__init__ imports this module
+
+        return cls(make_core(cfg["core"], **cfg["core_config"]), cfg["obs_dim"],
+                   ActionSpec.from_dict(cfg["action"]), normalize_obs=cfg["normalize_obs"],
+                   head_hidden=cfg["head_hidden"])
+
+
+class ActionDistribution:
+    """The action distribution for one :class:`ActionSpec`, over any leading dims."""
+
+    def __init__(self, spec: ActionSpec, params: Tensor, log_std: Tensor | None):
+        self.spec = spec
+        if spec.kind == "discrete":
+            self._dists = [Categorical(logits=params)]
+        elif spec.kind == "multi_discrete":
+            self._dists = [Categorical(logits=p) for p in torch.split(params, list(spec.nvec), -1)]
+        elif spec.kind == "multi_binary":
+            self._dist = Bernoulli(logits=params)
+        else:
+            self._dist = Normal(params, log_std.expand_as(params).exp())
+        self.params = params
+
+    def sample(self) -> Tensor:
+        k = self.spec.kind
+        if k == "discrete":
+            return self._dists[0].sample()
+        if k == "multi_discrete":
+            return torch.stack([d.sample() for d in self._dists], dim=-1)
+        if k == "multi_binary":
+            return self._dist.sample().long()
+        return self._dist.sample()
+
+    def mode(self) -> Tensor:
+        k = self.spec.kind
+        if k == "discrete":
+            return self.params.argmax(-1)
+        if k == "multi_discrete":
+            return torch.stack([d.logits.argmax(-1) for d in self._dists], dim=-1)
+        if k == "multi_binary":
+            return (self.params > 0).long()
+        return self.params
+
+    def log_prob(self, action: Tensor) -> Tensor:
+        k = self.spec.kind
+        if k == "discrete":
+            return self._dists[0].log_prob(action.long())
+        if k == "multi_discrete":
+            a = action.long()
+            return sum(d.log_prob(a[..., i]) for i, d in enumerate(self._dists))
+        if k == "multi_binary":
+            return self._dist.log_prob(action.to(self.params.dtype)).sum(-1)
+        return self._dist.log_prob(action).sum(-1)
+
+    def entropy(self) -> Tensor:
+        if self.spec.kind in ("discrete", "multi_discrete"):
+            return sum(d.entropy() for d in self._dists)
+        return self._dist.entropy().sum(-1)
