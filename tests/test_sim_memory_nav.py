@@ -1,0 +1,89 @@
+"""MemoryNav: unicycle kinematics, the hidden goal, an oracle with memory, memoryless failure."""
+
+import math
+
+import gymnasium
+import numpy as np
+import pytest
+
+import sim  # noqa: F401
+from sim.oracles import MemoryNavMemoryless, MemoryNavOracle, run_episode
+
+
+def _success_rate(env, policy, n=60):
+    return np.mean([run_episode(env, policy, seed=s)[2]["is_success"] for s in range(n)])
+
+
+def test_oracle_that_remembers_the_goal_succeeds():
+    env = gymnasium.make("dnc/MemoryNav-v0")
+    assert _success_rate(env, MemoryNavOracle(env)) >= 0.95
+
+
+class _Still:
+    def reset(self):
+        pass
+
+    def act(self, obs):
+        return np.zeros(2, np.float32)
+
+
+class _Straight(_Still):
+    def act(self, obs):
+        return np.array([0.5, 0.0], np.float32)
+
+
+def test_memoryless_policies_mostly_fail():
+    env = gymnasium.make("dnc/MemoryNav-v0")
+    for policy in (_Still(), _Straight(), MemoryNavMemoryless(env), MemoryNavMemoryless(env, -1.0)):
+        assert _success_rate(env, policy) <= 0.3
+
+
+def test_goal_visible_only_during_cue_steps_while_robot_is_held():
+    env = gymnasium.make("dnc/MemoryNav-v0", cue_steps=3)
+    obs, info = env.reset(seed=5)
+    u = env.unwrapped
+    start = (u.x, u.y, u.theta)
+    h = u.arena_size / 2
+    # The goal offset is given in the robot frame.
+    c, s = math.cos(u.theta), math.sin(u.theta)
+    dx, dy = u.goal_x - u.x, u.goal_y - u.y
+    np.testing.assert_allclose(obs[4:], [1, (c * dx + s * dy) / h, (c * dy - s * dx) / h], atol=1e-6)
+    assert info["distance"] == pytest.approx(math.hypot(dx, dy))
+    for t in range(1, 4):
+        obs, *_ = env.step(np.array([0.5, 2.0], np.float32))
+        assert (u.x, u.y, u.theta) == start  # briefing: commands ignored
+        assert obs[4] == (1.0 if t < 3 else 0.0)
+    np.testing.assert_array_equal(obs[4:], [0, 0, 0])
+    obs, *_ = env.step(np.array([0.5, 0.0], np.float32))
+    assert math.hypot(u.x - start[0], u.y - start[1]) == pytest.approx(0.05)
+
+
+def test_unicycle_kinematics_turn_clip_and_walls():
+    env = gymnasium.make("dnc/MemoryNav-v0", cue_steps=1, dt=0.1)
+    env.reset(seed=0)
+    u = env.unwrapped
+    env.step(np.zeros(2, np.float32))  # end of the briefing
+    u.x, u.y, u.theta = 0.0, 0.0, 0.0
+    env.step(np.array([0.0, 1.0], np.float32))
+    assert (u.x, u.y) == (0.0, 0.0) and u.theta == pytest.approx(0.1)
+    env.step(np.array([100.0, -100.0], np.float32))  # clipped to v_max, w_max
+    assert u.theta == pytest.approx(0.1 - 0.2)
+    assert math.hypot(u.x, u.y) == pytest.approx(0.05)
+    u.x, u.y, u.theta = 1.98, 0.0, 0.0
+    obs, *_ = env.step(np.array([0.5, 0.0], np.float32))
+    assert u.x == 2.0 and obs[0] == pytest.approx(1.0)  # the wall stops the robot
+
+
+def test_success_reward_and_truncation():
+    env = gymnasium.make("dnc/MemoryNav-v0", max_steps=10, step_penalty=0.0)
+    env.reset(seed=1)
+    for _ in range(10):
+        _, reward, terminated, truncated, info = env.step(np.zeros(2, np.float32))
+        assert reward == pytest.approx(0.0) and not terminated
+    assert truncated and info["is_success"] is False
+    env = gymnasium.make("dnc/MemoryNav-v0")
+    ret, steps, info = run_episode(env, MemoryNavOracle(env), seed=3)
+    assert info["is_success"] is True and info["distance"] <= 0.25
+    start_distance = env.reset(seed=3)[1]["distance"]
+    # progress shaping telescopes: return = progress + success bonus - step penalties
+    assert ret == pytest.approx(start_distance - info["distance"] + 1.0 - 0.01 * steps)
