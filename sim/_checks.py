@@ -39,7 +39,8 @@ def float_arg(
     *,
     low_open: bool = False,
 ) -> float:
-    """Return ``value`` as a finite ``float`` in ``[low, high]`` (``(low, high]`` if ``low_open``)."""
+    """Return ``value`` as a finite ``float`` in ``[low, high]``, or ``(low, high]`` if
+    ``low_open``."""
     expected = f"a finite number in {_range_text(low, high, low_open=low_open)}"
     if isinstance(value, bool) or not isinstance(value, Real):
         raise ValueError(f"{name} must be {expected}, got {value!r}")
@@ -61,4 +62,5 @@ def choice_arg(name: str, value: object, choices: Iterable[object]) -> object:
 
 def render_mode_arg(value: object, metadata: dict) -> str | None:
     """Validate ``render_mode`` against ``metadata["render_modes"]`` (``None`` allowed)."""
-    return choice_arg("render_mode", value, (None, *metadata["render_modes"]))  # type: ignore[return-value]
+    modes = (None, *metadata["render_modes"])
+    return choice_arg("render_mode", value, modes)  # type: ignore[return-value]

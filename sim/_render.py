@@ -49,7 +49,7 @@ def codes_to_ansi(codes: np.ndarray, header: str = "") -> str:
 
 
 def cell_size(n_cells: int, max_px: int = 640, largest: int = 24) -> int:
-    """Cell size in pixels so that ``n_cells`` fit in ``max_px`` (at least 1, at most ``largest``)."""
+    """Cell size in pixels so ``n_cells`` fit in ``max_px`` (between 1 and ``largest``)."""
     return max(1, min(largest, max_px // max(1, n_cells)))
 
 
@@ -86,6 +86,13 @@ def draw_segment(img: np.ndarray, p0, p1, color, thickness: float = 1.0) -> None
         fill_disc(img, p0[0] + t * (p1[0] - p0[0]), p0[1] + t * (p1[1] - p0[1]), thickness, color)
 
 
+def warn_no_render_mode() -> None:
+    """What ``render()`` does when the env was made without a render mode: warn, return None."""
+    from gymnasium import logger
+
+    logger.warn("render() called without a render_mode; pass render_mode= to make().")
+
+
 class CodeGridRender:
     """Mixin giving ``render()`` to envs that draw themselves as a grid of cell codes.
 
@@ -105,10 +112,7 @@ class CodeGridRender:
 
     def render(self):
         if self.render_mode is None:
-            from gymnasium import logger
-
-            logger.warn("render() called without a render_mode; pass render_mode= to make().")
-            return None
+            return warn_no_render_mode()
         codes = self._render_codes()
         if self.render_mode == "ansi":
             return codes_to_ansi(codes, self._ansi_header())

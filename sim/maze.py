@@ -158,7 +158,8 @@ class ProceduralMazeEnv(CodeGridRender, gym.Env):
         goal_cell += goal_cell >= start_cell  # any cell but the start
         w = self.grid_width
         start, goal = (
-            (2 * (c // self.size) + 1) * w + 2 * (c % self.size) + 1 for c in (start_cell, goal_cell)
+            (2 * (cell // self.size) + 1) * w + 2 * (cell % self.size) + 1
+            for cell in (start_cell, goal_cell)
         )
         self._new_maze(walls, start, goal)
         return self._trial_start_obs(), {"trial": 0}

@@ -9,7 +9,7 @@ import numpy as np
 from gymnasium import spaces
 
 from sim._checks import float_arg, int_arg, render_mode_arg
-from sim._render import draw_ring, draw_segment, fill_disc
+from sim._render import draw_ring, draw_segment, fill_disc, warn_no_render_mode
 
 GOAL_BOUND = 3.0  # |goal offset| / half_size is at most 2 * sqrt(2) < 3 inside the arena
 
@@ -111,9 +111,10 @@ class MemoryNavEnv(gym.Env):
         rng, half = self.np_random, self._half
         self.x, self.y = (float(v) for v in rng.uniform(-half, half, 2))
         self.theta = float(rng.uniform(-math.pi, math.pi))
+        min_distance = max(self.min_goal_distance, self.goal_radius)
         while True:  # rejection-sample a goal far enough from the start
             gx, gy = (float(v) for v in rng.uniform(-half, half, 2))
-            if math.hypot(gx - self.x, gy - self.y) >= max(self.min_goal_distance, self.goal_radius):
+            if math.hypot(gx - self.x, gy - self.y) >= min_distance:
                 break
         self.goal_x, self.goal_y = gx, gy
         self._t = 0
@@ -145,8 +146,7 @@ class MemoryNavEnv(gym.Env):
     def render(self):
         """A top-down 256 x 256 frame: arena, goal (solid while visible, outlined after), robot."""
         if self.render_mode is None:
-            gym.logger.warn("render() called without a render_mode; pass render_mode= to make().")
-            return None
+            return warn_no_render_mode()
         px = 256
         scale = (px - 1) / self.arena_size
         img = np.full((px, px, 3), 235, np.uint8)

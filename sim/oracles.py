@@ -125,17 +125,16 @@ class MazeMemoryAgent:
         if obs[-1] > 0.5:  # first observation of a trial: back at the start
             self.pos = (0, 0)
         self._update_map(obs)
-        free = self.known.get
+        free, known = self.known.get, self.known
+        path = None
         if self.goal is not None:
             path = bfs_path(self.pos, self.goal, lambda p: free(p, False))
-        else:
-            path = None
-        if path is None:
+        if path is None:  # walk to the nearest known square next to an unknown one
             path = bfs_path(
                 self.pos,
                 None,
                 lambda p: free(p, False),
-                is_target=lambda p: any((p[0] + dr, p[1] + dc) not in self.known for dr, dc in MOVES),
+                is_target=lambda p: any((p[0] + dr, p[1] + dc) not in known for dr, dc in MOVES),
             )
         action = path[0] if path else 0
         dr, dc = MOVES[action]

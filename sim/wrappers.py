@@ -8,7 +8,7 @@ from gymnasium import spaces
 from gymnasium.envs.classic_control import CartPoleEnv
 
 from sim._checks import int_arg, render_mode_arg
-from sim._render import draw_segment
+from sim._render import draw_segment, warn_no_render_mode
 
 # Observation indices that are *not* velocities, for the classic-control tasks.
 POSITION_INDICES = {
@@ -87,8 +87,7 @@ class NumpyCartPoleEnv(CartPoleEnv):
 
     def render(self):
         if self.render_mode is None:
-            gym.logger.warn("render() called without a render_mode; pass render_mode= to make().")
-            return None
+            return warn_no_render_mode()
         height, width = 200, 300
         img = np.full((height, width, 3), 235, np.uint8)
         x, _, theta, _ = self.state if self.state is not None else (0.0, 0.0, 0.0, 0.0)

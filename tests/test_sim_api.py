@@ -100,9 +100,13 @@ def test_rgb_array_frames(env_id):
     assert first.dtype == np.uint8 and first.ndim == 3 and first.shape[2] == 3
     assert first.shape[0] >= 16 and first.shape[1] >= 16
     assert len(np.unique(first.reshape(-1, 3), axis=0)) >= 3  # actually draws something
+    env.action_space.seed(0)
     for _ in range(10):
-        env.step(env.action_space.sample())
-    assert env.render().shape == first.shape
+        _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+        frame = env.render()
+        assert frame.shape == first.shape and frame.dtype == np.uint8
+        if terminated or truncated:
+            break
 
 
 @pytest.mark.parametrize("env_id", ANSI_IDS)

@@ -46,7 +46,9 @@ def test_copy_oracle_is_perfect():
 
 
 def test_repeat_copy_oracle_is_perfect_and_episode_length_matches_repeats():
-    env = gymnasium.make("dnc/RepeatCopy-v0", bits=4, length=6, min_length=2, repeats=4, min_repeats=1)
+    env = gymnasium.make(
+        "dnc/RepeatCopy-v0", bits=4, length=6, min_length=2, repeats=4, min_repeats=1
+    )
     seen = set()
     for seed in range(30):
         obs, info = env.reset(seed=seed)

@@ -47,7 +47,8 @@ def test_goal_visible_only_during_cue_steps_while_robot_is_held():
     # The goal offset is given in the robot frame.
     c, s = math.cos(u.theta), math.sin(u.theta)
     dx, dy = u.goal_x - u.x, u.goal_y - u.y
-    np.testing.assert_allclose(obs[4:], [1, (c * dx + s * dy) / h, (c * dy - s * dx) / h], atol=1e-6)
+    expected = [1, (c * dx + s * dy) / h, (c * dy - s * dx) / h]
+    np.testing.assert_allclose(obs[4:], expected, atol=1e-6)
     assert info["distance"] == pytest.approx(math.hypot(dx, dy))
     for t in range(1, 4):
         obs, *_ = env.step(np.array([0.5, 2.0], np.float32))
