@@ -1,0 +1,148 @@
+"""The actor-critic policy: heads for every action space, normaliser, config round trip."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from dnc_core import ActionSpec, ActorCritic, DNCCore, LSTMCore, RunningNorm
+
+SPECS = {
+    "discrete": ActionSpec.discrete(3),
+    "multi_discrete": ActionSpec.multi_discrete([2, 4]),
+    "multi_binary": ActionSpec.multi_binary(5),
+    "box": ActionSpec.box([-1.0, -2.0], [1.0, 0.5]),
+}
+
+
+def make_policy(kind, core="dnc"):
+    torch.manual_seed(0)
+    c = DNCCore(6, 16, 8, 4, 1) if core == "dnc" else LSTMCore(6, 16)
+    return ActorCritic(c, 6, SPECS[kind])
+
+
+@pytest.mark.parametrize("core", ["dnc", "lstm"])
+@pytest.mark.parametrize("kind", sorted(SPECS))
+def test_act_and_evaluate_agree(kind, core):
+    policy = make_policy(kind, core)
+    b, t = 4, 5
+    obs, resets = torch.randn(b, t, 6), torch.zeros(b, t)
+    resets[:, 0] = 1
+    resets[1, 3] = 1
+    state, actions, log_probs, values = policy.initial_state(b), [], [], []
+    with torch.no_grad():
+        for i in range(t):
+            a, lp, v, state = policy.act(obs[:, i], state, resets[:, i])
+            actions.append(a), log_probs.append(lp), values.append(v)
+    actions = torch.stack(actions, 1)
+    lp2, ent, v2, _ = policy.evaluate(obs, actions, policy.initial_state(b), resets)
+    # Replaying the rollout gives the same log-probs and values as acting did.
+    torch.testing.assert_close(lp2, torch.stack(log_probs, 1), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(v2, torch.stack(values, 1), rtol=1e-5, atol=1e-5)
+    assert lp2.shape == ent.shape == v2.shape == (b, t)
+    assert (ent > 0).all()
+    expect_shape = {"discrete": (b, t), "multi_discrete": (b, t, 2), "multi_binary": (b, t, 5),
+                    "box": (b, t, 2)}[kind]
+    assert actions.shape == expect_shape
+    (lp2.mean() + v2.mean()).backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all()
+               for p in policy.parameters() if p.requires_grad)
+
+
+def test_distributions_have_the_right_log_probs():
+    p = make_policy("discrete")
+    out, _ = p(torch.randn(2, 6), p.initial_state(2))
+    dist = p.distribution(out)
+    a = torch.tensor([0, 2])
+    torch.testing.assert_close(dist.log_prob(a), torch.log_softmax(out.dist, -1)[[0, 1], a])
+    # A fresh policy (head gain 0.01) is near uniform.
+    torch.testing.assert_close(dist.entropy(), torch.full((2,), math.log(3)), atol=1e-3, rtol=0)
+
+    p = make_policy("multi_binary")
+    out, _ = p(torch.randn(2, 6), p.initial_state(2))
+    a = torch.tensor([[1, 0, 1, 1, 0], [0, 0, 0, 1, 1]])
+    lp = torch.nn.functional.logsigmoid(torch.where(a.bool(), out.dist, -out.dist)).sum(-1)
+    torch.testing.assert_close(p.distribution(out).log_prob(a), lp)
+
+    p = make_policy("multi_discrete")
+    out, _ = p(torch.randn(2, 6), p.initial_state(2))
+    a = torch.tensor([[1, 3], [0, 0]])
+    l1, l2 = torch.split(out.dist, [2, 4], -1)
+    lp = torch.log_softmax(l1, -1).gather(-1, a[:, :1])[:, 0] + \
+        torch.log_softmax(l2, -1).gather(-1, a[:, 1:])[:, 0]
+    torch.testing.assert_close(p.distribution(out).log_prob(a), lp)
+
+
+def test_box_actions_gaussian_log_prob_and_clipping():
+    p = make_policy("box")
+    with torch.no_grad():
+        p.log_std.fill_(math.log(0.5))
+    out, _ = p(torch.randn(3, 6), p.initial_state(3))
+    a = torch.tensor([[0.3, -5.0], [2.0, 0.0], [-1.5, 0.4]])
+    expect = torch.distributions.Normal(out.dist, 0.5).log_prob(a).sum(-1)
+    torch.testing.assert_close(p.distribution(out).log_prob(a), expect)
+    clipped = p.env_action(a)
+    torch.testing.assert_close(clipped, torch.tensor([[0.3, -2.0], [1.0, 0.0], [-1.0, 0.4]]))
+    det, _, _, _ = p.act(torch.randn(3, 6), p.initial_state(3), deterministic=True)
+    assert det.shape == (3, 2)
+
+
+def test_deterministic_actions_are_the_modes():
+    p = make_policy("discrete")
+    obs, state = torch.randn(5, 6), p.initial_state(5)
+    out, _ = p(obs, state)
+    a, _, _, _ = p.act(obs, state, deterministic=True)
+    assert torch.equal(a, out.dist.argmax(-1))
+    p = make_policy("multi_binary")
+    out, _ = p(obs, p.initial_state(5))
+    a, _, _, _ = p.act(obs, p.initial_state(5), deterministic=True)
+    assert torch.equal(a, (out.dist > 0).long())
+
+
+def test_running_norm_matches_numpy_over_many_batches():
+    rng = np.random.default_rng(0)
+    data = [rng.normal(3.0, 2.0, size=(n, 4)) for n in (1, 7, 100, 33)]
+    norm = RunningNorm(4)
+    for d in data:
+        norm.update(torch.from_numpy(d))
+    allx = np.concatenate(data)
+    np.testing.assert_allclose(norm.mean.numpy(), allx.mean(0), rtol=1e-10)
+    np.testing.assert_allclose(norm.var.numpy(), allx.var(0), rtol=1e-10)
+    assert norm.count.item() == len(allx)
+    x = torch.tensor([[3.0, 3.0, 3.0, 1000.0]])
+    y = norm(x)
+    assert y.dtype == torch.float32 and y[0, 3] == norm.clip  # clipped
+    assert "mean" in norm.state_dict() and "var" in norm.state_dict()
+
+
+def test_policy_applies_normaliser_and_saves_it():
+    p = make_policy("discrete")
+    p.obs_norm.update(torch.randn(100, 6) * 5 + 2)
+    q = ActorCritic.from_config(p.config())
+    q.load_state_dict(p.state_dict())
+    obs = torch.randn(2, 6)
+    a, b = p(obs, p.initial_state(2))[0], q(obs, q.initial_state(2))[0]
+    torch.testing.assert_close(a.dist, b.dist) and torch.testing.assert_close(a.value, b.value)
+    # The normaliser is really in the path: other statistics, other outputs.
+    q.obs_norm.mean.add_(10.0)
+    assert not torch.allclose(q(obs, q.initial_state(2))[0].value, a.value)
+
+
+def test_bad_inputs_are_clear_errors():
+    p = make_policy("discrete")
+    with pytest.raises(ValueError, match="observation has 5 values, expected 6"):
+        p(torch.randn(2, 5), p.initial_state(2))
+    with pytest.raises(ValueError, match="core input_size 6 != obs_dim 7"):
+        ActorCritic(DNCCore(6, 8, 4, 4, 1), 7, ActionSpec.discrete(2))
+    with pytest.raises(ValueError, match="unknown action kind 'continuous'"):
+        ActionSpec("continuous")
+    with pytest.raises(ValueError, match="low > high"):
+        ActionSpec.box([1.0], [0.0])
+    with pytest.raises(ValueError, match="needs nvec of positive ints"):
+        ActionSpec.multi_discrete([3, 0])
+
+
+def test_action_spec_round_trips_through_plain_data():
+    for spec in SPECS.values():
+        assert ActionSpec.from_dict(spec.to_dict()) == spec
