@@ -183,3 +183,21 @@ def test_make_core_by_name():
     assert core.config() == small_dnc().config()
     with pytest.raises(ValueError, match="unknown core 'ntm'"):
         make_core("ntm", input_size=3)
+
+
+def test_compiled_step_equals_eager_in_values_and_gradients():
+    torch.manual_seed(8)
+    eager = small_dnc()
+    compiled = small_dnc()
+    compiled.load_state_dict(eager.state_dict())
+    compiled.compile_step()
+    xs, resets = torch.randn(3, 6, 5), torch.zeros(3, 6)
+    resets[1, 2] = 1
+    results = []
+    for core in (eager, compiled):
+        feats, state = core.unroll(xs, core.initial_state(3), resets)
+        (feats.square().sum() + state.memory.sum()).backward()
+        results.append((feats.detach(), [p.grad for p in core.parameters()]))
+    torch.testing.assert_close(results[1][0], results[0][0], rtol=1e-5, atol=1e-6)
+    for g_compiled, g_eager in zip(results[1][1], results[0][1]):
+        torch.testing.assert_close(g_compiled, g_eager, rtol=1e-4, atol=1e-5)
