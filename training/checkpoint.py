@@ -1,0 +1,106 @@
+"""Checkpoints: written atomically, loaded with ``weights_only=True``, validated.
+
+A checkpoint is a dict of plain data and tensors holding everything export needs (policy
+config with core config and action spec, state dict with the observation normaliser,
+env id and kwargs, observation and action spaces, versions) and everything ``--resume``
+needs (optimiser state, update and step counters, RNG state, the resolved config).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+FORMAT = "dnc-policy/checkpoint"
+VERSION = 1
+REQUIRED = ("format", "version", "policy_config", "policy_state", "env", "env_kwargs",
+            "observation_space", "action_space", "global_step", "config", "versions")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, unreadable, truncated or not one of ours."""
+
+
+def versions() -> dict:
+    import gymnasium
+    import numpy
+
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        ours = version("dnc-policy")
+    except PackageNotFoundError:
+        ours = "unknown"
+    return {"dnc_policy": ours, "torch": torch.__version__, "gymnasium": gymnasium.__version__,
+            "numpy": numpy.__version__, "python": platform.python_version()}
+
+
+def atomic_save(obj: Any, path: str | Path) -> Path:
+    """``torch.save`` to a temporary file in the same folder, fsync, then rename over
+    ``path``: a crash leaves either the old file or the new one, never half of one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def resolve_path(path: str | Path) -> Path:
+    """A checkpoint file, or a run folder (its ``checkpoints/latest.pt``)."""
+    p = Path(path)
+    if p.is_dir():
+        latest = p / "checkpoints" / "latest.pt"
+        if latest.is_file():
+            return latest
+        raise CheckpointError(f"run folder {str(p)!r} has no checkpoints/latest.pt")
+    if not p.exists():
+        raise CheckpointError(f"checkpoint {str(p)!r} does not exist")
+    return p
+
+
+def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
+    """Load and validate a checkpoint (file or run folder); clear errors on anything else."""
+    p = resolve_path(path)
+    try:
+        ckpt = torch.load(p, map_location=map_location, weights_only=True)
+    except Exception as e:  # truncated zip, not a torch file, unsafe pickle content...
+        raise CheckpointError(f"checkpoint {str(p)!r} could not be read (truncated, corrupt "
+                              f"or not a dnc-policy checkpoint): {type(e).__name__}: "
+                              f"{str(e).splitlines()[0] if str(e) else ''}") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise CheckpointError(f"{str(p)!r} is not a dnc-policy checkpoint (no "
+                              f"format={FORMAT!r} entry)")
+    if ckpt.get("version") != VERSION:
+        raise CheckpointError(f"checkpoint {str(p)!r} has format version "
+                              f"{ckpt.get('version')!r}; this code reads version {VERSION}")
+    missing = [k for k in REQUIRED if k not in ckpt]
+    if missing:
+        raise CheckpointError(f"checkpoint {str(p)!r} lacks {missing}")
+    return ckpt
+
+
+def load_policy(path: str | Path, map_location: str | torch.device = "cpu"):
+    """``(policy, checkpoint)``: the :class:`ActorCritic` rebuilt from a checkpoint."""
+    from dnc_core import ActorCritic
+
+    ckpt = load(path, map_location)
+    policy = ActorCritic.from_config(ckpt["policy_config"])
+    try:
+        policy.load_state_dict(ckpt["policy_state"])
+    except RuntimeError as e:
+        raise CheckpointError(f"checkpoint {str(path)!r}: weights do not fit its policy "
+                              f"config: {str(e).splitlines()[0]}") from None
+    return policy.to(map_location).eval(), ckpt
