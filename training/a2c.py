@@ -51,7 +51,7 @@ from tqdm import tqdm
 import sim  # noqa: F401  (registers the dnc/ envs)
 from dnc_core import ActorCritic, make_core
 from training import checkpoint as ckpt_io
-from training.config import TrainConfig, resolve
+from training.config import ConfigError, TrainConfig, resolve
 from training.spaces import ObsFlattener, action_spec, describe_space, to_env_actions
 
 
@@ -491,6 +491,13 @@ def main(argv=None) -> dict:
                    help="continue a run (its folder or a checkpoint) with its config")
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
+    try:
+        return _run(p, a)
+    except (ConfigError, ckpt_io.CheckpointError) as e:
+        p.exit(2, f"error: {e}\n")
+
+
+def _run(p: argparse.ArgumentParser, a: argparse.Namespace) -> dict:
     explicit = dict(env=a.env, core=a.core, seed=a.seed, device=a.device,
                     total_steps=a.total_steps)
     if a.resume:

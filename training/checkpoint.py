@@ -9,6 +9,7 @@ needs (optimiser state, update and step counters, RNG state, the resolved config
 from __future__ import annotations
 
 import os
+import pickle
 import platform
 import tempfile
 from pathlib import Path
@@ -35,8 +36,10 @@ def versions() -> dict:
         ours = version("dnc-policy")
     except PackageNotFoundError:
         ours = "unknown"
-    return {"dnc_policy": ours, "torch": torch.__version__, "gymnasium": gymnasium.__version__,
-            "numpy": numpy.__version__, "python": platform.python_version()}
+    # str(): torch.__version__ is a TorchVersion, which weights_only loading refuses.
+    return {"dnc_policy": ours, "torch": str(torch.__version__),
+            "gymnasium": str(gymnasium.__version__), "numpy": str(numpy.__version__),
+            "python": platform.python_version()}
 
 
 def atomic_save(obj: Any, path: str | Path) -> Path:
@@ -76,9 +79,13 @@ def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
     p = resolve_path(path)
     try:
         ckpt = torch.load(p, map_location=map_location, weights_only=True)
-    except Exception as e:  # truncated zip, not a torch file, unsafe pickle content...
-        raise CheckpointError(f"checkpoint {str(p)!r} could not be read (truncated, corrupt "
-                              f"or not a dnc-policy checkpoint): {type(e).__name__}: "
+    except pickle.UnpicklingError:
+        raise CheckpointError(f"checkpoint {str(p)!r} is not a dnc-policy checkpoint: it is "
+                              "not a torch file, or it holds objects other than tensors and "
+                              "plain data, which are never loaded (weights_only=True)") from None
+    except Exception as e:  # truncated or corrupt zip, empty file...
+        raise CheckpointError(f"checkpoint {str(p)!r} could not be read (truncated or "
+                              f"corrupt): {type(e).__name__}: "
                               f"{str(e).splitlines()[0] if str(e) else ''}") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{str(p)!r} is not a dnc-policy checkpoint (no "

@@ -88,6 +88,7 @@ class TrainConfig:
             if getattr(self, key) < 0:
                 raise ConfigError(f"{key}: must be >= 0, got {getattr(self, key)}")
         self._validate_core_config()
+        _check_env_id(self.env)
         return self
 
     def _validate_core_config(self) -> None:
@@ -175,6 +176,17 @@ def _check_type(name: str, value: Any, annotation: str) -> None:
         raise ConfigError(f"{name}: expected {annotation}, got bool {value!r}")
     if not isinstance(value, want):
         raise ConfigError(f"{name}: expected {annotation}, got {type(value).__name__} {value!r}")
+
+
+def _check_env_id(env_id: str) -> None:
+    import gymnasium
+
+    import sim  # noqa: F401  (registers the dnc/ envs)
+
+    try:
+        gymnasium.spec(env_id)
+    except gymnasium.error.Error as e:
+        raise ConfigError(f"env: {env_id!r} is not a registered Gymnasium id ({e})") from None
 
 
 def _suggest(key: str, names: list[str]) -> str:

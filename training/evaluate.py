@@ -1,0 +1,134 @@
+"""Evaluate a checkpoint: ``python -m training.evaluate CKPT [--episodes 100] [--seed 0]``.
+
+Episode ``k`` runs in a fresh ``gymnasium.make(env, **env_kwargs)`` reset with seed
+``seed + k``; actions are deterministic (the distribution's mode) unless ``--sample``.
+Episodes run ``--batch`` at a time, one batch row each, with the memory carried across
+steps and reset at each episode's first step, so the figures do not depend on the batch
+size. ``export.evaluate`` uses the same episode-to-seed rule for ONNX policies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+import sim  # noqa: F401  (registers the dnc/ envs)
+from training.checkpoint import CheckpointError, load_policy
+from training.spaces import ObsFlattener, to_env_actions
+
+
+def run_episodes(act, env_id: str, env_kwargs: dict, episodes: int, seed: int = 0,
+                 batch: int = 16) -> dict:
+    """Run ``episodes`` episodes with ``act(obs [B, D] float32, reset [B] float32) ->
+    env-ready actions [B, ...]`` (a stateful callable that carries its own memory).
+
+    Returns per-episode ``returns``, ``lengths``, ``successes`` (None where the env gives
+    no ``is_success``) in episode order, and their summary.
+    """
+    batch = max(1, min(batch, episodes))
+    envs = [gym.make(env_id, **env_kwargs) for _ in range(batch)]
+    flatten = ObsFlattener(envs[0].observation_space)
+    action_space = envs[0].action_space
+    next_episode = 0
+    current = [-1] * batch  # episode index each row is running (-1: idle)
+    obs = np.zeros((batch, flatten.dim), np.float32)
+    reset = np.zeros(batch, np.float32)
+    returns, lengths = np.zeros(episodes), np.zeros(episodes, np.int64)
+    successes: list = [None] * episodes
+
+    def start(row: int) -> None:
+        nonlocal next_episode
+        if next_episode >= episodes:
+            current[row] = -1
+            return
+        current[row] = next_episode
+        o, _ = envs[row].reset(seed=seed + next_episode)
+        obs[row] = flatten(o[None])[0]
+        reset[row] = 1.0
+        next_episode += 1
+
+    for row in range(batch):
+        start(row)
+    while any(c >= 0 for c in current):
+        actions = to_env_actions(np.asarray(act(obs.copy(), reset.copy())), action_space)
+        reset[:] = 0.0
+        for row in range(batch):
+            k = current[row]
+            if k < 0:
+                continue
+            o, r, terminated, truncated, info = envs[row].step(actions[row])
+            returns[k] += r
+            lengths[k] += 1
+            obs[row] = flatten(np.asarray(o)[None])[0]
+            if terminated or truncated:
+                if "is_success" in info:
+                    successes[k] = bool(info["is_success"])
+                start(row)
+    for env in envs:
+        env.close()
+    known = [s for s in successes if s is not None]
+    return {"episodes": episodes, "seed": seed,
+            "success_rate": float(np.mean(known)) if known else None,
+            "return_mean": float(returns.mean()), "return_std": float(returns.std()),
+            "length_mean": float(lengths.mean()),
+            "returns": returns.tolist(), "lengths": lengths.tolist(), "successes": successes}
+
+
+class TorchActor:
+    """Stateful batch actor over a PyTorch policy (the memory lives here)."""
+
+    def __init__(self, policy, batch: int, deterministic: bool = True):
+        self.policy, self.deterministic = policy, deterministic
+        self.state = policy.initial_state(batch)
+
+    @torch.no_grad()
+    def __call__(self, obs: np.ndarray, reset: np.ndarray) -> np.ndarray:
+        action, _, _, self.state = self.policy.act(torch.from_numpy(obs), self.state,
+                                                   torch.from_numpy(reset), self.deterministic)
+        return self.policy.env_action(action).numpy()
+
+
+def evaluate(checkpoint: str, episodes: int = 100, seed: int = 0, batch: int = 16,
+             deterministic: bool = True) -> dict:
+    policy, ckpt = load_policy(checkpoint)
+    batch = max(1, min(batch, episodes))
+    result = run_episodes(TorchActor(policy, batch, deterministic), ckpt["env"],
+                          ckpt["env_kwargs"], episodes, seed, batch)
+    result.update(env=ckpt["env"], checkpoint=str(checkpoint), deterministic=deterministic)
+    return result
+
+
+def format_result(r: dict) -> str:
+    success = "n/a (env reports none)" if r["success_rate"] is None else f"{r['success_rate']:.3f}"
+    mode = "deterministic" if r.get("deterministic", True) else "sampled"
+    return (f"{r['env']}: {r['episodes']} episodes (seeds {r['seed']}..{r['seed'] + r['episodes'] - 1}, "
+            f"{mode}): success {success}, return {r['return_mean']:.3f} ± {r['return_std']:.3f}, "
+            f"length {r['length_mean']:.1f}")
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("checkpoint", help="checkpoint file or run folder")
+    p.add_argument("--episodes", type=int, default=100)
+    p.add_argument("--seed", type=int, default=0, help="episode k is reset with seed + k")
+    p.add_argument("--batch", type=int, default=16, help="episodes run side by side")
+    p.add_argument("--sample", action="store_true", help="sample actions (default: mode)")
+    p.add_argument("--json", action="store_true", help="print the full result as JSON")
+    a = p.parse_args(argv)
+    if a.episodes < 1:
+        p.error("--episodes must be >= 1")
+    torch.set_num_threads(2)
+    try:
+        r = evaluate(a.checkpoint, a.episodes, a.seed, a.batch, not a.sample)
+    except CheckpointError as e:
+        p.exit(2, f"error: {e}\n")
+    print(json.dumps(r) if a.json else format_result(r))
+    return r
+
+
+if __name__ == "__main__":
+    main()
