@@ -115,10 +115,13 @@ class RunningNorm(nn.Module):
     def update(self, x: Tensor) -> None:
         """Fold a batch ``x [..., size]`` into the running statistics."""
         x = x.reshape(-1, x.shape[-1]).to(torch.float64)
-        n = x.shape[0]
-        if n == 0:
-            return
-        batch_mean, batch_var = x.mean(0), x.var(0, unbiased=False)
+        if x.shape[0]:
+            self.update_moments(x.shape[0], x.mean(0), x.var(0, unbiased=False))
+
+    @torch.no_grad()
+    def update_moments(self, n, batch_mean: Tensor, batch_var: Tensor) -> None:
+        """Fold in a batch given by its size, mean and (biased) variance (e.g. pooled
+        over processes)."""
         total = self.count + n
         delta = batch_mean - self.mean
         self.mean += delta * n / total
