@@ -30,7 +30,8 @@ class TMazeEnv(CodeGridRender, gym.Env):
     of the T; afterwards the cue is gone and every corridor cell looks the same. At the
     junction (which the observation flags) the agent turns: the arm the cue named gives
     +1 and ends the episode with success, the other arm gives ``wrong_reward`` and ends it
-    with failure. Every other step costs ``step_penalty``.
+    with failure. Every other step costs ``step_penalty``, and a bump into a wall
+    (a turn inside the corridor, forward at the junction) costs ``bump_penalty``.
 
     What it tests: pure memory *horizon* -- holding one bit for ``length`` steps with
     nothing else to do. How hard: ``length`` 10 (default) is learned by a small recurrent
@@ -50,6 +51,10 @@ class TMazeEnv(CodeGridRender, gym.Env):
         length: corridor length (steps from the start to the junction), 1..100000.
         cue_steps: number of initial observations that show the cue, 1..length.
         step_penalty: cost of every non-final step, in [0, 1].
+        bump_penalty: cost of a step that bumps a wall, in [0, 1]; default
+            ``step_penalty``. A larger value (e.g. 0.1) stops a policy from idling in
+            the corridor with turns, so its deterministic (argmax) version walks
+            straight to the junction -- what a deployed policy does.
         wrong_reward: reward for the wrong arm, in [-10, 1).
         max_steps: truncation limit, > length; default ``4 * (length + 1)``.
         render_mode: ``None``, ``"rgb_array"`` or ``"ansi"``.
@@ -62,6 +67,7 @@ class TMazeEnv(CodeGridRender, gym.Env):
         length: int = 10,
         cue_steps: int = 1,
         step_penalty: float = 0.01,
+        bump_penalty: float | None = None,
         wrong_reward: float = -1.0,
         max_steps: int | None = None,
         render_mode: str | None = None,
@@ -69,6 +75,8 @@ class TMazeEnv(CodeGridRender, gym.Env):
         self.length = int_arg("length", length, 1, MAX_LENGTH)
         self.cue_steps = int_arg("cue_steps", cue_steps, 1, self.length)
         self.step_penalty = float_arg("step_penalty", step_penalty, 0.0, 1.0)
+        self.bump_penalty = (self.step_penalty if bump_penalty is None
+                             else float_arg("bump_penalty", bump_penalty, 0.0, 1.0))
         self.wrong_reward = float_arg("wrong_reward", wrong_reward, -10.0, 1.0)
         if self.wrong_reward >= 1.0:
             raise ValueError(f"wrong_reward must be in [-10.0, 1.0), got {wrong_reward!r}")
@@ -102,17 +110,22 @@ class TMazeEnv(CodeGridRender, gym.Env):
         if not 0 <= action <= 2:
             raise ValueError(f"action must be 0 (forward), 1 (left) or 2 (right), got {action}")
         self._t += 1
+        penalty = self.step_penalty
         if self._pos < self.length:
             if action == FORWARD:
                 self._pos += 1
-        elif action != FORWARD:  # a turn at the junction ends the episode
+            else:
+                penalty = self.bump_penalty
+        elif action == FORWARD:
+            penalty = self.bump_penalty
+        else:  # a turn at the junction ends the episode
             self._arm = action
             success = action - LEFT == self._cue
             reward = 1.0 if success else self.wrong_reward
             return self._obs(), reward, True, False, {"is_success": success}
         if self._t >= self.max_steps:
-            return self._obs(), -self.step_penalty, False, True, {"is_success": False}
-        return self._obs(), -self.step_penalty, False, False, {}
+            return self._obs(), -penalty, False, True, {"is_success": False}
+        return self._obs(), -penalty, False, False, {}
 
     def _render_codes(self) -> np.ndarray:
         """A 5 x (length + 3) picture: walls around a corridor with the two arms at the end."""

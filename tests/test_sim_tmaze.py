@@ -87,3 +87,17 @@ def test_ansi_render_shows_the_t():
     assert lines[0].startswith("TMaze")
     assert lines[3].startswith("#") and "A" in lines[3] and lines[3].count(".") == 4
     assert {lines[2][-2], lines[4][-2]} == {"G", "X"}
+
+
+def test_bump_penalty_applies_to_wall_bumps_only():
+    env = gymnasium.make("dnc/TMaze-v0", length=2, step_penalty=0.01, bump_penalty=0.2)
+    env.reset(seed=0)
+    assert env.step(1)[1] == pytest.approx(-0.2)  # turn inside the corridor: a bump
+    assert env.step(0)[1] == pytest.approx(-0.01)  # forward
+    assert env.step(0)[1] == pytest.approx(-0.01)  # forward, now at the junction
+    assert env.step(0)[1] == pytest.approx(-0.2)  # forward at the junction: a bump
+    default = gymnasium.make("dnc/TMaze-v0", length=2, step_penalty=0.03)
+    default.reset(seed=0)
+    assert default.step(1)[1] == pytest.approx(-0.03)  # defaults to step_penalty
+    with pytest.raises(ValueError, match="bump_penalty"):
+        gymnasium.make("dnc/TMaze-v0", bump_penalty=2.0)

@@ -120,6 +120,7 @@ class TrainConfig:
         for key in data:
             if key not in names:
                 raise ConfigError(f"{source}: unknown key {key!r}{_suggest(key, names)}")
+        data = {k: _yaml11_float(v) if _FIELD_TYPES[k] == "float" else v for k, v in data.items()}
         cfg = cls(**data)
         # Options of the default core or env do not carry over to another one.
         if "core" in data and "core_config" not in data and cfg.core != cls.core:
@@ -150,7 +151,7 @@ class TrainConfig:
             key, raw = item.split("=", 1)
             key = key.strip()
             try:
-                value = yaml.safe_load(raw) if raw.strip() else ""
+                value = _yaml11_float(yaml.safe_load(raw)) if raw.strip() else ""
             except yaml.YAMLError:
                 value = raw
             if "." in key:
@@ -168,6 +169,19 @@ class TrainConfig:
                     data["env_kwargs"] = {}  # nor do the other env's
                 data[key] = value
         return type(self).from_dict(data, source="override")
+
+
+_FIELD_TYPES = {f.name: f.type for f in dataclasses.fields(TrainConfig)}
+
+
+def _yaml11_float(value: Any) -> Any:
+    """PyYAML (YAML 1.1) reads ``3e-4`` as a string; take it as the float it means."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
 
 
 def _check_type(name: str, value: Any, annotation: str) -> None:

@@ -47,7 +47,7 @@ def run_episodes(act, env_id: str, env_kwargs: dict, episodes: int, seed: int = 
             return
         current[row] = next_episode
         o, _ = envs[row].reset(seed=seed + next_episode)
-        obs[row] = flatten(o[None])[0]
+        obs[row] = flatten(np.asarray(o)[None])[0]
         reset[row] = 1.0
         next_episode += 1
 

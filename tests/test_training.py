@@ -1,0 +1,235 @@
+"""The trainer end to end: configs, checkpoints, learning, evaluation, resume, spaces,
+multi-process training and the command lines."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+import yaml
+from gymnasium import spaces
+
+from training import checkpoint as ckpt_io
+from training.a2c import train
+from training.config import CONFIG_DIR, ConfigError, TrainConfig, resolve
+from training.evaluate import evaluate
+
+ROOT = Path(__file__).resolve().parents[1]
+# Small and quick: an LSTM on a short T-maze whose wall bumps cost enough that the
+# deterministic policy walks straight (see sim/tmaze.py).
+QUICK = ["core=lstm", "core_config.hidden_size=32", "env_kwargs.length=4",
+         "env_kwargs.bump_penalty=0.1", "threads=1", "stop_at_success=0.95",
+         "total_steps=400000", "checkpoint_every=1000000"]
+
+
+def quick_cfg(tmp_path, *extra):
+    return resolve(None, QUICK + [f"run_dir={tmp_path}"] + list(extra))
+
+
+# -- configuration ------------------------------------------------------------------------
+def test_embedded_default_is_the_tmaze_dnc_file_and_every_config_validates():
+    assert TrainConfig.load(CONFIG_DIR / "tmaze_dnc.yaml") == TrainConfig().validate()
+    files = sorted(CONFIG_DIR.glob("*.yaml"))
+    assert len(files) >= 2
+    for f in files:
+        cfg = TrainConfig.load(f)
+        assert f.stem.endswith(cfg.core), f"{f.name} trains a {cfg.core} core"
+
+
+@pytest.mark.parametrize("text, message", [
+    ("lr: 0.001\nlearning_rate: 3\n", r"unknown key 'learning_rate'"),
+    ("num_env: 4\n", r"unknown key 'num_env' \(did you mean 'num_envs'\?\)"),
+    ("lr: fast\n", r"lr: expected float, got str 'fast'"),
+    ("num_envs: 2.5\n", r"num_envs: expected int, got float 2.5"),
+    ("normalize_obs: 1\n", r"normalize_obs: expected bool, got int 1"),
+    ("core_config: {hidden: 3}\n", r"core_config.hidden: unknown option for core 'dnc'"),
+    ("core_config: {hidden_size: big}\n", r"core_config.hidden_size: expected int"),
+    ("gamma: 1.5\n", r"gamma: must be in \[0, 1\]"),
+    ("device: tpu\n", r"device: 'tpu' is not one of"),
+    ("env: NoSuchEnv-v9\n", r"env: 'NoSuchEnv-v9' is not a registered Gymnasium id"),
+    ("- a\n- b\n", r"expected a mapping"),
+    ("lr: [1\n", r"is not valid YAML"),
+])
+def test_bad_config_files_are_errors_naming_the_key(tmp_path, text, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig.load(path)
+
+
+def test_overrides_and_flags():
+    cfg = resolve(None, ["lr=3e-4", "core_config.hidden_size=32", "env_kwargs.length=20"],
+                  seed=7, total_steps=1000)
+    assert cfg.lr == 3e-4 and cfg.core_config["hidden_size"] == 32
+    assert cfg.env_kwargs == {"length": 20} and cfg.seed == 7 and cfg.total_steps == 1000
+    # Switching core or env drops the other one's options instead of failing on them.
+    assert resolve(None, [], core="lstm").core_config == {}
+    assert resolve(None, [], env="CartPole-v1").env_kwargs == {}
+    with pytest.raises(ConfigError, match="unknown key 'lrate'"):
+        resolve(None, ["lrate=1"])
+    with pytest.raises(ConfigError, match="expected key=value"):
+        resolve(None, ["lr"])
+    with pytest.raises(ConfigError, match="is not a dict-valued key"):
+        resolve(None, ["lr.x=1"])
+    with pytest.raises(ConfigError, match="does not exist"):
+        resolve("no/such/file.yaml")
+
+
+# -- checkpoints ----------------------------------------------------------------------------
+def test_checkpoint_errors_are_clear(tmp_path):
+    with pytest.raises(ckpt_io.CheckpointError, match="does not exist"):
+        ckpt_io.load(tmp_path / "missing.pt")
+    with pytest.raises(ckpt_io.CheckpointError, match="has no checkpoints/latest.pt"):
+        ckpt_io.load(tmp_path)
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"state_dict": {}}, foreign)
+    with pytest.raises(ckpt_io.CheckpointError, match="not a dnc-policy checkpoint"):
+        ckpt_io.load(foreign)
+    unsafe = tmp_path / "unsafe.pt"
+    torch.save({"format": ckpt_io.FORMAT, "payload": Path("/etc")}, unsafe)  # an object
+    with pytest.raises(ckpt_io.CheckpointError, match="never loaded"):
+        ckpt_io.load(unsafe)
+    newer = tmp_path / "newer.pt"
+    torch.save({"format": ckpt_io.FORMAT, "version": 99}, newer)
+    with pytest.raises(ckpt_io.CheckpointError, match="format version 99"):
+        ckpt_io.load(newer)
+    partial = tmp_path / "partial.pt"
+    torch.save({"format": ckpt_io.FORMAT, "version": ckpt_io.VERSION}, partial)
+    with pytest.raises(ckpt_io.CheckpointError, match="lacks"):
+        ckpt_io.load(partial)
+
+
+def test_atomic_save_never_leaves_half_a_file(tmp_path):
+    path = tmp_path / "ckpt.pt"
+    ckpt_io.atomic_save({"x": torch.ones(3)}, path)
+    with pytest.raises(Exception):
+        ckpt_io.atomic_save({"x": lambda: 0}, path)  # cannot be pickled: save fails
+    assert torch.equal(torch.load(path, weights_only=True)["x"], torch.ones(3))
+    assert [p.name for p in tmp_path.iterdir()] == ["ckpt.pt"]  # no temporary left
+
+
+# -- learning, evaluation, resume -------------------------------------------------------------
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("runs")
+    cfg = quick_cfg(tmp)
+    result = train(cfg, progress=False)
+    return cfg, result
+
+
+def test_a2c_learns_the_short_tmaze_and_evaluates_deterministically(trained):
+    cfg, result = trained
+    assert result["success"] >= 0.95  # stopped early on the rolling training success
+    run = Path(result["run_dir"])
+    assert (run / "config.yaml").is_file() and (run / "metrics.csv").is_file()
+    assert list(run.glob("events.out.tfevents.*")), "TensorBoard events"
+    assert yaml.safe_load((run / "config.yaml").read_text()) == cfg.to_dict()
+    ev = evaluate(result["run_dir"], episodes=100)
+    assert ev["success_rate"] >= 0.9, ev
+    # The same episodes give the same results whatever the batch: memory is per row.
+    ev1 = evaluate(result["run_dir"], episodes=20, batch=1)
+    assert ev1["returns"] == ev["returns"][:20] and ev1["successes"] == ev["successes"][:20]
+
+
+def test_checkpoint_holds_what_export_needs(trained):
+    _, result = trained
+    policy, ck = ckpt_io.load_policy(result["checkpoint"])
+    assert ck["env"] == "dnc/TMaze-v0" and ck["env_kwargs"]["length"] == 4
+    assert ck["observation_space"]["type"] == "Box" and ck["action_space"]["n"] == 3
+    assert ck["policy_config"]["core"] == "lstm" and ck["policy_config"]["core_config"]
+    assert {"obs_norm.mean", "obs_norm.var", "obs_norm.count"} <= set(ck["policy_state"])
+    assert ck["policy_state"]["obs_norm.count"] > 0
+    assert {"torch", "gymnasium", "numpy", "dnc_policy"} <= set(ck["versions"])
+
+
+def test_resume_continues_step_counter_optimiser_and_rng(trained, tmp_path):
+    _, result = trained
+    ck = ckpt_io.load(result["checkpoint"])
+    steps, updates = ck["global_step"], ck["update"]
+    adam_step = ck["optimizer_state"]["state"][0]["step"]
+    extra = 3 * 16 * 32  # three more updates
+    outs = []
+    for i in range(2):
+        cfg = TrainConfig.from_dict(ck["config"]).override(
+            [f"total_steps={steps + extra}", "stop_at_success=0"])
+        run = tmp_path / f"resume{i}"
+        outs.append(train(cfg, resume=result["checkpoint"], progress=False, run_dir=run))
+        new = ckpt_io.load(outs[-1]["checkpoint"])
+        assert new["global_step"] == steps + extra and new["update"] == updates + 3
+        assert new["optimizer_state"]["state"][0]["step"] == adam_step + 3
+        rows = (run / "metrics.csv").read_text().splitlines()
+        assert int(rows[-1].split(",")[0]) == steps + extra
+    # Same checkpoint, same RNG state and env seeds: the two resumed runs are identical.
+    assert outs[0]["param_checksum"] == outs[1]["param_checksum"]
+
+
+# -- every kind of space ----------------------------------------------------------------------
+class MultiSpaceEnv(gym.Env):
+    """MultiBinary observations, MultiDiscrete actions: reward for echoing the bits."""
+
+    def __init__(self):
+        self.observation_space = spaces.MultiBinary(3)
+        self.action_space = spaces.MultiDiscrete([2, 2, 2])
+        self.obs, self.t = None, 0
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t, self.obs = 0, self.np_random.integers(0, 2, 3).astype(np.int8)
+        return self.obs, {}
+
+    def step(self, action):
+        reward = float((np.asarray(action) == self.obs).mean())
+        self.t += 1
+        self.obs = self.np_random.integers(0, 2, 3).astype(np.int8)
+        return self.obs, reward, self.t >= 5, False, {"is_success": reward == 1.0}
+
+
+if "test/MultiSpace-v0" not in gym.registry:
+    gym.register("test/MultiSpace-v0", entry_point=MultiSpaceEnv)
+
+
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "FrozenLake-v1", "dnc/MemoryNav-v0",
+                                    "dnc/Copy-v0", "test/MultiSpace-v0"])
+@pytest.mark.parametrize("core", ["dnc", "lstm"])
+def test_trainer_accepts_every_space_kind(tmp_path, env_id, core):
+    cfg = resolve(None, ["threads=1", "num_envs=2", "rollout_steps=8", "total_steps=48",
+                         f"run_dir={tmp_path}", "checkpoint_every=16"], env=env_id, core=core)
+    result = train(cfg, progress=False)
+    assert result["global_step"] == 48
+    ev = evaluate(result["checkpoint"], episodes=2, batch=2)
+    assert ev["episodes"] == 2 and len(ev["returns"]) == 2
+
+
+# -- several processes -----------------------------------------------------------------------
+def test_torchrun_two_processes_stay_in_sync(tmp_path):
+    torchrun = Path(sys.executable).parent / "torchrun"
+    env = {**os.environ, "DNC_DIST_BACKEND": "gloo", "OMP_NUM_THREADS": "1"}
+    cmd = [str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "training.a2c",
+           "--no-progress", "--core", "lstm", "--total-steps", "4096",
+           "--set", "threads=1", "--set", "num_envs=4", "--set", "rollout_steps=16",
+           "--set", "stop_at_success=0", "--set", f"run_dir={tmp_path}"]
+    out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    sums = [line.split()[-1] for line in out.stdout.splitlines() if "parameter checksum" in line]
+    assert len(sums) == 2 and sums[0] == sums[1], out.stdout  # gradients were all-reduced
+    ckpts = list(tmp_path.glob("*/checkpoints/latest.pt"))
+    assert len(ckpts) == 1  # rank 0 alone writes
+    ck = ckpt_io.load(ckpts[0])
+    assert ck["global_step"] == 4096 and ck["update"] == 4096 // (4 * 16 * 2)
+
+
+# -- command lines -----------------------------------------------------------------------------
+def test_cli_errors_name_the_problem(tmp_path):
+    def run(*args):
+        return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True,
+                              text=True, timeout=120)
+    out = run("-m", "training.a2c", "--set", "lrr=1")
+    assert out.returncode == 2 and "unknown key 'lrr' (did you mean 'lr'?)" in out.stderr
+    out = run("-m", "training.evaluate", str(tmp_path / "nothing.pt"))
+    assert out.returncode == 2 and "does not exist" in out.stderr
+    out = run("-m", "training.a2c", "--resume", str(tmp_path))
+    assert out.returncode == 2 and "has no checkpoints/latest.pt" in out.stderr
