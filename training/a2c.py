@@ -25,7 +25,12 @@ The loop, top to bottom (read with DESIGN.md §6):
 4. Loss over valid rows: policy gradient with (normalised) advantages, value loss,
    entropy bonus; gradient-norm clipping; learning rate linear to 0 or constant.
 5. Observation normaliser updated with the rollout's observations after the update
-   (constant within a rollout), all-reduced across processes.
+   (constant within a rollout), pooled across processes.
+
+Several processes (``torchrun``): each rank steps its own envs (seeded by rank), the
+policy is wrapped in DistributedDataParallel (gloo on CPU, NCCL on GPU; set
+``DNC_DIST_BACKEND=gloo`` to force gloo), gradients are averaged in backward, success
+statistics and normaliser moments are all-reduced, and rank 0 alone logs and saves.
 """
 
 from __future__ import annotations
@@ -129,11 +134,9 @@ def memory_stats(state) -> dict:
                 "memory/write_strength": float(state.write_weights.sum(-1).mean())}
 
 
-def _all_reduce_(tensor: Tensor, world: int, average: bool = False) -> Tensor:
+def _all_reduce_(tensor: Tensor, world: int) -> Tensor:
     if world > 1:
         dist.all_reduce(tensor)
-        if average:
-            tensor /= world
     return tensor
 
 
@@ -211,11 +214,15 @@ def start_carry(policy: ActorCritic, envs: gym.vector.VectorEnv, seeds: list[int
 
 def collect_rollout(policy: ActorCritic, envs: gym.vector.VectorEnv, carry: Carry,
                     steps: int, flatten: ObsFlattener, action_space: gym.Space,
-                    tracker: EpisodeTracker | None = None) -> tuple[Rollout, Carry]:
+                    tracker: EpisodeTracker | None = None,
+                    model: nn.Module | None = None) -> tuple[Rollout, Carry]:
     """Step ``envs`` ``steps`` times with ``policy`` (graph kept), starting from ``carry``.
 
     The carried state is detached first: gradients stop at the rollout's start.
+    ``model`` is what the forward passes call: the policy itself, or its
+    DistributedDataParallel wrapper (which averages the gradients across processes).
     """
+    model = policy if model is None else model
     device = carry.reset.device
     state = type(carry.state)(*(s.detach() for s in carry.state))
     reset, prev_done, next_obs = carry.reset, carry.prev_done, carry.next_obs
@@ -227,7 +234,7 @@ def collect_rollout(policy: ActorCritic, envs: gym.vector.VectorEnv, carry: Carr
         obs_np = flatten(next_obs)
         obs_seen.append(obs_np)
         resets.append(reset)
-        out, state = policy(torch.from_numpy(obs_np).to(device), state, reset)
+        out, state = model(torch.from_numpy(obs_np).to(device), state, reset)
         dist_t = policy.distribution(out)
         with torch.no_grad():
             action = dist_t.sample()
@@ -245,7 +252,7 @@ def collect_rollout(policy: ActorCritic, envs: gym.vector.VectorEnv, carry: Carr
         # An autoreset step returned the new episode's first observation: reset next.
         reset = torch.from_numpy((~valid).astype(np.float32)).to(device)
     with torch.no_grad():  # V(obs_T), the bootstrap after the last step
-        boot, _ = policy(torch.from_numpy(flatten(next_obs)).to(device), state, reset)
+        boot, _ = model(torch.from_numpy(flatten(next_obs)).to(device), state, reset)
     as_t = lambda a: torch.from_numpy(a).to(device)  # noqa: E731
     rollout = Rollout(torch.stack(logps), torch.stack(values), torch.stack(entropies),
                       as_t(rewards), as_t(terms), as_t(truncs), as_t(valids),
@@ -307,9 +314,15 @@ def train(cfg: TrainConfig, resume: str | None = None, progress: bool = True,
         run_dir = Path(run_dir)
     if cfg.compile:
         policy.core.compile_step()
-    if world > 1:  # every rank starts from rank 0's weights
-        for p in policy.state_dict().values():
-            dist.broadcast(p, 0)
+    model = policy
+    if world > 1:
+        # DDP starts every rank from rank 0's weights and averages the gradients in
+        # backward. A rollout calls it rollout_steps times before one backward, which
+        # DDP supports. The normaliser's statistics are pooled by hand after each update
+        # (_update_normaliser), so DDP need not broadcast buffers at every forward.
+        model = nn.parallel.DistributedDataParallel(
+            policy, device_ids=[device.index] if device.type == "cuda" else None,
+            broadcast_buffers=False)
 
     # Env seeds: distinct per rank and env, and per resume (a resumed run starts fresh
     # episodes; episodes in flight at the checkpoint are not continued).
@@ -327,15 +340,10 @@ def train(cfg: TrainConfig, resume: str | None = None, progress: bool = True,
         for g in optimizer.param_groups:
             g["lr"] = lr
         rollout, carry = collect_rollout(policy, envs, carry, cfg.rollout_steps, flatten,
-                                         action_space, tracker)
+                                         action_space, tracker, model)
         loss, parts = a2c_loss(rollout, cfg)
         optimizer.zero_grad(set_to_none=False)
-        loss.backward()
-        if world > 1:  # average gradients across processes in one coalesced all-reduce
-            grads = [p.grad for p in policy.parameters()]
-            flat = torch.cat([g.reshape(-1) for g in grads])
-            _all_reduce_(flat, world, average=True)
-            _unflatten_into(grads, flat)
+        loss.backward()  # under DDP: gradients averaged across processes here
         grad_norm = float(nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm))
         optimizer.step()
         if cfg.normalize_obs:  # after the update: constant within a rollout
@@ -414,20 +422,13 @@ class _Logger:
         self.csv.writerow([global_step, tracker.episodes, ret, success, length, round(fps),
                            parts["losses/policy"], parts["losses/value"],
                            parts["losses/entropy"], grad_norm, lr,
-                           round(time.perf_counter() - self.start, 2)])
+                           round(time.perf_counter() - self.start, 4)])
         self.csv_file.flush()
 
     def close(self) -> None:
         self.bar.close()
         self.writer.close()
         self.csv_file.close()
-
-
-def _unflatten_into(tensors: list[Tensor], flat: Tensor) -> None:
-    offset = 0
-    for t in tensors:
-        t.copy_(flat[offset:offset + t.numel()].view_as(t))
-        offset += t.numel()
 
 
 def _rolling(window: deque, world: int) -> float:
