@@ -114,6 +114,10 @@ def pick_device(name: str) -> torch.device:
         raise ValueError("device 'cuda' requested but torch.cuda.is_available() is False")
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":  # one GPU per process under torchrun
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+        return device
     return torch.device(name)
 
 
