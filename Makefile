@@ -12,7 +12,7 @@ EXTRAS     ?= train,bench,dev
 PY         := $(VENV)/bin/python
 STAMP      := $(VENV)/.installed-$(shell printf '%s' '$(TORCH_SPEC) $(EXTRAS)' | md5sum | cut -c1-8)
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo copy-task test bench clean
 
 $(STAMP): pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,9 +24,13 @@ $(STAMP): pyproject.toml Makefile
 
 setup: $(STAMP)
 
-# The main job on the embedded default. Until training/export/ROS land this is the
-# supervised copy-task check of the DNC core (see README).
+# The main job on the embedded default: train the default DNC policy (T-maze) and
+# evaluate it. Export to ONNX and the ROS 2 node join this as they land.
 demo: setup
+	$(PY) -m training.demo
+
+# The supervised copy-task learning check of the DNC core.
+copy-task: setup
 	$(PY) -m training.copy_task
 
 test: setup
@@ -34,6 +38,8 @@ test: setup
 
 bench: setup
 	$(PY) -m dnc_core.bench
+	$(PY) -m sim.bench
+	$(PY) -m training.bench
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
