@@ -233,3 +233,16 @@ def test_cli_errors_name_the_problem(tmp_path):
     assert out.returncode == 2 and "does not exist" in out.stderr
     out = run("-m", "training.a2c", "--resume", str(tmp_path))
     assert out.returncode == 2 and "has no checkpoints/latest.pt" in out.stderr
+
+
+def test_async_vector_env_trains_like_sync(tmp_path):
+    """Same seeds, same env streams: the async (subprocess) vector env gives the very
+    same run as the sync one."""
+    results = []
+    for mode in ("sync", "async"):
+        cfg = resolve(None, ["threads=1", "num_envs=2", "rollout_steps=8", "total_steps=64",
+                             "core=lstm", f"vector_env={mode}", f"run_dir={tmp_path / mode}",
+                             "stop_at_success=0"])
+        results.append(train(cfg, progress=False))
+    assert results[0]["param_checksum"] == results[1]["param_checksum"]
+    assert results[0]["episodes"] == results[1]["episodes"]

@@ -301,6 +301,7 @@ def train(cfg: TrainConfig, resume: str | None = None, progress: bool = True,
     action_space, obs_space = probe.action_space, probe.observation_space
     probe.close()
 
+    torch.manual_seed(cfg.seed + rank)  # before the weights are drawn
     policy = build_policy(cfg, flatten.dim, spec).to(device)
     optimizer = torch.optim.Adam(policy.parameters(), lr=cfg.lr, eps=cfg.adam_eps)
     global_step, update = 0, 0
@@ -311,7 +312,6 @@ def train(cfg: TrainConfig, resume: str | None = None, progress: bool = True,
         torch.set_rng_state(resumed["torch_rng_state"].cpu())
         run_dir = Path(resumed["run_dir"]) if run_dir is None else Path(run_dir)
     else:
-        torch.manual_seed(cfg.seed + rank)
         if run_dir is None:
             stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
             run_dir = Path(cfg.run_dir) / f"{cfg.env.replace('/', '_')}_{cfg.core}_{stamp}"
