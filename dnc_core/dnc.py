@@ -61,8 +61,10 @@ class DNCCore(RecurrentCore):
         memory_slots: N.
         word_size: W.
         read_heads: R.
-        clip: controller outputs (and so the interface) are clipped to [-clip, clip];
-            0 disables clipping. Keeps the interface in a sane range early in RL.
+        clip: the interface vector's pre-activations (the controller's commands to the
+            memory) are clipped to [-clip, clip]; 0 disables clipping. Bounds the
+            strengths and keeps the gates out of full saturation when RL gradients
+            push the interface layer hard. (The LSTM's output itself is tanh-bounded.)
         read_top_k: 0 for dense content reads, K > 0 for sparse reads over the K most
             similar slots (see :func:`addressing.content_weighting`).
     """
@@ -119,8 +121,8 @@ class DNCCore(RecurrentCore):
     def _step(self, x: Tensor, state: DNCState) -> tuple[Tensor, DNCState]:
         ctrl_in = torch.cat([x, state.read_vectors.flatten(1)], dim=-1)
         h, c = self.controller(ctrl_in, (state.h, state.c))
-        out = h.clamp(-self.clip, self.clip) if self.clip > 0 else h
-        i = self.parse_interface(self.interface(out))
+        raw = self.interface(h)
+        i = self.parse_interface(raw.clamp(-self.clip, self.clip) if self.clip > 0 else raw)
 
         # Write: usage -> allocation -> write weights -> erase + write.
         psi = A.retention(i.free_gates, state.read_weights)
@@ -143,6 +145,6 @@ class DNCCore(RecurrentCore):
         read_weights = torch.matmul(modes, i.read_modes.unsqueeze(-1)).squeeze(-1)
         read_vectors = torch.matmul(read_weights, memory)  # [B, R, W]
 
-        features = torch.cat([out, read_vectors.flatten(1)], dim=-1)
+        features = torch.cat([h, read_vectors.flatten(1)], dim=-1)
         return features, DNCState(h, c, memory, usage, link, precedence, read_weights, ww,
                                   read_vectors)

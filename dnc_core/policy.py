@@ -254,6 +254,18 @@ class ActorCritic(nn.Module):
                    head_hidden=cfg["head_hidden"])
 
 
+def deterministic_action(spec: ActionSpec, params: Tensor) -> Tensor:
+    """The distribution's mode from its parameters (logits or Gaussian mean), built from
+    plain ops so it exports to ONNX (``torch.distributions`` objects do not)."""
+    if spec.kind == "discrete":
+        return params.argmax(-1)
+    if spec.kind == "multi_discrete":
+        return torch.stack([p.argmax(-1) for p in torch.split(params, list(spec.nvec), -1)], -1)
+    if spec.kind == "multi_binary":
+        return (params > 0).long()
+    return params
+
+
 class ActionDistribution:
     """The action distribution for one :class:`ActionSpec`, over any leading dims."""
 
@@ -280,14 +292,7 @@ class ActionDistribution:
         return self._dist.sample()
 
     def mode(self) -> Tensor:
-        k = self.spec.kind
-        if k == "discrete":
-            return self.params.argmax(-1)
-        if k == "multi_discrete":
-            return torch.stack([d.logits.argmax(-1) for d in self._dists], dim=-1)
-        if k == "multi_binary":
-            return (self.params > 0).long()
-        return self.params
+        return deterministic_action(self.spec, self.params)
 
     def log_prob(self, action: Tensor) -> Tensor:
         k = self.spec.kind

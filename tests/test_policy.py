@@ -123,7 +123,8 @@ def test_policy_applies_normaliser_and_saves_it():
     q.load_state_dict(p.state_dict())
     obs = torch.randn(2, 6)
     a, b = p(obs, p.initial_state(2))[0], q(obs, q.initial_state(2))[0]
-    torch.testing.assert_close(a.dist, b.dist) and torch.testing.assert_close(a.value, b.value)
+    torch.testing.assert_close(a.dist, b.dist)
+    torch.testing.assert_close(a.value, b.value)
     # The normaliser is really in the path: other statistics, other outputs.
     q.obs_norm.mean.add_(10.0)
     assert not torch.allclose(q(obs, q.initial_state(2))[0].value, a.value)

@@ -165,6 +165,12 @@ def test_resume_continues_step_counter_optimiser_and_rng(trained, tmp_path):
         assert int(rows[-1].split(",")[0]) == steps + extra
     # Same checkpoint, same RNG state and env seeds: the two resumed runs are identical.
     assert outs[0]["param_checksum"] == outs[1]["param_checksum"]
+    # ...and the saved RNG state is what drives them: another state, another run.
+    other = dict(ck, torch_rng_state=torch.Generator().manual_seed(12345).get_state())
+    ckpt_io.atomic_save(other, tmp_path / "other_rng.pt")
+    out = train(cfg, resume=str(tmp_path / "other_rng.pt"), progress=False,
+                run_dir=tmp_path / "resume_other")
+    assert out["param_checksum"] != outs[0]["param_checksum"]
 
 
 # -- every kind of space ----------------------------------------------------------------------

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import math
 import os
 import time
 from collections import deque
@@ -309,7 +308,7 @@ def train(cfg: TrainConfig, resume: str | None = None, progress: bool = True,
         policy.load_state_dict(resumed["policy_state"])
         optimizer.load_state_dict(resumed["optimizer_state"])
         global_step, update = resumed["global_step"], resumed["update"]
-        torch.set_rng_state(resumed["torch_rng_state"].cpu())
+        restore_rng(resumed, cfg, rank, device)
         run_dir = Path(resumed["run_dir"]) if run_dir is None else Path(run_dir)
     else:
         if run_dir is None:
@@ -337,10 +336,12 @@ def train(cfg: TrainConfig, resume: str | None = None, progress: bool = True,
 
     log = _Logger(run_dir, cfg, global_step, progress) if rank == 0 else None
     steps_per_update = cfg.num_envs * cfg.rollout_steps * world
-    total_updates = math.ceil(cfg.total_steps / steps_per_update)
     start, first_step, last_ckpt_step, latest = time.perf_counter(), global_step, global_step, None
     while global_step < cfg.total_steps:
-        lr = cfg.lr * (1.0 - update / total_updates) if cfg.lr_schedule == "linear" else cfg.lr
+        # Linear in env steps (not updates), so a resume with more envs or processes
+        # still ends at 0 and never goes negative.
+        lr = (cfg.lr * max(0.0, 1.0 - global_step / cfg.total_steps)
+              if cfg.lr_schedule == "linear" else cfg.lr)
         for g in optimizer.param_groups:
             g["lr"] = lr
         rollout, carry = collect_rollout(policy, envs, carry, cfg.rollout_steps, flatten,
@@ -355,12 +356,13 @@ def train(cfg: TrainConfig, resume: str | None = None, progress: bool = True,
         update += 1
         global_step += steps_per_update
 
-        success = _rolling(tracker.successes, world)
+        success, n_success = _rolling(tracker.successes, world)
         if log:
             fps = (global_step - first_step) / max(time.perf_counter() - start, 1e-9)
             log.update(global_step, update, tracker, success, fps, lr, grad_norm, parts,
                        memory_stats(carry.state), force=global_step >= cfg.total_steps)
-        stop = (cfg.stop_at_success > 0 and len(tracker.successes) >= min(cfg.success_window, 20)
+        # Pooled figures: every process takes the same decision (no DDP deadlock).
+        stop = (cfg.stop_at_success > 0 and n_success >= min(cfg.success_window, 20) * world
                 and success >= cfg.stop_at_success)
         if rank == 0 and (global_step - last_ckpt_step >= cfg.checkpoint_every
                           or global_step >= cfg.total_steps or stop):
@@ -375,7 +377,7 @@ def train(cfg: TrainConfig, resume: str | None = None, progress: bool = True,
         log.close()
     flat_params = torch.cat([p.detach().reshape(-1).cpu() for p in policy.parameters()])
     return {"run_dir": str(run_dir), "checkpoint": str(latest) if latest else None,
-            "success": _rolling(tracker.successes, world),
+            "success": _rolling(tracker.successes, world)[0],
             "return": float(np.mean(tracker.returns)) if tracker.returns else float("nan"),
             "episodes": tracker.episodes, "global_step": global_step,
             "seconds": time.perf_counter() - start,
@@ -435,25 +437,40 @@ class _Logger:
         self.csv_file.close()
 
 
-def _rolling(window: deque, world: int) -> float:
-    """Mean of a rolling window, pooled over processes (NaN when empty everywhere)."""
+def _rolling(window: deque, world: int) -> tuple[float, int]:
+    """``(mean, count)`` of a rolling window pooled over processes (NaN when empty)."""
     s = torch.tensor([float(sum(window)), float(len(window))], dtype=torch.float64)
     _all_reduce_(s, world)
-    return float(s[0] / s[1]) if s[1] > 0 else float("nan")
+    return (float(s[0] / s[1]) if s[1] > 0 else float("nan")), int(s[1])
+
+
+def restore_rng(ckpt: dict, cfg: TrainConfig, rank: int, device: torch.device) -> None:
+    """Rank 0 continues the saved random streams exactly (CPU, and CUDA where saved);
+    other ranks, whose streams were not saved, get their own seed derived from the
+    update count, so ranks never share sampling noise."""
+    if rank == 0:
+        torch.set_rng_state(ckpt["torch_rng_state"].cpu())
+        if device.type == "cuda" and ckpt.get("cuda_rng_state") is not None:
+            torch.cuda.set_rng_state(ckpt["cuda_rng_state"].cpu(), device)
+    else:
+        torch.manual_seed(cfg.seed + rank + 7919 * ckpt["update"])
 
 
 def _update_normaliser(policy: ActorCritic, obs: np.ndarray, world: int,
                        device: torch.device) -> None:
+    """Fold this rollout's observations into the normaliser; with several processes,
+    every process folds in every process's (count, mean, variance) in rank order, the
+    same parallel-Welford path as one process, so all stay identical."""
     x = torch.from_numpy(obs).to(device=device, dtype=torch.float64)
-    if world == 1:
-        policy.obs_norm.update(x)
-        return
     moments = torch.cat([torch.tensor([float(len(x))], dtype=torch.float64, device=device),
-                         x.sum(0), (x * x).sum(0)])
-    _all_reduce_(moments, world)
-    count, total, sq = moments[0], moments[1:1 + x.shape[1]], moments[1 + x.shape[1]:]
-    mean = total / count
-    policy.obs_norm.update_moments(count, mean, (sq / count - mean * mean).clamp(min=0))
+                         x.mean(0), x.var(0, unbiased=False)])
+    parts = [moments]
+    if world > 1:
+        parts = [torch.zeros_like(moments) for _ in range(world)]
+        dist.all_gather(parts, moments)
+    d = x.shape[1]
+    for m in parts:
+        policy.obs_norm.update_moments(m[0], m[1:1 + d], m[1 + d:])
 
 
 def save_checkpoint(cfg: TrainConfig, policy: ActorCritic, optimizer, run_dir: Path,
@@ -468,7 +485,9 @@ def save_checkpoint(cfg: TrainConfig, policy: ActorCritic, optimizer, run_dir: P
             "observation_space": describe_space(obs_space),
             "action_space": describe_space(action_space), "obs_dim": flatten.dim,
             "global_step": global_step, "update": update, "config": cfg.to_dict(),
-            "torch_rng_state": torch.get_rng_state(), "run_dir": str(run_dir),
+            "torch_rng_state": torch.get_rng_state(),
+            "cuda_rng_state": torch.cuda.get_rng_state() if torch.cuda.is_available() else None,
+            "run_dir": str(run_dir),
             "versions": ckpt_io.versions()}
     folder = run_dir / "checkpoints"
     ckpt_io.atomic_save(data, folder / f"step_{global_step:010d}.pt")

@@ -29,6 +29,8 @@ def steady_rate(metrics_csv: str, warmup: int) -> float:
     """Env steps/s between the ``warmup``-th and the last row of a run's metrics.csv."""
     with open(metrics_csv) as f:
         rows = list(csv.DictReader(f))
+    if len(rows) < 2:
+        raise ValueError(f"{metrics_csv} has {len(rows)} rows; run more updates to time")
     first, last = rows[min(warmup, len(rows) - 2)], rows[-1]
     steps = int(last["global_step"]) - int(first["global_step"])
     return steps / (float(last["wall_s"]) - float(first["wall_s"]))

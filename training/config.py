@@ -99,11 +99,11 @@ class TrainConfig:
                 raise ConfigError(f"core_config.{key}: unknown option for core {self.core!r}"
                                   f"{_suggest(key, allowed)}; expected one of {allowed}")
             default = params[key].default
-            if default is not inspect.Parameter.empty and not isinstance(value, bool):
+            if default is not inspect.Parameter.empty:
                 want = float if isinstance(default, float) else type(default)
-                if want is float and isinstance(value, int):
+                if want is float and isinstance(value, int) and not isinstance(value, bool):
                     continue
-                if not isinstance(value, want):
+                if isinstance(value, bool) != (want is bool) or not isinstance(value, want):
                     raise ConfigError(f"core_config.{key}: expected {want.__name__}, "
                                       f"got {type(value).__name__} {value!r}")
 

@@ -95,7 +95,8 @@ class TorchActor:
 def evaluate(checkpoint: str, episodes: int = 100, seed: int = 0, batch: int = 16,
              deterministic: bool = True) -> dict:
     policy, ckpt = load_policy(checkpoint)
-    batch = max(1, min(batch, episodes))
+    torch.manual_seed(seed)  # sampled actions (--sample) are reproducible too
+    batch = max(1, min(batch, episodes))  # the actor's batch must equal run_episodes'
     result = run_episodes(TorchActor(policy, batch, deterministic), ckpt["env"],
                           ckpt["env_kwargs"], episodes, seed, batch)
     result.update(env=ckpt["env"], checkpoint=str(checkpoint), deterministic=deterministic)

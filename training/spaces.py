@@ -73,9 +73,7 @@ def action_spec(space: spaces.Space) -> ActionSpec:
 def to_env_actions(actions: np.ndarray, space: spaces.Space) -> np.ndarray:
     """Policy actions ``[B, ...]`` (already clipped for Box) -> the batched env actions."""
     b = actions.shape[0]
-    if isinstance(space, spaces.Box):
-        return actions.reshape((b,) + space.shape).astype(space.dtype, copy=False)
-    if isinstance(space, (spaces.MultiDiscrete, spaces.MultiBinary)):
+    if isinstance(space, (spaces.Box, spaces.MultiDiscrete, spaces.MultiBinary)):
         return actions.reshape((b,) + space.shape).astype(space.dtype, copy=False)
     return actions.reshape(b).astype(np.int64, copy=False)
 
