@@ -1,0 +1,56 @@
+"""Evaluate an exported policy through the robot runtime:
+``python -m export.evaluate policy.onnx [--episodes 100] [--seed 0]``.
+
+The env and its kwargs come from the file's contract. Episode ``k`` is reset with seed
+``seed + k`` exactly as in ``training.evaluate``, so with the same seeds the two report
+the same results for a checkpoint and its export (deterministic actions).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+
+from dnc_policy.runtime import ContractError, PolicyRuntime
+from training.evaluate import format_result, run_episodes
+
+
+def evaluate(onnx_path: str, episodes: int = 100, seed: int = 0, batch: int = 16,
+             deterministic: bool = True, providers=None) -> dict:
+    batch = max(1, min(batch, episodes))  # the runtime's batch must equal run_episodes'
+    rt = PolicyRuntime(onnx_path, providers=providers, batch=batch,
+                       deterministic=deterministic, seed=seed)
+
+    def act(obs: np.ndarray, reset: np.ndarray) -> np.ndarray:
+        return rt.step(obs, reset)
+
+    env = rt.contract["env"]
+    result = run_episodes(act, env["id"], env["kwargs"], episodes, seed, batch)
+    result.update(env=env["id"], model=str(onnx_path), deterministic=deterministic,
+                  providers=rt.providers)
+    return result
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("model", help="policy.onnx written by export.onnx")
+    p.add_argument("--episodes", type=int, default=100)
+    p.add_argument("--seed", type=int, default=0, help="episode k is reset with seed + k")
+    p.add_argument("--batch", type=int, default=16, help="episodes run side by side")
+    p.add_argument("--sample", action="store_true", help="sample actions (default: mode)")
+    p.add_argument("--json", action="store_true")
+    a = p.parse_args(argv)
+    if a.episodes < 1:
+        p.error("--episodes must be >= 1")
+    try:
+        r = evaluate(a.model, a.episodes, a.seed, a.batch, not a.sample)
+    except (ContractError, FileNotFoundError) as e:
+        p.exit(2, f"error: {e}\n")
+    print(json.dumps(r) if a.json else format_result(r) + f"  [{', '.join(r['providers'])}]")
+    return r
+
+
+if __name__ == "__main__":
+    main()

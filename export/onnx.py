@@ -1,0 +1,295 @@
+"""Export a checkpoint to a self-describing ONNX policy: one control tick with the memory
+as explicit state (DESIGN.md §4).
+
+    python -m export.onnx runs/<run>/checkpoints/latest.pt            # -> runs/<run>/policy.onnx
+    python -m export.onnx CKPT -o policy.onnx --parity-steps 1000
+
+Inputs ``obs [B, obs_dim]`` (raw: the normaliser is in the graph), ``reset [B]`` and
+``state_in.<name>`` per state tensor; outputs ``action`` (the deterministic action,
+already clipped to the bounds), ``value``, the distribution parameters (``logits``, or
+``action_mean`` and ``action_log_std``) and ``state_out.<name>``. The batch axis is
+dynamic. ``metadata_props["dnc_policy.contract"]`` holds the JSON contract a runtime
+validates the file against (docs/ONNX.md).
+
+After writing, the file is checked: ``onnx.checker`` (full check), then parity with the
+PyTorch policy over consecutive steps of the checkpoint's own env, with resets at random
+steps, at batch 1 and 4. A failed check exits non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import tempfile
+import warnings
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from dnc_core import ActorCritic
+from dnc_core.policy import deterministic_action
+
+CONTRACT_KEY = "dnc_policy.contract"
+CONTRACT_VERSION = "1.0"
+OPSET = 18
+TOLERANCE = 1e-4
+
+
+def distribution_outputs(kind: str) -> list[str]:
+    return ["action_mean", "action_log_std"] if kind == "box" else ["logits"]
+
+
+class PolicyTick(nn.Module):
+    """One control tick of a policy as a module with flat tensor inputs and outputs."""
+
+    def __init__(self, policy: ActorCritic):
+        super().__init__()
+        self.policy = policy
+
+    def forward(self, obs: Tensor, reset: Tensor, state: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+        p = self.policy
+        out, new_state = p(obs, p.core.state_type(*state), reset)
+        action = p.env_action(deterministic_action(p.action, out.dist))
+        if p.action.kind == "box":
+            params = (out.dist, out.log_std.expand_as(out.dist))
+        else:
+            params = (out.dist,)
+        return (action, out.value) + params + tuple(new_state)
+
+
+def io_names(policy: ActorCritic) -> tuple[list[str], list[str]]:
+    names = [n for n, _ in policy.state_spec]
+    inputs = ["obs", "reset"] + [f"state_in.{n}" for n in names]
+    outputs = (["action", "value"] + distribution_outputs(policy.action.kind)
+               + [f"state_out.{n}" for n in names])
+    return inputs, outputs
+
+
+def _versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+    out = {"torch": str(torch.__version__)}
+    for pkg in ("onnx", "onnxruntime", "dnc-policy"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def build_contract(policy: ActorCritic, ckpt: dict, ckpt_sha256: str) -> dict:
+    """The JSON contract: everything a runtime needs to know about the file."""
+    inputs, outputs = io_names(policy)
+    spec = policy.action
+    action_dtype = "float32" if spec.kind == "box" else "int64"
+    action_shape = ["B"] if spec.kind == "discrete" else ["B", spec.dim]
+    norm = policy.obs_norm
+    return {
+        "contract_version": CONTRACT_VERSION,
+        "obs_dim": policy.obs_dim,
+        "observation_space": ckpt["observation_space"],
+        "action_space": ckpt["action_space"],
+        "action": {**spec.to_dict(), "dtype": action_dtype, "shape": action_shape},
+        "distribution": {"kind": spec.kind, "outputs": distribution_outputs(spec.kind)},
+        "state": [{"name": n, "shape": list(s)} for n, s in policy.state_spec],
+        "inputs": inputs,
+        "outputs": outputs,
+        "core": {"kind": policy.core.kind, "config": policy.core.config()},
+        "env": {"id": ckpt["env"], "kwargs": ckpt["env_kwargs"]},
+        "obs_normalizer": {"enabled": policy.normalize_obs, "clip": norm.clip, "eps": norm.eps,
+                           "count": float(norm.count), "mean": norm.mean.tolist(),
+                           "var": norm.var.tolist()},
+        "checkpoint": {"sha256": ckpt_sha256, "global_step": ckpt["global_step"],
+                       "versions": ckpt["versions"]},
+        "exporter": {"opset": OPSET, "versions": _versions(),
+                     "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds")},
+    }
+
+
+def sha256_of(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def export_policy(policy: ActorCritic, contract: dict, output: str | Path) -> Path:
+    """Trace one tick with ``torch.onnx.export`` (dynamo, dynamic batch), attach the
+    contract, run ``onnx.checker`` (full check) and write the file atomically."""
+    import onnx
+
+    policy = policy.cpu().float().eval()
+    tick = PolicyTick(policy).eval()
+    inputs, outputs = io_names(policy)
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    example = (torch.zeros(2, policy.obs_dim), torch.zeros(2), tuple(policy.initial_state(2)))
+    dynamic = ({0: batch}, {0: batch}, tuple({0: batch} for _ in policy.state_spec))
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        raw = Path(tmp) / "raw.onnx"
+        torch.onnx.export(tick, example, str(raw), input_names=inputs, output_names=outputs,
+                          dynamic_shapes=dynamic, opset_version=OPSET, dynamo=True,
+                          external_data=False, verbose=False)
+        model = onnx.load(str(raw))
+    # Later opset conversions may rename; make sure the graph has exactly our names.
+    got_in = [i.name for i in model.graph.input]
+    got_out = [o.name for o in model.graph.output]
+    if got_in != inputs or got_out != outputs:
+        raise RuntimeError(f"exported graph has inputs {got_in} / outputs {got_out}, "
+                           f"expected {inputs} / {outputs}")
+    model.producer_name = "dnc-policy export.onnx"
+    model.doc_string = (f"dnc-policy: {contract['core']['kind']} policy for "
+                        f"{contract['env']['id']}; contract in metadata_props[{CONTRACT_KEY!r}]")
+    entry = model.metadata_props.add()
+    entry.key, entry.value = CONTRACT_KEY, json.dumps(contract, allow_nan=True)
+    onnx.checker.check_model(model, full_check=True)
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_path = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(model.SerializeToString())
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp_path, output)
+    except BaseException:
+        if os.path.exists(tmp_path):
+            os.unlink(tmp_path)
+        raise
+    return output
+
+
+# --------------------------------------------------------------------------------------
+# Parity with PyTorch on real env observations
+# --------------------------------------------------------------------------------------
+@dataclass
+class ParityReport:
+    batch: int
+    steps: int
+    resets: int = 0
+    max_value_diff: float = 0.0
+    max_dist_diff: float = 0.0
+    max_state_diff: float = 0.0
+    max_action_diff: float = 0.0  # box actions
+    action_mismatches: int = 0  # discrete kinds
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return (self.max_value_diff <= TOLERANCE and self.max_dist_diff <= TOLERANCE
+                and self.max_action_diff <= TOLERANCE and self.action_mismatches == 0)
+
+    def line(self) -> str:
+        return (f"batch {self.batch}: {self.steps} steps, {self.resets} resets | max |Δvalue| "
+                f"{self.max_value_diff:.2e}  max |Δdist| {self.max_dist_diff:.2e}  "
+                f"max |Δstate| {self.max_state_diff:.2e}  max |Δaction| "
+                f"{self.max_action_diff:.2e}  discrete action mismatches "
+                f"{self.action_mismatches}  -> {'PASS' if self.ok else 'FAIL'}")
+
+
+def check_parity(policy: ActorCritic, onnx_path: str | Path, env_id: str, env_kwargs: dict,
+                 steps: int = 1000, batch: int = 1, seed: int = 0,
+                 reset_prob: float = 0.02) -> ParityReport:
+    """Run ``batch`` envs for ``steps`` steps with the PyTorch policy's deterministic
+    actions; feed the same observations and resets to ONNX Runtime; each side carries
+    its own state. Resets: every episode start, plus extra ones at random steps."""
+    import gymnasium as gym
+    import onnxruntime as ort
+
+    import sim  # noqa: F401
+    from training.spaces import ObsFlattener, to_env_actions
+
+    policy = policy.cpu().float().eval()
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    inputs, outputs = io_names(policy)
+    names = [n for n, _ in policy.state_spec]
+    n_dist = len(distribution_outputs(policy.action.kind))
+    envs = [gym.make(env_id, **env_kwargs) for _ in range(batch)]
+    flatten = ObsFlattener(envs[0].observation_space)
+    rng = np.random.default_rng(seed)
+    episode = 0
+    obs = np.zeros((batch, flatten.dim), np.float32)
+    for i, env in enumerate(envs):
+        obs[i] = flatten(np.asarray(env.reset(seed=seed + episode)[0])[None])[0]
+        episode += 1
+    reset = np.ones(batch, np.float32)
+    state_t = policy.initial_state(batch)
+    state_o = [s.numpy() for s in state_t]
+    report = ParityReport(batch=batch, steps=steps)
+    for t in range(steps):
+        extra = rng.random(batch) < reset_prob  # memory resets mid-episode too
+        reset = np.maximum(reset, extra.astype(np.float32))
+        report.resets += int(reset.sum())
+        with torch.no_grad():
+            out, state_t = policy(torch.from_numpy(obs), state_t, torch.from_numpy(reset))
+            a_t = policy.env_action(deterministic_action(policy.action, out.dist))
+        feed = {"obs": obs, "reset": reset, **{f"state_in.{n}": s for n, s in zip(names, state_o)}}
+        res = sess.run(outputs, feed)
+        a_o, v_o, dist_o, state_o = res[0], res[1], res[2:2 + n_dist], res[2 + n_dist:]
+        torch_dist = [out.dist] + ([out.log_std.expand_as(out.dist)] if n_dist == 2 else [])
+        report.max_value_diff = max(report.max_value_diff, float(np.abs(v_o - out.value.numpy()).max()))
+        report.max_dist_diff = max(report.max_dist_diff, *(float(np.abs(o - d.numpy()).max())
+                                                          for o, d in zip(dist_o, torch_dist)))
+        report.max_state_diff = max(report.max_state_diff, *(float(np.abs(o - s.numpy()).max())
+                                                            for o, s in zip(state_o, state_t)))
+        if policy.action.kind == "box":
+            report.max_action_diff = max(report.max_action_diff,
+                                         float(np.abs(a_o - a_t.numpy()).max()))
+        else:
+            report.action_mismatches += int((a_o.reshape(batch, -1)
+                                             != a_t.numpy().reshape(batch, -1)).any(-1).sum())
+        env_actions = to_env_actions(a_t.numpy(), envs[0].action_space)
+        reset = np.zeros(batch, np.float32)
+        for i, env in enumerate(envs):
+            o, _, terminated, truncated, _ = env.step(env_actions[i])
+            if terminated or truncated:
+                o, _ = env.reset(seed=seed + episode)
+                episode += 1
+                reset[i] = 1.0
+            obs[i] = flatten(np.asarray(o)[None])[0]
+    for env in envs:
+        env.close()
+    return report
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("checkpoint", help="checkpoint file or run folder")
+    p.add_argument("-o", "--output", help="default: policy.onnx in the run folder")
+    p.add_argument("--parity-steps", type=int, default=1000)
+    p.add_argument("--batches", default="1,4", help="batch sizes of the parity check")
+    p.add_argument("--seed", type=int, default=0)
+    a = p.parse_args(argv)
+    from training.checkpoint import CheckpointError, load_policy, resolve_path
+
+    try:
+        ckpt_path = resolve_path(a.checkpoint)
+        policy, ckpt = load_policy(ckpt_path)
+    except CheckpointError as e:
+        p.exit(2, f"error: {e}\n")
+    output = Path(a.output) if a.output else ckpt_path.parent.parent / "policy.onnx"
+    torch.set_num_threads(2)
+    contract = build_contract(policy, ckpt, sha256_of(ckpt_path))
+    print(f"exporting {ckpt_path} ({policy.core.kind}, {ckpt['env']}) -> {output}")
+    export_policy(policy, contract, output)
+    print(f"  onnx.checker full check: ok; opset {OPSET}; {output.stat().st_size / 1024:.0f} KiB")
+    ok = True
+    for b in (int(x) for x in a.batches.split(",") if x):
+        r = check_parity(policy, output, ckpt["env"], ckpt["env_kwargs"], a.parity_steps, b,
+                         a.seed)
+        print("  parity " + r.line())
+        ok &= r.ok
+    print(f"{'OK' if ok else 'PARITY FAILED'}: {output}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
