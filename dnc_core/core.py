@@ -32,10 +32,12 @@ def apply_reset(state: NamedTuple, reset: Tensor, initial: NamedTuple | None = N
     clean even if it held NaN, no gradient flows into it, and it exports to ONNX.
     """
     keep = reset.to(torch.bool).logical_not()
+    masks: dict[int, Tensor] = {}  # one reshaped mask per tensor rank, not per tensor
     out = []
     for k, s in enumerate(state):
-        mask = keep.reshape((-1,) + (1,) * (s.dim() - 1))
-        out.append(torch.where(mask, s, 0.0 if initial is None else initial[k]))
+        if s.dim() not in masks:
+            masks[s.dim()] = keep.reshape((-1,) + (1,) * (s.dim() - 1))
+        out.append(torch.where(masks[s.dim()], s, 0.0 if initial is None else initial[k]))
     return type(state)(*out)
 
 
@@ -77,7 +79,9 @@ class RecurrentCore(nn.Module):
 
     def step(self, x: Tensor, state: Any, reset: Tensor | None = None) -> tuple[Tensor, Any]:
         """One step: ``x [B, D]``, ``state``, ``reset [B]`` -> ``(features [B, F], new_state)``."""
-        if reset is not None:
+        # Eager: skip the reset when no row starts an episode (most ticks); traced or
+        # exported graphs always contain it.
+        if reset is not None and (torch.compiler.is_compiling() or bool(reset.any())):
             state = self.reset_state(state, reset)
         if self._compiled_step is not None and not torch.compiler.is_compiling():
             return self._compiled_step(x, state)
@@ -93,12 +97,8 @@ class RecurrentCore(nn.Module):
         (as training rollouts do) never leak memory from one episode into the next.
         """
         features = []
-        any_reset = None if resets is None else resets.to(torch.bool).any(0).tolist()
         for t in range(xs.shape[1]):
-            # Skipping the reset where no row starts an episode gives the same result
-            # and saves a where per state tensor per step (a quarter of the step's ops).
-            reset_t = resets[:, t] if any_reset is not None and any_reset[t] else None
-            f, state = self.step(xs[:, t], state, reset_t)
+            f, state = self.step(xs[:, t], state, None if resets is None else resets[:, t])
             features.append(f)
         return torch.stack(features, dim=1), state
 
