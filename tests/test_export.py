@@ -1,0 +1,444 @@
+"""ONNX export (DESIGN.md §4): the graph, its contract, normalisation and clipping inside
+the graph, parity with PyTorch, the command line, and evaluation through the runtime.
+
+The policies are trained by the real trainer (small and quick) once per session; the
+helpers here are shared with ``test_runtime.py``.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from gymnasium import spaces
+
+import sim  # noqa: F401  (registers the dnc/ envs)
+from export import evaluate as onnx_evaluate
+from export import onnx as onnx_export
+from export.onnx import CONTRACT_KEY, build_contract, check_parity, export_policy, sha256_of
+from training import checkpoint as ckpt_io
+from training import evaluate as torch_evaluate
+from training.a2c import train
+from training.config import resolve
+from training.spaces import ObsFlattener
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# -- a tiny MultiDiscrete env (registered for these tests only) ---------------------------
+class DialEnv(gym.Env):
+    """A cue in {0, 1, 2} is shown on the first step only; each step the agent sets two
+    dials (MultiDiscrete [3, 2]) and is rewarded when dial 0 shows the cue."""
+
+    observation_space = spaces.Box(0.0, 1.0, (4,), np.float32)
+    action_space = spaces.MultiDiscrete([3, 2])
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self._t, self._cue = 0, int(self.np_random.integers(3))
+        return self._obs(), {}
+
+    def _obs(self):
+        o = np.zeros(4, np.float32)
+        if self._t == 0:
+            o[self._cue] = 1.0
+        o[3] = self._t / 5
+        return o
+
+    def step(self, action):
+        self._t += 1
+        hit = int(action[0]) == self._cue
+        done = self._t >= 5
+        return self._obs(), float(hit), done, False, ({"is_success": hit} if done else {})
+
+
+DIAL = "dnctest/Dial-v0"
+if DIAL not in gym.registry:
+    gym.register(id=DIAL, entry_point=DialEnv)
+
+
+# -- the policies --------------------------------------------------------------------------
+LSTM16 = ["core=lstm", "core_config.hidden_size=16"]
+FEW = ["num_envs=4", "rollout_steps=16", "total_steps=1024"]  # 16 updates: no learning
+SPECS = {
+    # A trained LSTM on a short T-maze (learns in ~50k steps, seconds on one core).
+    "lstm": LSTM16 + ["env_kwargs.length=3", "env_kwargs.bump_penalty=0.1", "lr=3e-3",
+                      "num_envs=8", "stop_at_success=0.95", "total_steps=200000"],
+    # A small DNC, a few updates (learning not needed).
+    "dnc": ["core=dnc",
+            ("core_config={hidden_size: 16, memory_slots: 8, word_size: 8, read_heads: 1}"),
+            "env_kwargs.length=3"] + FEW,
+    "nav": LSTM16 + ["env=dnc/MemoryNav-v0", "env_kwargs.max_steps=40"] + FEW,  # Box
+    "copy": LSTM16 + ["env=dnc/Copy-v0", "env_kwargs={bits: 3, length: 3}"] + FEW,  # MultiBinary
+    "multi": LSTM16 + [f"env={DIAL}"] + FEW,  # MultiDiscrete
+}
+KINDS = {"lstm": "discrete", "dnc": "discrete", "nav": "box", "copy": "multi_binary",
+         "multi": "multi_discrete"}
+# Box means forced outside the bounds in dim 0 (high 0.5), inside in dim 1 (|w| <= 2).
+NAV_BIAS = (3.0, 0.3)
+
+
+@dataclass
+class Model:
+    name: str
+    run_dir: Path
+    checkpoint: Path
+    onnx: Path
+
+    def load(self):
+        """A fresh ``(policy, checkpoint dict)``: tests may change their copy."""
+        return ckpt_io.load_policy(self.checkpoint)
+
+    def contract(self) -> dict:
+        return json.loads({p.key: p.value for p in onnx.load(str(self.onnx)).metadata_props}
+                          [CONTRACT_KEY])
+
+
+def _tweak_checkpoint(name: str, path: Path) -> None:
+    """Untrained heads give near-tied logits (gain 0.01); give the untrained policies
+    decisive, state-dependent logits (gain 1), and force the Box means described at
+    NAV_BIAS. Written back into the checkpoint so checkpoint and export agree."""
+    if name == "lstm":
+        return
+    ck = torch.load(path, weights_only=True)
+    st = ck["policy_state"]
+    if name == "nav":
+        st["actor.weight"] *= 0.1
+        st["actor.bias"] = torch.tensor(NAV_BIAS, dtype=st["actor.bias"].dtype)
+    else:
+        st["actor.weight"] *= 100.0
+    ckpt_io.atomic_save(ck, path)
+
+
+_MODELS: dict[str, Model] = {}
+
+
+def get_model(name: str, tmp_path_factory) -> Model:
+    """Train (real trainer), tweak and export the named policy once per session."""
+    if name not in _MODELS:
+        base = tmp_path_factory.mktemp(f"model_{name}")
+        threads = torch.get_num_threads()
+        try:
+            cfg = resolve(None, SPECS[name] + ["threads=1", "seed=1",
+                                               "checkpoint_every=100000000",
+                                               f"run_dir={base}"])
+            result = train(cfg, progress=False, run_dir=base / "run")
+            ckpt = Path(result["checkpoint"])
+            _tweak_checkpoint(name, ckpt)
+            policy, ck = ckpt_io.load_policy(ckpt)
+            out = export_policy(policy, build_contract(policy, ck, sha256_of(ckpt)),
+                                base / "export" / f"{name}.onnx")
+        finally:
+            torch.set_num_threads(threads)
+        _MODELS[name] = Model(name, base / "run", ckpt, out)
+    return _MODELS[name]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Torch on one thread; the CLIs called in-process set 2, put it back."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def models(tmp_path_factory):
+    return lambda name: get_model(name, tmp_path_factory)
+
+
+def env_observations(env_id: str, env_kwargs: dict, n: int, seed: int = 0) -> np.ndarray:
+    """``n`` flat observations from random-action episodes of the env."""
+    env = gym.make(env_id, **env_kwargs)
+    flat = ObsFlattener(env.observation_space)
+    env.action_space.seed(seed)
+    out, (o, _), k = [], env.reset(seed=seed), 0
+    while len(out) < n:
+        out.append(flat(np.asarray(o)[None])[0])
+        o, _, term, trunc, _ = env.step(env.action_space.sample())
+        if term or trunc:
+            k += 1
+            o, _ = env.reset(seed=seed + k)
+    env.close()
+    return np.stack(out).astype(np.float32)
+
+
+def torch_tick(policy, obs: np.ndarray, state, reset: np.ndarray):
+    """The PyTorch policy's tick: ``(env action, PolicyOutput, new state)``."""
+    from dnc_core.policy import deterministic_action
+
+    with torch.no_grad():
+        out, state = policy(torch.from_numpy(obs), state, torch.from_numpy(reset))
+        action = policy.env_action(deterministic_action(policy.action, out.dist))
+    return action.numpy(), out, state
+
+
+def ort_feed(policy, obs: np.ndarray, reset: np.ndarray, state=None) -> dict:
+    b = obs.shape[0]
+    state = policy.initial_state(b) if state is None else state
+    return {"obs": obs, "reset": reset,
+            **{f"state_in.{n}": s.numpy() for (n, _), s in zip(policy.state_spec, state)}}
+
+
+# -- the graph -----------------------------------------------------------------------------
+@pytest.mark.parametrize("name", list(SPECS))
+def test_graph_is_valid_with_the_contracted_inputs_outputs_and_dynamic_batch(models, name):
+    m = models(name)
+    policy, _ = m.load()
+    model = onnx.load(str(m.onnx))
+    onnx.checker.check_model(model, full_check=True)
+    opset = {o.domain: o.version for o in model.opset_import}
+    assert opset.get("", opset.get("ai.onnx", 0)) >= 17
+
+    names = [n for n, _ in policy.state_spec]
+    assert names == (["h", "c", "memory", "usage", "link", "precedence", "read_weights",
+                      "write_weights", "read_vectors"] if name == "dnc" else ["h", "c"])
+    kind = KINDS[name]
+    dist = ["action_mean", "action_log_std"] if kind == "box" else ["logits"]
+    assert [i.name for i in model.graph.input] == (
+        ["obs", "reset"] + [f"state_in.{n}" for n in names])
+    assert [o.name for o in model.graph.output] == (
+        ["action", "value"] + dist + [f"state_out.{n}" for n in names])
+    elem = {o.name: o.type.tensor_type.elem_type for o in model.graph.output}
+    want = onnx.TensorProto.FLOAT if kind == "box" else onnx.TensorProto.INT64
+    assert elem["action"] == want
+    for v in list(model.graph.input) + list(model.graph.output):  # batch axis symbolic
+        d0 = v.type.tensor_type.shape.dim[0]
+        assert d0.dim_param and not d0.HasField("dim_value"), v.name
+
+    sess = ort.InferenceSession(str(m.onnx), providers=["CPUExecutionProvider"])
+    _, ck = m.load()
+    obs_pool = env_observations(ck["env"], ck["env_kwargs"], 7)
+    act_dim = policy.action.dim
+    for b in (1, 3, 7):
+        feed = ort_feed(policy, obs_pool[:b], np.ones(b, np.float32))
+        res = dict(zip([o.name for o in model.graph.output], sess.run(None, feed)))
+        action = res["action"]
+        assert action.dtype == (np.float32 if kind == "box" else np.int64)
+        assert action.shape == ((b,) if kind == "discrete" else (b, act_dim))
+        assert res["value"].shape == (b,)
+        for n, shape in policy.state_spec:
+            assert res[f"state_out.{n}"].shape == (b,) + tuple(shape)
+        # Each row is computed independently of the batch it is in.
+        ref = dict(zip(res, sess.run(None, ort_feed(policy, obs_pool[:1], np.ones(1, np.float32)))))
+        np.testing.assert_allclose(res["value"][:1], ref["value"], atol=1e-6)
+
+
+@pytest.mark.parametrize("name", list(SPECS))
+def test_contract_describes_the_checkpoint_and_the_graph(models, name):
+    m = models(name)
+    policy, ck = m.load()
+    c = m.contract()
+    assert c["contract_version"] == "1.0"
+    assert c["obs_dim"] == policy.obs_dim == ck["obs_dim"]
+    assert c["observation_space"] == ck["observation_space"]
+    assert c["action_space"] == ck["action_space"]
+    assert c["action"]["kind"] == KINDS[name]
+    assert c["action"]["dtype"] == ("float32" if KINDS[name] == "box" else "int64")
+    assert c["state"] == [{"name": n, "shape": list(s)} for n, s in policy.state_spec]
+    assert c["core"] == {"kind": ck["policy_config"]["core"],
+                         "config": ck["policy_config"]["core_config"]}
+    assert c["core"]["kind"] == ("dnc" if name == "dnc" else "lstm")
+    assert c["env"] == {"id": ck["env"], "kwargs": ck["env_kwargs"]}
+    norm = c["obs_normalizer"]
+    assert norm["enabled"] is True
+    np.testing.assert_array_equal(norm["mean"], ck["policy_state"]["obs_norm.mean"].numpy())
+    np.testing.assert_array_equal(norm["var"], ck["policy_state"]["obs_norm.var"].numpy())
+    assert norm["count"] == float(ck["policy_state"]["obs_norm.count"]) > 0
+    assert c["checkpoint"]["sha256"] == hashlib.sha256(m.checkpoint.read_bytes()).hexdigest()
+    assert c["checkpoint"]["global_step"] == ck["global_step"]
+    model = onnx.load(str(m.onnx))
+    assert c["inputs"] == [i.name for i in model.graph.input]
+    assert c["outputs"] == [o.name for o in model.graph.output]
+    assert {"torch", "onnx", "onnxruntime"} <= set(c["exporter"]["versions"])
+
+
+# -- normalisation and clipping inside the graph -------------------------------------------
+def _run(path, feed) -> dict:
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return dict(zip([o.name for o in sess.get_outputs()], sess.run(None, feed)))
+
+
+def test_normaliser_is_inside_the_graph(models, tmp_path):
+    m = models("lstm")
+    policy, ck = m.load()
+    assert float(policy.obs_norm.count) > 0
+    assert policy.obs_norm.mean.abs().max() > 0.05 and (policy.obs_norm.var - 1).abs().max() > 0.05
+    obs = env_observations(ck["env"], ck["env_kwargs"], 8, seed=3)
+    reset = np.ones(8, np.float32)
+    # Raw observations in, the PyTorch policy's outputs out.
+    _, out, state = torch_tick(policy, obs, policy.initial_state(8), reset)
+    res = _run(m.onnx, ort_feed(policy, obs, reset))
+    np.testing.assert_allclose(res["value"], out.value.numpy(), atol=1e-5)
+    np.testing.assert_allclose(res["logits"], out.dist.numpy(), atol=1e-5)
+    np.testing.assert_allclose(res["state_out.h"], state.h.numpy(), atol=1e-5)
+
+    # Other normaliser statistics, other ONNX outputs (the ones of the changed policy).
+    changed = copy.deepcopy(policy)
+    with torch.no_grad():
+        changed.obs_norm.mean += 0.3
+        changed.obs_norm.var *= 4.0
+    path = export_policy(changed, build_contract(changed, ck, sha256_of(m.checkpoint)),
+                         tmp_path / "changed.onnx")
+    res2 = _run(path, ort_feed(policy, obs, reset))
+    assert np.abs(res2["value"] - res["value"]).max() > 1e-3
+    _, out2, _ = torch_tick(changed, obs, changed.initial_state(8), reset)
+    np.testing.assert_allclose(res2["value"], out2.value.numpy(), atol=1e-5)
+    c = json.loads({p.key: p.value for p in onnx.load(str(path)).metadata_props}[CONTRACT_KEY])
+    np.testing.assert_allclose(c["obs_normalizer"]["mean"], changed.obs_norm.mean.numpy())
+
+
+def test_box_actions_come_out_clipped_to_the_bounds(models):
+    m = models("nav")
+    policy, ck = m.load()
+    low, high = np.array(ck["action_space"]["low"]), np.array(ck["action_space"]["high"])
+    c = m.contract()
+    assert c["action"]["low"] == list(low) and c["action"]["high"] == list(high)
+    obs = env_observations(ck["env"], ck["env_kwargs"], 16, seed=1)
+    reset = np.zeros(16, np.float32)
+    reset[0] = 1.0
+    res = _run(m.onnx, ort_feed(policy, obs, reset))
+    mean = res["action_mean"]
+    assert (mean[:, 0] > high[0]).all(), "the fixture forces dim 0 above its bound"
+    assert ((mean[:, 1] > low[1]) & (mean[:, 1] < high[1])).all()
+    np.testing.assert_array_equal(res["action"], np.clip(mean, low, high).astype(np.float32))
+    assert (res["action"][:, 0] == np.float32(high[0])).all()
+    np.testing.assert_array_equal(res["action_log_std"],
+                                  np.broadcast_to(policy.log_std.detach().numpy(), mean.shape))
+    action, out, _ = torch_tick(policy, obs, policy.initial_state(16), reset)
+    np.testing.assert_allclose(mean, out.dist.numpy(), atol=1e-5)
+    np.testing.assert_allclose(res["action"], action, atol=1e-6)
+
+
+# -- parity --------------------------------------------------------------------------------
+@pytest.mark.parametrize("batch", [1, 4])
+@pytest.mark.parametrize("name", ["dnc", "lstm"])
+def test_parity_with_pytorch_on_env_observations(models, name, batch):
+    m = models(name)
+    policy, ck = m.load()
+    r = check_parity(policy, m.onnx, ck["env"], ck["env_kwargs"], steps=300, batch=batch)
+    assert r.ok, r.line()
+    assert r.steps == 300 and r.batch == batch and r.resets > batch  # episode starts too
+    assert "PASS" in r.line()
+
+
+@pytest.mark.parametrize("name", ["nav", "copy", "multi"])
+def test_parity_for_the_other_action_kinds(models, name):
+    m = models(name)
+    policy, ck = m.load()
+    r = check_parity(policy, m.onnx, ck["env"], ck["env_kwargs"], steps=100, batch=2)
+    assert r.ok, r.line()
+
+
+@pytest.mark.parametrize("part", ["critic", "core"])
+def test_parity_fails_when_the_export_differs_from_the_policy(models, part):
+    m = models("dnc")
+    policy, ck = m.load()
+    with torch.no_grad():  # the file holds the checkpoint; the policy now differs
+        if part == "critic":
+            policy.critic.bias += 1e-2
+        else:
+            next(policy.core.parameters()).view(-1)[0] += 0.5
+    r = check_parity(policy, m.onnx, ck["env"], ck["env_kwargs"], steps=50, batch=2)
+    assert not r.ok and "FAIL" in r.line()
+    if part == "critic":
+        assert r.max_value_diff > 1e-3 and r.max_state_diff < 1e-5
+    else:
+        assert r.max_state_diff > 1e-4
+
+
+# -- the command line ----------------------------------------------------------------------
+@pytest.mark.parametrize("case", ["missing", "truncated", "text", "other_torch_file",
+                                  "empty_run_folder"])
+def test_cli_refuses_bad_checkpoints_with_exit_2(models, tmp_path, capsys, case):
+    good = models("lstm").checkpoint
+    path = tmp_path / "ckpt.pt"
+    message = {"missing": "does not exist", "truncated": r"could not be read \(truncated",
+               # (a text file is reported as unreadable; either wording is clear enough)
+               "text": r"(is not a dnc-policy checkpoint|could not be read)",
+               "other_torch_file": r"is not a dnc-policy checkpoint \(no format",
+               "empty_run_folder": "has no checkpoints/latest.pt"}[case]
+    if case == "truncated":
+        data = good.read_bytes()
+        path.write_bytes(data[: len(data) // 2])
+    elif case == "text":
+        path.write_text("this is not a checkpoint\n")
+    elif case == "other_torch_file":
+        torch.save({"weights": torch.zeros(3)}, path)
+    elif case == "empty_run_folder":
+        path = tmp_path / "run"
+        path.mkdir()
+    with pytest.raises(SystemExit) as e:
+        onnx_export.main([str(path), "-o", str(tmp_path / "out.onnx")])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and re.search(message, err) and str(path) in err
+    assert not (tmp_path / "out.onnx").exists()
+
+
+def test_cli_writes_policy_onnx_into_the_run_folder_and_passes(models):
+    m = models("lstm")
+    default = m.run_dir / "policy.onnx"
+    assert m.checkpoint == m.run_dir / "checkpoints" / "latest.pt" and not default.exists()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    p = subprocess.run([sys.executable, "-m", "export.onnx", str(m.checkpoint),
+                        "--parity-steps", "200"], cwd=ROOT, env=env, capture_output=True,
+                       text=True, timeout=300, check=False)
+    assert p.returncode == 0, p.stdout + p.stderr
+    lines = p.stdout.splitlines()
+    parity = [ln for ln in lines if ln.startswith("  parity batch ")]
+    assert [ln.split(":")[0] for ln in parity] == ["  parity batch 1", "  parity batch 4"]
+    assert all("200 steps" in ln and ln.endswith("-> PASS") for ln in parity), p.stdout
+    assert lines[-1] == f"OK: {default}"
+    c = json.loads({q.key: q.value for q in onnx.load(str(default)).metadata_props}[CONTRACT_KEY])
+    assert c["checkpoint"]["sha256"] == sha256_of(m.checkpoint)
+    assert not [f for f in default.parent.iterdir() if f.name.endswith(".tmp")]
+
+
+def test_cli_exits_nonzero_when_parity_fails(models, tmp_path, capsys, monkeypatch):
+    """Fault injection: the real export runs, then one weight of the PyTorch policy that
+    the parity check compares against is changed."""
+    m = models("dnc")
+    real_export = onnx_export.export_policy
+
+    def export_then_perturb(policy, contract, output):
+        path = real_export(policy, contract, output)
+        with torch.no_grad():
+            policy.critic.bias += 1e-2
+        return path
+
+    monkeypatch.setattr(onnx_export, "export_policy", export_then_perturb)
+    out = tmp_path / "broken.onnx"
+    rc = onnx_export.main([str(m.checkpoint), "-o", str(out), "--parity-steps", "20"])
+    text = capsys.readouterr().out
+    assert rc != 0, text
+    assert "-> FAIL" in text and f"PARITY FAILED: {out}" in text
+
+
+# -- evaluation through the runtime equals evaluation of the checkpoint --------------------
+@pytest.mark.parametrize("name", ["lstm", "dnc"])
+def test_onnx_evaluation_equals_checkpoint_evaluation(models, name, capsys):
+    m = models(name)
+    onnx_evaluate.main([str(m.onnx), "--episodes", "30", "--json"])
+    from_onnx = json.loads(capsys.readouterr().out)
+    torch_evaluate.main([str(m.checkpoint), "--episodes", "30", "--json"])
+    from_torch = json.loads(capsys.readouterr().out)
+    for key in ("returns", "successes", "lengths", "episodes", "seed"):
+        assert from_onnx[key] == from_torch[key], key
+    assert len(from_onnx["returns"]) == 30 and None not in from_onnx["successes"]
+    if name == "lstm":  # the trained policy solves most of its mazes
+        assert from_onnx["success_rate"] >= 0.8, from_onnx
