@@ -230,10 +230,10 @@ def check_parity(policy: ActorCritic, onnx_path: str | Path, env_id: str, env_kw
         with torch.no_grad():
             out, state_t = policy(torch.from_numpy(obs), state_t, torch.from_numpy(reset))
             a_t = policy.env_action(deterministic_action(policy.action, out.dist))
+            torch_dist = [out.dist] + ([out.log_std.detach().expand_as(out.dist)] if n_dist == 2 else [])
         feed = {"obs": obs, "reset": reset, **{f"state_in.{n}": s for n, s in zip(names, state_o)}}
         res = sess.run(outputs, feed)
         a_o, v_o, dist_o, state_o = res[0], res[1], res[2:2 + n_dist], res[2 + n_dist:]
-        torch_dist = [out.dist] + ([out.log_std.expand_as(out.dist)] if n_dist == 2 else [])
         report.max_value_diff = max(report.max_value_diff, float(np.abs(v_o - out.value.numpy()).max()))
         report.max_dist_diff = max(report.max_dist_diff, *(float(np.abs(o - d.numpy()).max())
                                                           for o, d in zip(dist_o, torch_dist)))

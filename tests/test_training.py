@@ -65,7 +65,8 @@ def test_overrides_and_flags():
     cfg = resolve(None, ["lr=3e-4", "core_config.hidden_size=32", "env_kwargs.length=20"],
                   seed=7, total_steps=1000)
     assert cfg.lr == 3e-4 and cfg.core_config["hidden_size"] == 32
-    assert cfg.env_kwargs == {"length": 20} and cfg.seed == 7 and cfg.total_steps == 1000
+    assert cfg.env_kwargs == {"length": 20, "bump_penalty": 0.1}
+    assert cfg.seed == 7 and cfg.total_steps == 1000
     # Switching core or env drops the other one's options instead of failing on them.
     assert resolve(None, [], core="lstm").core_config == {}
     assert resolve(None, [], env="CartPole-v1").env_kwargs == {}

@@ -12,6 +12,7 @@ import os
 import pickle
 import platform
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +92,9 @@ def resolve_path(path: str | Path) -> Path:
 def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
     """Load and validate a checkpoint (file or run folder); clear errors on anything else."""
     p = resolve_path(path)
+    if not zipfile.is_zipfile(p):
+        raise CheckpointError(f"checkpoint {str(p)!r} could not be read (truncated, corrupt "
+                              "or not a torch file): it is not a complete torch zip archive")
     try:
         ckpt = torch.load(p, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError:

@@ -31,7 +31,9 @@ class ConfigError(ValueError):
 class TrainConfig:
     # What to train
     env: str = "dnc/TMaze-v0"
-    env_kwargs: dict = field(default_factory=lambda: {"length": 10})
+    # A wall bump costs 0.1 (a step 0.01): the policy learns to walk the corridor
+    # straight, so its deterministic version does too (see sim/tmaze.py).
+    env_kwargs: dict = field(default_factory=lambda: {"length": 10, "bump_penalty": 0.1})
     core: str = "dnc"
     core_config: dict = field(default_factory=lambda: {
         "hidden_size": 64, "memory_slots": 16, "word_size": 16, "read_heads": 1})

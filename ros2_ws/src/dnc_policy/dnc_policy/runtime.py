@@ -321,8 +321,9 @@ class PolicyRuntime:
         try:
             with np.load(path, allow_pickle=False) as data:
                 arrays = {k: data[k] for k in data.files}
-        except (OSError, ValueError) as e:
-            raise ValueError(f"state file {str(path)!r} could not be read: {e}") from None
+        except Exception as e:  # missing, empty, truncated zip, not an npz...
+            raise ValueError(f"state file {str(path)!r} could not be read: "
+                             f"{type(e).__name__}: {e}") from None
         ident = arrays.pop("__identity__", None)
         if ident is None:
             raise ValueError(f"state file {str(path)!r} was not written by PolicyRuntime")
