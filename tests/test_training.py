@@ -224,7 +224,7 @@ def test_torchrun_two_processes_stay_in_sync(tmp_path):
     sums = [line.split()[-1] for line in out.stdout.splitlines() if "parameter checksum" in line]
     assert len(sums) == 2 and sums[0] == sums[1], out.stdout  # gradients were all-reduced
     ckpts = list(tmp_path.glob("*/checkpoints/latest.pt"))
-    assert len(ckpts) == 1  # rank 0 alone writes
+    assert len(ckpts) == 1 and len(list(tmp_path.iterdir())) == 1  # rank 0 alone writes
     ck = ckpt_io.load(ckpts[0])
     assert ck["global_step"] == 4096 and ck["update"] == 4096 // (4 * 16 * 2)
 
@@ -253,3 +253,10 @@ def test_async_vector_env_trains_like_sync(tmp_path):
         results.append(train(cfg, progress=False))
     assert results[0]["param_checksum"] == results[1]["param_checksum"]
     assert results[0]["episodes"] == results[1]["episodes"]
+
+
+def test_runs_started_together_get_their_own_folders(tmp_path):
+    from training.a2c import new_run_dir
+    cfg = resolve(None, [f"run_dir={tmp_path}"])
+    folders = {new_run_dir(cfg) for _ in range(3)}
+    assert len(folders) == 3 and all(f.is_dir() and "_dnc_s1_" in f.name for f in folders)

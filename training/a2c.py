@@ -3,7 +3,7 @@
     python -m training.a2c                          # embedded default: DNC on the T-maze
     python -m training.a2c --config training/configs/maze_dnc.yaml --set lr=5e-4
     python -m training.a2c --env CartPole-v1 --core lstm --total-steps 100000
-    python -m training.a2c --resume runs/dnc_TMaze-v0_dnc_20261122-010203
+    python -m training.a2c --resume runs/dnc_TMaze-v0_dnc_s1_20261122-010203
     torchrun --nproc_per_node=2 -m training.a2c ...  # data-parallel over processes
 
 The loop, top to bottom (read with DESIGN.md §6):
@@ -118,6 +118,21 @@ def pick_device(name: str) -> torch.device:
         torch.cuda.set_device(device)
         return device
     return torch.device(name)
+
+
+def new_run_dir(cfg: TrainConfig) -> Path:
+    """``<run_dir>/<env>_<core>_s<seed>_<timestamp>``, never an existing folder (runs
+    started in the same second get a suffix)."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = Path(cfg.run_dir) / f"{cfg.env.replace('/', '_')}_{cfg.core}_s{cfg.seed}_{stamp}"
+    path, k = base, 1
+    while True:
+        try:
+            path.mkdir(parents=True)
+            return path
+        except FileExistsError:
+            k += 1
+            path = base.with_name(f"{base.name}-{k}")
 
 
 def build_policy(cfg: TrainConfig, obs_dim: int, spec) -> ActorCritic:
@@ -311,9 +326,8 @@ def train(cfg: TrainConfig, resume: str | None = None, progress: bool = True,
         restore_rng(resumed, cfg, rank, device)
         run_dir = Path(resumed["run_dir"]) if run_dir is None else Path(run_dir)
     else:
-        if run_dir is None:
-            stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-            run_dir = Path(cfg.run_dir) / f"{cfg.env.replace('/', '_')}_{cfg.core}_{stamp}"
+        if run_dir is None:  # rank 0 alone writes (other ranks never touch the folder)
+            run_dir = new_run_dir(cfg) if rank == 0 else Path(cfg.run_dir) / f"rank{rank}"
         run_dir = Path(run_dir)
     if cfg.compile:
         policy.core.compile_step()
