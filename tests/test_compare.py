@@ -1,0 +1,149 @@
+"""training.compare: the per-run summary, the DNC/LSTM ratio, and one tiny real study."""
+
+import csv
+
+import numpy as np
+import pytest
+
+from training import compare
+from training.compare import episode_ratio, summarize_run
+
+COLUMNS = ["global_step", "episodes", "return", "success", "length", "fps", "policy_loss",
+           "value_loss", "entropy", "grad_norm", "lr", "wall_s"]
+
+
+def write_metrics(path, rows):
+    """rows: (global_step, episodes, success, wall_s); success None = NaN (no episode yet)."""
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(COLUMNS)
+        for step, episodes, success, wall in rows:
+            w.writerow([step, episodes, -0.5, "nan" if success is None else success, 12.0,
+                        1000, 0.1, 0.2, 1.0, 0.3, 1e-3, wall])
+    return path
+
+
+def test_threshold_reached_uses_the_first_row_at_or_above_it(tmp_path):
+    path = write_metrics(tmp_path / "m.csv", [
+        (512, 0, None, 0.5), (1024, 120, 0.5, 1.0), (1536, 250, 0.89, 1.5),
+        (2048, 400, 0.9, 2.0), (2560, 560, 0.95, 2.5), (3072, 700, 0.85, 3.1)])
+    s = summarize_run(path, threshold=0.9)
+    assert s.reached
+    assert s.episodes_to_threshold == 400 and s.steps_to_threshold == 2048
+    assert s.final_success == pytest.approx(0.85)  # the last row, not the best
+    assert s.wall_s == pytest.approx(3.1)
+    assert s.total_episodes == 700 and s.total_steps == 3072
+    assert np.isnan(s.success[0]) and len(s.steps) == 6
+
+
+def test_threshold_not_reached(tmp_path):
+    path = write_metrics(tmp_path / "m.csv", [(512, 50, 0.4, 1.0), (1024, 150, 0.89, 2.0)])
+    s = summarize_run(path, threshold=0.9)
+    assert not s.reached
+    assert s.episodes_to_threshold is None and s.steps_to_threshold is None
+    assert s.final_success == pytest.approx(0.89) and s.total_episodes == 150
+
+
+def test_an_early_lucky_window_does_not_count(tmp_path):
+    # 1.0 after 20 episodes is luck, not learning: it only counts once the window is full.
+    path = write_metrics(tmp_path / "m.csv", [
+        (512, 20, 1.0, 1.0), (1024, 90, 0.6, 2.0), (1536, 130, 0.92, 3.0)])
+    assert summarize_run(path, 0.9).episodes_to_threshold == 130
+    assert summarize_run(path, 0.9, min_episodes=1).episodes_to_threshold == 20
+
+
+def test_ratio_counts_unreached_runs_at_their_total_episodes(tmp_path):
+    def run(name, rows):
+        return summarize_run(write_metrics(tmp_path / name, rows), threshold=0.9)
+
+    dnc = [run("d1", [(100, 100, 0.5, 1), (200, 300, 0.9, 2)]),   # reached at 300
+           run("d2", [(100, 100, 0.5, 1), (200, 500, 0.95, 2)])]  # reached at 500
+    lstm = [run("l1", [(100, 200, 0.5, 1), (200, 1000, 0.91, 2)]),  # reached at 1000
+            run("l2", [(100, 200, 0.5, 1), (200, 600, 0.7, 2)])]   # not reached: counts 600
+    assert episode_ratio(dnc, lstm) == pytest.approx(400 / 800)
+    assert episode_ratio(lstm, dnc) == pytest.approx(2.0)
+    # The LSTM's unreached seed makes 0.5 an upper bound: support holds, a miss is unclear.
+    assert compare.verdict(0.5, dnc, lstm).startswith("supports")
+    assert compare.verdict(0.85, dnc, lstm).startswith("inconclusive")
+    both = lstm[:1]  # every seed reached on both sides
+    assert compare.verdict(0.5, dnc, both).startswith("supports")
+    assert compare.verdict(0.85, dnc, both).startswith("does not support")
+    assert "30% more episodes" in compare.verdict(1.3, dnc, both)
+    assert compare.verdict(0.5, lstm, dnc).startswith("inconclusive")  # a lower bound
+    never = [run("n", [(100, 100, 0.1, 1)])]
+    assert compare.verdict(1.0, never, never).startswith("no verdict")
+
+
+def test_unknown_task_or_core_names_what_exists():
+    with pytest.raises(ValueError, match=r"unknown task 'nope'.*tmaze \(dnc/lstm\)"):
+        compare.config_paths(["nope"], ["dnc", "lstm"])
+    with pytest.raises(ValueError, match=r"unknown core 'gru'; cores: dnc, lstm"):
+        compare.config_paths(["tmaze"], ["gru"])
+    with pytest.raises(SystemExit):
+        compare.main(["--tasks", "nope", "--out", "/nonexistent/never-written"])
+
+
+def test_end_to_end_tiny_study(tmp_path):
+    out, runs = tmp_path / "results", tmp_path / "runs"
+    result = compare.main(["--tasks", "tmaze", "--seeds", "2", "--budget", "4096",
+                           "--threshold", "0.0", "--min-episodes", "1",
+                           "--out", str(out), "--runs-dir", str(runs)])
+    md = (out / "compare.md").read_text()
+    png = out / "compare_tmaze.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+    rows = [line for line in md.splitlines() if line.startswith("| ")]
+    assert [r.split("|")[1].strip() for r in rows] == ["core", "dnc", "lstm"]
+    for r in rows[1:]:
+        cells = [c.strip() for c in r.split("|")[1:-1]]
+        assert cells[1] == "2" and cells[2] == "2/2"  # seeds; threshold 0 reached by both
+    assert "DNC/LSTM episodes to 0" in md
+    for core in ("dnc", "lstm"):
+        for seed in (1, 2):
+            csvs = list((runs / "tmaze" / core / f"seed{seed}").glob("*/metrics.csv"))
+            assert len(csvs) == 1
+            s = summarize_run(csvs[0], 0.0, min_episodes=1)
+            assert s.total_steps == 4096  # the budget override and stop_at_success=0 held
+            assert s.total_steps // 512 == len(s.steps)  # log_every=1: one row per update
+            assert (csvs[0].parent / "code_version.txt").read_text().strip()
+    summaries = result["summaries"]["tmaze"]
+    assert all(s.reached for core in ("dnc", "lstm") for s in summaries[core])
+    # --no-train re-summarises the same runs without training.
+    again = compare.main(["--tasks", "tmaze", "--seeds", "2", "--no-train",
+                          "--out", str(tmp_path / "again"), "--runs-dir", str(runs)])
+    assert again["summaries"]["tmaze"]["dnc"][0].total_steps == 4096
+
+
+def test_per_task_thresholds_and_budgets():
+    def parse(text):
+        return compare.parse_per_task("--threshold", text, ["tmaze", "maze"], float, 0.9,
+                                      (0, 1))
+    assert parse("0.8,maze=0.6") == {"tmaze": 0.8, "maze": 0.6}
+    assert parse("maze=0.6") == {"tmaze": 0.9, "maze": 0.6}
+    with pytest.raises(ValueError, match="not in --tasks"):
+        parse("0.9,nope=0.5")
+    with pytest.raises(ValueError, match=r"must be in \[0, 1\]"):
+        parse("1.5")
+    budgets = compare.parse_per_task("--budget", "maze=1000", ["tmaze", "maze"], int, None,
+                                     (1, float("inf")))
+    assert budgets == {"tmaze": None, "maze": 1000}
+    with pytest.raises(ValueError, match="is not X or TASK=X"):
+        compare.parse_per_task("--budget", "1e5", ["tmaze"], int, None, (1, float("inf")))
+
+
+def test_every_task_gives_its_cores_the_same_settings():
+    from training.config import TrainConfig
+    for task, cores in compare.available_configs().items():
+        if {"dnc", "lstm"} <= set(cores):
+            paths = compare.config_paths([task], ["dnc", "lstm"])
+            assert compare.settings_differ([TrainConfig.load(p) for p in paths.values()]) == []
+    a, b = TrainConfig(), TrainConfig().override(["lr=0.002", "core=lstm"])
+    assert compare.settings_differ([a, b]) == ["lr"]  # the core itself may differ
+    assert compare.settings_differ([a, b], cores_too=True) == ["core", "core_config", "lr"]
+    assert compare.settings_differ([a.to_dict(), {**a.to_dict(), "seed": 7}]) == []
+
+
+def test_permutation_p():
+    assert compare.permutation_p([1.0, 2.0, 3.0], [1.0, 2.0, 3.0]) == 1.0
+    # Completely separated 5 vs 5: only the observed split and its mirror are as extreme.
+    assert compare.permutation_p([1, 2, 3, 4, 5], [11, 12, 13, 14, 15]) == pytest.approx(2 / 252)
+    assert compare.permutation_p([1, 2, 3], [2, 3, 4]) > 0.3

@@ -1,0 +1,504 @@
+"""DNC vs LSTM: the same A2C budget, several seeds, episodes to reach a success threshold.
+
+    python -m training.compare                                  # tmaze and maze, 5 seeds
+    python -m training.compare --tasks tmaze_long --seeds 3 --jobs 2
+    python -m training.compare --tasks tmaze --budget 4096 --seeds 2 --out /tmp/r
+    python -m training.compare --budget 600000,maze=1000000 --threshold 0.9,maze=0.5
+    python -m training.compare --no-train                       # re-summarise runs/compare
+
+A task ``T`` and a core ``C`` name the config ``training/configs/T_C.yaml``. Every
+(task, core, seed) is one ``python -m training.a2c`` subprocess with ``threads=1``,
+``stop_at_success=0`` (every run spends the whole budget), ``log_every=1`` (one metrics
+row per update) and ``run_dir=<runs-dir>/<task>/<core>/seed<k>``; ``--jobs`` of them run
+at once. From each run's ``metrics.csv`` (:func:`summarize_run`):
+
+- episodes to threshold: the ``episodes`` column of the first row whose rolling success
+  (over the last ``success_window`` = 100 episodes) is >= ``--threshold``, counting only
+  rows with at least ``--min-episodes`` finished episodes (a full window, so that a lucky
+  first few episodes cannot count); "not reached" otherwise;
+- env steps to threshold (``global_step`` of that row), final success (last row), wall
+  time (last ``wall_s``).
+
+Writes ``<out>/compare.md`` (a table per task and the DNC/LSTM episode ratio against the
+claim "the DNC needs about 40% fewer episodes than the LSTM") and
+``<out>/compare_<task>.png`` (success vs env steps: mean over seeds, min-max band).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from training.config import CONFIG_DIR, TrainConfig
+
+CLAIMED_RATIO = 0.6  # "about 40% fewer episodes"
+SUPPORT_BELOW = 0.7  # a ratio at or below this (>= 30% fewer) counts as support
+
+
+# --------------------------------------------------------------------------------------
+# Per-run metrics (pure)
+# --------------------------------------------------------------------------------------
+@dataclass
+class RunSummary:
+    episodes_to_threshold: int | None  # None: not reached within the budget
+    steps_to_threshold: int | None
+    final_success: float
+    wall_s: float
+    total_episodes: int
+    total_steps: int
+    steps: np.ndarray  # the learning curve: global_step per row
+    success: np.ndarray  # rolling success per row (NaN before the first episode ends)
+
+    @property
+    def reached(self) -> bool:
+        return self.episodes_to_threshold is not None
+
+
+def summarize_run(csv_path: str | Path, threshold: float, min_episodes: int = 100) -> RunSummary:
+    """Summarise one run's ``metrics.csv`` (columns as written by ``training.a2c``).
+
+    The threshold counts as reached at the first row with ``success >= threshold`` and
+    ``episodes >= min_episodes``.
+    """
+    with open(csv_path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        raise ValueError(f"{csv_path}: no metrics rows (did the run log anything?)")
+    steps = np.array([int(r["global_step"]) for r in rows])
+    episodes = np.array([int(r["episodes"]) for r in rows])
+    success = np.array([float(r["success"]) if r["success"] else math.nan for r in rows])
+    hit = np.flatnonzero((success >= threshold) & (episodes >= min_episodes))  # NaN: False
+    first = int(hit[0]) if len(hit) else None
+    return RunSummary(
+        episodes_to_threshold=int(episodes[first]) if first is not None else None,
+        steps_to_threshold=int(steps[first]) if first is not None else None,
+        final_success=float(success[-1]), wall_s=float(rows[-1]["wall_s"]),
+        total_episodes=int(episodes[-1]), total_steps=int(steps[-1]),
+        steps=steps, success=success)
+
+
+def censored_episodes(runs: list[RunSummary]) -> list[int]:
+    """Episodes to threshold per run, an unreached run counted as its total episodes
+    (the budget): a lower bound of what that run would have needed."""
+    return [r.episodes_to_threshold if r.reached else r.total_episodes for r in runs]
+
+
+def episode_ratio(dnc: list[RunSummary], lstm: list[RunSummary]) -> float:
+    """Mean episodes to threshold of the DNC over that of the LSTM (censored means)."""
+    return float(np.mean(censored_episodes(dnc)) / np.mean(censored_episodes(lstm)))
+
+
+def permutation_p(a: list[float], b: list[float]) -> float:
+    """Two-sided exact permutation test of a difference in means (every split of the
+    pooled values into groups of len(a) and len(b)): the share of splits whose |mean
+    difference| is at least the observed one."""
+    from itertools import combinations
+    pooled, n = np.asarray(a + b, dtype=float), len(a)
+    observed = abs(np.mean(a) - np.mean(b))
+    total, count = pooled.sum(), 0
+    splits = list(combinations(range(len(pooled)), n))
+    for idx in splits:
+        sa = pooled[list(idx)].sum()
+        count += abs(sa / n - (total - sa) / len(b)) >= observed - 1e-9
+    return count / len(splits)
+
+
+def verdict(ratio: float, dnc: list[RunSummary], lstm: list[RunSummary]) -> str:
+    """One sentence on the claim "the DNC needs about 40% fewer episodes"."""
+    n_dnc, n_lstm = sum(r.reached for r in dnc), sum(r.reached for r in lstm)
+    if n_dnc == 0 and n_lstm == 0:
+        return "no verdict: neither core reached the threshold within the budget"
+    if n_dnc == 0:
+        return "does not support the claim: the DNC never reached the threshold, the LSTM did"
+    # Unreached seeds are counted at the budget, below what they would need: LSTM ones
+    # make the ratio an upper bound, DNC ones a lower bound.
+    if n_lstm < len(lstm) and n_dnc < len(dnc):
+        bound = " (unreached seeds on both sides: the ratio is not a bound either way)"
+    elif n_lstm < len(lstm):
+        bound = " (an upper bound of the ratio: the LSTM's unreached seeds need more)"
+    elif n_dnc < len(dnc):
+        bound = " (a lower bound of the ratio: the DNC's unreached seeds need more)"
+    else:
+        bound = ""
+    fewer = (1 - ratio) * 100
+    upper, lower = n_lstm < len(lstm) and n_dnc == len(dnc), n_dnc < len(dnc) and n_lstm == len(lstm)
+    if (upper and ratio > SUPPORT_BELOW) or (lower and ratio <= SUPPORT_BELOW) or (
+            n_dnc < len(dnc) and n_lstm < len(lstm)):
+        return f"inconclusive: ratio {ratio:.2f} with unreached seeds{bound}"
+    if ratio <= SUPPORT_BELOW:
+        return f"supports the claim: the DNC needs {fewer:.0f}% fewer episodes{bound}"
+    if ratio < 1:
+        return (f"does not support the claim: the DNC needs only {fewer:.0f}% fewer "
+                f"episodes{bound}")
+    return f"does not support the claim: the DNC needs {-fewer:.0f}% more episodes{bound}"
+
+
+# --------------------------------------------------------------------------------------
+# Tasks and runs
+# --------------------------------------------------------------------------------------
+def available_configs(config_dir: Path = CONFIG_DIR) -> dict[str, list[str]]:
+    """``{task: [cores]}`` for every ``<task>_<core>.yaml`` in ``config_dir``."""
+    from dnc_core import CORES
+    found: dict[str, list[str]] = {}
+    for path in sorted(config_dir.glob("*.yaml")):
+        task, _, core = path.stem.rpartition("_")
+        if task and core in CORES:
+            found.setdefault(task, []).append(core)
+    return found
+
+
+def config_paths(tasks: list[str], cores: list[str],
+                 config_dir: Path = CONFIG_DIR) -> dict[tuple[str, str], Path]:
+    """The config of every (task, core); a ``ValueError`` naming what exists otherwise."""
+    from dnc_core import CORES
+    found = available_configs(config_dir)
+    for core in cores:
+        if core not in CORES:
+            raise ValueError(f"unknown core {core!r}; cores: {', '.join(sorted(CORES))}")
+    listing = ", ".join(f"{t} ({'/'.join(c)})" for t, c in found.items())
+    paths = {}
+    for task in tasks:
+        if task not in found:
+            raise ValueError(f"unknown task {task!r}; tasks with configs in {config_dir}: "
+                             f"{listing}")
+        for core in cores:
+            path = config_dir / f"{task}_{core}.yaml"
+            if not path.is_file():
+                raise ValueError(f"task {task!r} has no config for core {core!r} ({path} "
+                                 f"is missing); tasks: {listing}")
+            paths[task, core] = path
+    return paths
+
+
+@dataclass
+class Run:
+    task: str
+    core: str
+    seed: int
+    config: Path
+    folder: Path  # <runs-dir>/<task>/<core>/seed<k>; a2c makes a timestamped run inside
+    total_steps: int
+
+
+def settings_differ(configs: list[TrainConfig | dict], cores_too: bool = False) -> list[str]:
+    """Config keys, other than the run machinery (and the core, unless ``cores_too``),
+    that differ between configs (TrainConfig or dicts such as a run's config.yaml):
+    empty when every core of a task gets the same env, A2C settings and budget."""
+    ignore = {"seed", "run_dir", "threads", "device", "compile", "vector_env", "log_every",
+              "checkpoint_every", "stop_at_success"}
+    ignore |= set() if cores_too else {"core", "core_config"}
+    dicts = [c if isinstance(c, dict) else c.to_dict() for c in configs]
+    keys = sorted(set().union(*dicts) - ignore)
+    return [k for k in keys if any(d.get(k) != dicts[0].get(k) for d in dicts[1:])]
+
+
+def run_config(metrics_csv: Path) -> dict:
+    """The config a run was trained with (its ``config.yaml``), as a dict."""
+    import yaml
+    return yaml.safe_load((Path(metrics_csv).parent / "config.yaml").read_text())
+
+
+def train_command(run: Run) -> list[str]:
+    cmd = [sys.executable, "-m", "training.a2c", "--config", str(run.config),
+           "--seed", str(run.seed), "--no-progress", "--set", "threads=1",
+           "--set", "stop_at_success=0", "--set", "log_every=1",
+           "--set", f"run_dir={run.folder}"]
+    return cmd + ["--total-steps", str(run.total_steps)]
+
+
+def code_version() -> str:
+    """``git`` commit of the working tree, ``+dirty`` if tracked files of the code a run
+    imports (dnc_core, sim, training) have uncommitted changes; "unknown" outside git."""
+    root = CONFIG_DIR.parent.parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, check=True,
+                              capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "-uno", "--", "dnc_core", "sim",
+                                "training"], cwd=root, check=True, capture_output=True,
+                               text=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
+
+
+def execute(run: Run) -> Path:
+    """Train one run in a subprocess; return its new ``metrics.csv``. The code version
+    at launch goes to ``code_version.txt`` in the run's folder."""
+    run.folder.mkdir(parents=True, exist_ok=True)
+    before = set(run.folder.iterdir())
+    version = code_version()
+    log = run.folder / "train.log"
+    with open(log, "w") as f:
+        rc = subprocess.run(train_command(run), stdout=f, stderr=subprocess.STDOUT,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"}, check=False).returncode
+    if rc != 0:
+        tail = "\n".join(log.read_text().splitlines()[-15:])
+        raise RuntimeError(f"{run.task}/{run.core}/seed{run.seed} failed (exit {rc}); "
+                           f"{log}:\n{tail}")
+    new = [p for p in set(run.folder.iterdir()) - before if (p / "metrics.csv").is_file()]
+    if len(new) != 1:
+        raise RuntimeError(f"expected one new run folder in {run.folder}, found {new}")
+    (new[0] / "code_version.txt").write_text(version + "\n")
+    return new[0] / "metrics.csv"
+
+
+def run_code_version(metrics_csv: Path) -> str:
+    path = Path(metrics_csv).parent / "code_version.txt"
+    return path.read_text().strip() if path.is_file() else "not recorded"
+
+
+def latest_metrics(folder: Path) -> Path:
+    """The newest run's ``metrics.csv`` under a seed folder (for ``--no-train``)."""
+    found = sorted(folder.glob("*/metrics.csv"), key=lambda p: p.stat().st_mtime)
+    if not found:
+        raise FileNotFoundError(f"no run with a metrics.csv in {folder}")
+    return found[-1]
+
+
+# --------------------------------------------------------------------------------------
+# Report
+# --------------------------------------------------------------------------------------
+def _mean_std(values) -> str:
+    """Mean ± sample standard deviation (0 for a single value)."""
+    if len(values) == 0:
+        return "—"
+    std = np.std(values, ddof=1) if len(values) > 1 else 0.0
+    return f"{np.mean(values):,.0f} ± {std:,.0f}"
+
+
+def task_report(task: str, results: dict[str, list[RunSummary]], threshold: float,
+                env_line: str) -> str:
+    """The markdown section of one task: a table over cores and the ratio line."""
+    lines = [f"### {task}", "", env_line, "",
+             (f"| core | seeds | reached {threshold:g} | episodes to {threshold:g} "
+              f"(mean ± std, reached seeds) | env steps to {threshold:g} | episodes per seed "
+              f"| final success (mean ± std) | wall time (mean, s) |"),
+             "|---|---|---|---|---|---|---|---|"]
+    for core, runs in results.items():
+        reached = [r for r in runs if r.reached]
+        per_seed = ", ".join(f"{r.episodes_to_threshold:,}" if r.reached else
+                             f"not reached (>{r.total_episodes:,})" for r in runs)
+        finals = [r.final_success for r in runs]
+        lines.append(
+            f"| {core} | {len(runs)} | {len(reached)}/{len(runs)} "
+            f"| {_mean_std([r.episodes_to_threshold for r in reached])} "
+            f"| {_mean_std([r.steps_to_threshold for r in reached])} | {per_seed} "
+            f"| {np.mean(finals):.3f} ± {np.std(finals, ddof=1) if len(finals) > 1 else 0:.3f} "
+            f"| {np.mean([r.wall_s for r in runs]):.0f} |")
+    lines.append("")
+    if "dnc" in results and "lstm" in results:
+        dnc, lstm = results["dnc"], results["lstm"]
+        ratio = episode_ratio(dnc, lstm)
+        unreached = sum(not r.reached for r in dnc + lstm)
+        counted = (f"{unreached} unreached seed(s) counted at their total episodes, a lower "
+                   f"bound of what they need" if unreached else "all seeds reached it")
+        if unreached:  # a censored count is the run's episodes at the budget, which
+            # depends on how long its failing episodes were: no test on those numbers.
+            test = "No significance test: some seeds did not reach the threshold."
+        else:
+            p = permutation_p(censored_episodes(dnc), censored_episodes(lstm))
+            test = (f"The difference of the means is {'' if p < 0.05 else 'not '}"
+                    f"significant at 5% (two-sided exact permutation test, p = {p:.3f}, "
+                    f"{len(dnc)} vs {len(lstm)} seeds).")
+        lines.append(f"**DNC/LSTM episodes to {threshold:g}: {ratio:.2f}** "
+                     f"(mean over seeds; {counted}; the claim is ≈ {CLAIMED_RATIO}) — "
+                     f"{verdict(ratio, dnc, lstm)}. {test}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def plot_task(task: str, results: dict[str, list[RunSummary]], threshold: float,
+              path: Path, title: str) -> None:
+    """Success vs env steps, one colour per core: the mean over seeds (thick), a min-max
+    band and every seed (thin: a mean of runs that solve and runs that fail hides both)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for core, runs in results.items():
+        grid = np.unique(np.concatenate([r.steps for r in runs]))
+        curves = np.stack([np.interp(grid, r.steps[~np.isnan(r.success)],
+                                     r.success[~np.isnan(r.success)], left=np.nan)
+                           for r in runs])
+        ok = ~np.all(np.isnan(curves), axis=0)
+        grid, curves = grid[ok], curves[:, ok]
+        line, = ax.plot(grid, np.nanmean(curves, 0), linewidth=2,
+                        label=f"{core} ({len(runs)} seeds)")
+        ax.fill_between(grid, np.nanmin(curves, 0), np.nanmax(curves, 0),
+                        color=line.get_color(), alpha=0.15, linewidth=0)
+        for curve in curves:
+            ax.plot(grid, curve, color=line.get_color(), alpha=0.45, linewidth=0.6)
+    ax.axhline(threshold, color="grey", linestyle="--", linewidth=1, label="threshold")
+    ax.set(xlabel="env steps", ylabel="success (rolling, last 100 episodes)", ylim=(0, 1.02))
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def parse_per_task(flag: str, text: str, tasks: list[str], kind: type, default,
+                   bounds: tuple[float, float]) -> dict:
+    """``"0.9,maze=0.6"`` -> ``{task: value}``: a bare value is every other task's."""
+    per_task = {}
+    for item in filter(None, (x.strip() for x in text.split(","))):
+        task, _, value = item.rpartition("=")
+        try:
+            number = kind(value)
+        except ValueError:
+            raise ValueError(f"{flag}: {item!r} is not X or TASK=X ({kind.__name__})") from None
+        if not bounds[0] <= number <= bounds[1]:
+            raise ValueError(f"{flag}: {item!r} must be in [{bounds[0]}, {bounds[1]}]")
+        if task and task not in tasks:
+            raise ValueError(f"{flag}: task {task!r} is not in --tasks {tasks}")
+        if task:
+            per_task[task] = number
+        else:
+            default = number
+    return {t: per_task.get(t, default) for t in tasks}
+
+
+def _shown(path: Path) -> str:
+    """A config path relative to the repository when it is inside it."""
+    try:
+        return str(path.relative_to(CONFIG_DIR.parent.parent))
+    except ValueError:
+        return str(path)
+
+
+# --------------------------------------------------------------------------------------
+# CLI
+# --------------------------------------------------------------------------------------
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog=__doc__.split("\n\n", 1)[1])
+    p.add_argument("--tasks", default="tmaze,maze",
+                   help="comma-separated; task T uses training/configs/T_<core>.yaml")
+    p.add_argument("--cores", default="dnc,lstm")
+    p.add_argument("--seeds", type=int, default=5, help="seeds 1..N per task and core")
+    p.add_argument("--threshold", default="0.9", metavar="X[,TASK=X...]",
+                   help="success threshold; TASK=X sets one task's (e.g. 0.9,maze=0.6)")
+    p.add_argument("--min-episodes", type=int, default=100,
+                   help="finished episodes before a row can count as reaching the threshold")
+    p.add_argument("--budget", metavar="N[,TASK=N...]",
+                   help="env steps per run, overriding the configs' total_steps; TASK=N "
+                        "sets one task's (e.g. 600000,maze=1000000)")
+    p.add_argument("--jobs", type=int, default=2, help="training processes at once")
+    p.add_argument("--out", default="docs/results")
+    p.add_argument("--runs-dir", default="runs/compare")
+    p.add_argument("--no-train", action="store_true",
+                   help="only summarise the newest existing run of every (task, core, seed)")
+    a = p.parse_args(argv)
+    tasks = [t for t in a.tasks.split(",") if t]
+    cores = [c for c in a.cores.split(",") if c]
+    if a.seeds < 1 or a.jobs < 1:
+        p.error("--seeds and --jobs must be >= 1")
+    try:
+        paths = config_paths(tasks, cores)
+        thresholds = parse_per_task("--threshold", a.threshold, tasks, float, 0.9, (0, 1))
+        budgets = parse_per_task("--budget", a.budget or "", tasks, int, None, (1, math.inf))
+    except ValueError as e:
+        p.error(str(e))
+    configs = {key: TrainConfig.load(path) for key, path in paths.items()}
+    for (task, core), c in configs.items():  # the same budget for every core of a task
+        budgets[task] = budgets[task] or c.total_steps
+
+    runs = [Run(task, core, seed, paths[task, core],
+                Path(a.runs_dir) / task / core / f"seed{seed}",
+                budgets[task])
+            for task in tasks for seed in range(1, a.seeds + 1) for core in cores]
+    metrics: dict[tuple[str, str, int], Path] = {}
+    start = time.perf_counter()
+    if a.no_train:
+        metrics = {(r.task, r.core, r.seed): latest_metrics(r.folder) for r in runs}
+    else:
+        order = sorted(runs, key=lambda r: -r.total_steps)  # longest first: better packing
+        with ThreadPoolExecutor(a.jobs) as pool, \
+                tqdm(total=len(runs), unit="run", desc="compare") as bar:
+            futures = {pool.submit(execute, r): r for r in order}
+            for fut in as_completed(futures):
+                r = futures[fut]
+                metrics[r.task, r.core, r.seed] = fut.result()
+                bar.set_postfix_str(f"{r.task}/{r.core}/seed{r.seed}")
+                bar.update()
+    elapsed = time.perf_counter() - start
+
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    command = "python -m training.compare " + " ".join(argv if argv is not None else sys.argv[1:])
+    sections = [
+        "# DNC vs LSTM: episodes to a success threshold", "",
+        f"Command: `{command.strip()}`" + (
+            f" (summarising the newest run of each task/core/seed in `{a.runs_dir}`, trained "
+            f"by earlier `python -m training.compare` calls; each run's folder holds its "
+            f"config.yaml)" if a.no_train else
+            f" ({elapsed / 60:.1f} min wall, {a.jobs} jobs)"),
+        "", (f"Threshold: rolling success (last 100 episodes) >= the task's threshold "
+             f"({', '.join(f'{t}: {thresholds[t]:g}' for t in tasks)}), counted "
+             f"once at least {a.min_episodes} episodes have finished. Every run spends its "
+             f"whole budget (stop_at_success=0), one torch thread per run. Seeds "
+             f"1..{a.seeds}. Wall times are for {a.jobs} runs sharing the machine at once."),
+        ""]
+    summaries = {}
+    for task in tasks:
+        results = {core: [summarize_run(metrics[task, core, s], thresholds[task],
+                                        a.min_episodes)
+                          for s in range(1, a.seeds + 1)] for core in cores}
+        summaries[task] = results
+        # Describe the runs by the configs they were trained with (their config.yaml),
+        # which may differ from today's config files under --no-train.
+        used = {core: [run_config(metrics[task, core, s]) for s in range(1, a.seeds + 1)]
+                for core in cores}
+        c = used[cores[0]][0]
+        differ = settings_differ([u for core in cores for u in used[core]])
+        same = ("identical env and A2C settings for every core and seed" if not differ else
+                f"**settings differ between runs: {', '.join(differ)}**")
+        env_line = (f"`{c['env']}` {c['env_kwargs']}; budget {budgets[task]:,} env steps per "
+                    f"run; {same}; "
+                    + "; ".join(f"{core}: `{_shown(paths[task, core])}` "
+                                f"core_config={used[core][0]['core_config']}"
+                                for core in cores)
+                    + f"; A2C: num_envs={c['num_envs']}, rollout_steps={c['rollout_steps']}, "
+                    f"lr={c['lr']:g} ({c['lr_schedule']}), "
+                    f"entropy_coef={c['entropy_coef']:g}.")
+        changed = sorted({k for core in cores for k in settings_differ(
+            [configs[task, core], used[core][0]], cores_too=True)} - {"total_steps"})
+        if changed:
+            env_line += (f" **The config files have changed since these runs (keys: "
+                         f"{', '.join(changed)}); the settings above are the runs' own.**")
+        per_update = c["num_envs"] * c["rollout_steps"]
+        short = sorted({r.total_steps for rs in results.values() for r in rs
+                        if not budgets[task] <= r.total_steps < budgets[task] + per_update})
+        if short:  # e.g. --no-train over runs trained with another budget, or cut short
+            env_line += f" **Runs that did not spend this budget: {short} env steps.**"
+        versions = sorted({run_code_version(metrics[task, core, seed]) for core in cores
+                           for seed in range(1, a.seeds + 1)})
+        env_line += f" Code version(s) at launch: {', '.join(versions)}."
+        sections.append(task_report(task, results, thresholds[task], env_line))
+        sections.append(f"![{task}](compare_{task}.png)\n")
+        plot_task(task, results, thresholds[task], out / f"compare_{task}.png",
+                  f"{task}: {c['env']} {c['env_kwargs']}\nthin lines: seeds; band: min-max; "
+                  f"thick: mean")
+    text = "\n".join(sections)
+    (out / "compare.md").write_text(text + "\n")
+    print(text)
+    print(f"wrote {out / 'compare.md'} and {len(tasks)} PNG(s)")
+    return {"markdown": out / "compare.md", "summaries": summaries, "seconds": elapsed}
+
+
+if __name__ == "__main__":
+    main()
