@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import sys
 import tempfile
 import warnings
@@ -150,20 +149,9 @@ def export_policy(policy: ActorCritic, contract: dict, output: str | Path) -> Pa
     entry = model.metadata_props.add()
     entry.key, entry.value = CONTRACT_KEY, json.dumps(contract, allow_nan=True)
     onnx.checker.check_model(model, full_check=True)
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_path = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(model.SerializeToString())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp_path, output)
-    except BaseException:
-        if os.path.exists(tmp_path):
-            os.unlink(tmp_path)
-        raise
-    return output
+    from training.checkpoint import atomic_write
+
+    return atomic_write(output, lambda f: f.write(model.SerializeToString()))
 
 
 # --------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import pytest
 import torch
 from gymnasium import spaces
 
-from training.a2c import (Carry, EpisodeTracker, a2c_loss, build_policy, collect_rollout,
+from training.a2c import (EpisodeTracker, a2c_loss, build_policy, collect_rollout,
                           compute_gae, make_envs, start_carry)
 from training.config import TrainConfig
 from training.spaces import ObsFlattener, action_spec, to_env_actions
