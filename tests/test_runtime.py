@@ -12,27 +12,19 @@ import gymnasium as gym
 import numpy as np
 import onnx
 import pytest
-import torch
 from dnc_policy.runtime import CONTRACT_KEY, ContractError, PolicyRuntime
 
 # The policies and helpers are shared with test_export.py (tests/ is on sys.path under
 # pytest's default import mode), so each policy is trained and exported once per session.
-from test_export import env_observations, get_model, torch_tick
+import test_export
+from test_export import env_observations, torch_tick
 
 from training.spaces import ObsFlattener, to_env_actions
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture
-def models(tmp_path_factory):
-    return lambda name: get_model(name, tmp_path_factory)
+# The same fixtures as test_export.py (one torch thread; trained models, built once).
+one_thread = test_export.one_thread
+models = test_export.models
 
 
 def with_contract(src, dst, edit=None, strip=False):
