@@ -14,7 +14,7 @@ import json
 import numpy as np
 
 from dnc_policy.runtime import ContractError, PolicyRuntime
-from training.evaluate import format_result, run_episodes
+from training.evaluate import episode_args, format_result, run_episodes
 
 
 def evaluate(onnx_path: str, episodes: int = 100, seed: int = 0, batch: int = 16,
@@ -36,14 +36,7 @@ def evaluate(onnx_path: str, episodes: int = 100, seed: int = 0, batch: int = 16
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("model", help="policy.onnx written by export.onnx")
-    p.add_argument("--episodes", type=int, default=100)
-    p.add_argument("--seed", type=int, default=0, help="episode k is reset with seed + k")
-    p.add_argument("--batch", type=int, default=16, help="episodes run side by side")
-    p.add_argument("--sample", action="store_true", help="sample actions (default: mode)")
-    p.add_argument("--json", action="store_true")
-    a = p.parse_args(argv)
-    if a.episodes < 1:
-        p.error("--episodes must be >= 1")
+    a = episode_args(p, argv)
     try:
         r = evaluate(a.model, a.episodes, a.seed, a.batch, not a.sample)
     except (ContractError, FileNotFoundError) as e:

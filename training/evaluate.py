@@ -111,9 +111,9 @@ def format_result(r: dict) -> str:
             f"length {r['length_mean']:.1f}")
 
 
-def main(argv=None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("checkpoint", help="checkpoint file or run folder")
+def episode_args(p: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
+    """The options every evaluation CLI shares (this one and ``export.evaluate``),
+    parsed and checked."""
     p.add_argument("--episodes", type=int, default=100)
     p.add_argument("--seed", type=int, default=0, help="episode k is reset with seed + k")
     p.add_argument("--batch", type=int, default=16, help="episodes run side by side")
@@ -122,6 +122,13 @@ def main(argv=None) -> dict:
     a = p.parse_args(argv)
     if a.episodes < 1:
         p.error("--episodes must be >= 1")
+    return a
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("checkpoint", help="checkpoint file or run folder")
+    a = episode_args(p, argv)
     torch.set_num_threads(2)
     try:
         r = evaluate(a.checkpoint, a.episodes, a.seed, a.batch, not a.sample)

@@ -47,9 +47,6 @@ class ObsFlattener:
             return out
         return obs.reshape(b, self.dim).astype(np.float32, copy=False)
 
-    def describe(self) -> dict:
-        return describe_space(self.space)
-
 
 def action_spec(space: spaces.Space) -> ActionSpec:
     """The :class:`ActionSpec` for a single env's action space."""
