@@ -295,12 +295,15 @@ class PolicyRuntime:
         return {"state": [[n, list(s)] for n, s in self.state_spec], "batch": self.batch,
                 "checkpoint_sha256": self.contract.get("checkpoint", {}).get("sha256")}
 
-    def save_state(self, path: str | os.PathLike) -> Path:
-        """Write the state to ``path`` (``.npz``) atomically: a temporary file in the
-        same folder, fsync, rename. A crash leaves the old file or the new one."""
+    def save_state(self, path: str | os.PathLike,
+                   snapshot: dict[str, np.ndarray] | None = None) -> Path:
+        """Write the state (or ``snapshot``, taken earlier with :meth:`snapshot`) to
+        ``path`` (``.npz``) atomically: a temporary file in the same folder, fsync,
+        rename. A crash leaves the old file or the new one. With ``snapshot`` given it
+        reads nothing of the live state, so another thread may write it while ticks go on."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        arrays = self.snapshot()
+        arrays = dict(self.snapshot() if snapshot is None else snapshot)
         arrays["__identity__"] = np.frombuffer(json.dumps(self.state_identity()).encode(), np.uint8)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         try:
