@@ -1,3 +1,5 @@
+from glob import glob
+
 from setuptools import find_packages, setup
 
 PACKAGE = "dnc_policy"
@@ -9,6 +11,8 @@ setup(
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
+        (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
+        (f"share/{PACKAGE}/config", glob("config/*.yaml")),
     ],
     # onnxruntime or onnxruntime-gpu is installed by the user / image (they conflict).
     install_requires=["setuptools", "numpy"],
@@ -17,5 +21,11 @@ setup(
     maintainer_email="dev@dnc-policy.invalid",
     description="Stateful ONNX runtime (and ROS 2 node) for memory-augmented DNC policies",
     license="Apache-2.0",
-    tests_require=["pytest"],
+    entry_points={
+        "console_scripts": [
+            "policy_node = dnc_policy.node:main",
+            "sim_bridge = dnc_policy.sim_bridge:main",
+            "echo_node = dnc_policy.bench:echo_main",
+        ],
+    },
 )

@@ -1,0 +1,356 @@
+"""What the policy node does, in plain Python (numpy + the runtime; no rclpy).
+
+:class:`PolicyController` owns a :class:`~dnc_policy.runtime.PolicyRuntime` and decides,
+for every observation and every timer tick, whether the policy acts or the safe action
+goes out. The ROS node (``dnc_policy.node``) only turns messages into calls here and
+results into messages, so everything that matters for safety is tested without ROS:
+
+- a bad observation (wrong length, NaN, Inf, |value| > ``max_abs_obs``) is rejected
+  before the runtime sees it, so the memory is not advanced, and the safe action goes out;
+- the watchdog: no valid observation for ``obs_timeout_s`` -> the safe action at every
+  timer tick until observations return;
+- a reset request makes the next tick start a new episode (the graph's ``reset`` input);
+- snapshots of the memory are taken on the control thread (a copy, microseconds) and
+  written atomically by a background thread, so a slow disk never delays a tick.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .runtime import PolicyRuntime
+from .settings import PolicySettings, SettingsError
+
+
+@dataclass
+class Tick:
+    """One published action: the policy's (``safe`` False) or the safe action."""
+
+    action: np.ndarray  # float32, flat
+    safe: bool
+    reason: str = ""  # why the safe action (rejected input, watchdog, inactive)
+
+
+class LatencyWindow:
+    """The last ``size`` step latencies (seconds) and tick times, for diagnostics."""
+
+    def __init__(self, size: int = 2000):
+        self.latency = deque(maxlen=size)
+        self.times = deque(maxlen=size)
+
+    def add(self, now: float, seconds: float) -> None:
+        self.latency.append(seconds)
+        self.times.append(now)
+
+    def percentiles_us(self) -> tuple[float, float]:
+        if not self.latency:
+            return float("nan"), float("nan")
+        p50, p99 = np.percentile(np.fromiter(self.latency, float), [50, 99])
+        return p50 * 1e6, p99 * 1e6
+
+    def rate_hz(self, now: float, window: float = 2.0) -> float:
+        recent = [t for t in self.times if now - t <= window]
+        if len(recent) < 2:
+            return 0.0
+        return (len(recent) - 1) / max(recent[-1] - recent[0], 1e-9)
+
+
+def safe_action_for(contract_action: dict, given: tuple[float, ...]) -> np.ndarray:
+    """The safe action as a flat float32 array, checked against the model's action space
+    (SettingsError on a wrong length or a value outside the space). Empty ``given``:
+    zeros (which must then be a valid action)."""
+    kind = contract_action["kind"]
+    dim = {"discrete": 1, "multi_discrete": len(contract_action.get("nvec", ())),
+           "multi_binary": contract_action.get("n", 0),
+           "box": len(contract_action.get("low", ()))}[kind]
+    arr = np.zeros(dim, np.float32) if not given else np.asarray(given, np.float32)
+    where = "safe_action" + ("" if given else " (default: zeros)")
+    if arr.shape != (dim,):
+        raise SettingsError(f"parameter {where} has {arr.size} values, the model's {kind} "
+                            f"action has {dim}")
+    if kind == "box":
+        low = np.asarray(contract_action["low"], np.float32)
+        high = np.asarray(contract_action["high"], np.float32)
+        if ((arr < low) | (arr > high)).any():
+            raise SettingsError(f"parameter {where} = {arr.tolist()} is outside the action "
+                                f"bounds [{low.tolist()}, {high.tolist()}]")
+        return arr
+    n = {"discrete": [contract_action.get("n", 0)],
+         "multi_discrete": contract_action.get("nvec", []),
+         "multi_binary": [2] * dim}[kind]
+    if (arr != np.round(arr)).any() or (arr < 0).any() or (arr >= np.asarray(n)).any():
+        raise SettingsError(f"parameter {where} = {arr.tolist()} is not a valid {kind} "
+                            f"action (choices {n})")
+    return arr
+
+
+@dataclass
+class Counters:
+    ticks: int = 0  # policy actions
+    safe: int = 0  # safe actions published
+    rejected: int = 0
+    timeouts: int = 0  # watchdog trips
+    resets: int = 0
+    snapshots: int = 0
+    snapshot_errors: int = 0
+    last_rejection: str = ""
+    last_snapshot_error: str = field(default="")
+
+
+class SnapshotWriter:
+    """Writes memory snapshots to one file atomically, off the control thread. Only the
+    newest pending snapshot is kept: a slow disk drops intermediate ones, never a tick."""
+
+    def __init__(self, runtime: PolicyRuntime, path: str, counters: Counters):
+        self.runtime, self.path, self.counters = runtime, Path(path), counters
+        self._pending: dict | None = None
+        self._cond = threading.Condition()
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, name="snapshot-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, snapshot: dict) -> None:
+        with self._cond:
+            self._pending = snapshot
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while self._pending is None and not self._stop:
+                    self._cond.wait()
+                if self._pending is None:
+                    return
+                snap, self._pending = self._pending, None
+            self._write(snap)
+
+    def _write(self, snap: dict) -> None:
+        try:
+            self.runtime.save_state(self.path, snap)
+            self.counters.snapshots += 1
+        except OSError as e:
+            self.counters.snapshot_errors += 1
+            self.counters.last_snapshot_error = f"{type(e).__name__}: {e}"
+
+    def close(self, final: dict | None = None) -> None:
+        """Stop the thread after the pending write; then write ``final`` synchronously."""
+        with self._cond:
+            self._stop = True
+            self._cond.notify()
+        self._thread.join()
+        if final is not None:
+            self._write(final)
+
+
+class PolicyController:
+    """The node's logic. ``now`` arguments are monotonic seconds (the node passes its
+    clock's time, tests pass what they like)."""
+
+    def __init__(self, settings: PolicySettings, now: float, log=None):
+        self.settings = settings
+        self.log = log or (lambda level, msg: None)
+        path = Path(settings.model_path)
+        if not path.is_file():
+            raise SettingsError(f"parameter 'model_path' = {settings.model_path!r}: no such "
+                                f"file (expected a policy.onnx written by export.onnx)")
+        self.runtime = PolicyRuntime(path, providers=settings.providers, batch=1,
+                                     deterministic=settings.deterministic,
+                                     threads=settings.threads, seed=settings.seed)
+        self.contract = self.runtime.contract
+        self.safe_action = safe_action_for(self.runtime.action_spec, settings.safe_action)
+        if settings.cmd_vel is not None:
+            self._check_cmd_vel()
+        self.counters = Counters()
+        self.latency = LatencyWindow()
+        self.active = False
+        self.restored_from = ""
+        self._pending_reset = False
+        self._latest: np.ndarray | None = None  # timer mode: the newest valid observation
+        self._last_valid = now
+        self._tripped = False
+        self._last_snapshot = now
+        self._writer = None
+        if settings.snapshot_path:
+            self._restore(Path(settings.snapshot_path))
+            self._writer = SnapshotWriter(self.runtime, settings.snapshot_path, self.counters)
+
+    # -- set-up --------------------------------------------------------------------------
+    def _check_cmd_vel(self) -> None:
+        spec, m = self.runtime.action_spec, self.settings.cmd_vel
+        if spec["kind"] != "box":
+            raise SettingsError(f"parameter 'cmd_vel.enabled' is true but the model's action "
+                                f"is {spec['kind']}: cmd_vel needs a Box (velocity) action")
+        dim = len(spec["low"])
+        for name, idx in (("cmd_vel.linear_index", m.linear_index),
+                          ("cmd_vel.angular_index", m.angular_index)):
+            if idx >= dim:
+                raise SettingsError(f"parameter {name!r} = {idx}: the model's action has "
+                                    f"{dim} elements")
+
+    def _restore(self, path: Path) -> None:
+        if not path.exists():
+            self.log("info", f"no memory snapshot at {path} yet: starting with an empty memory")
+            return
+        try:
+            self.runtime.load_state(path)
+        except ValueError as e:
+            aside = path.with_name(path.name + ".rejected")
+            path.replace(aside)
+            self.log("error", f"{e}; moved it to {aside} and starting with an empty memory")
+            return
+        self.restored_from = str(path)
+        self.log("info", f"memory restored from {path}")
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def activate(self, now: float) -> None:
+        self.active = True
+        self._last_valid = now  # the watchdog counts from activation
+        self._latest = None
+        self._tripped = False
+        self._last_snapshot = now
+
+    def deactivate(self) -> Tick:
+        """Stop acting; the safe action to publish last, and a snapshot."""
+        self.active = False
+        self.snapshot_now()
+        return self._safe("deactivated")
+
+    def close(self) -> None:
+        """Final snapshot (synchronously) and stop the writer thread."""
+        if self._writer is not None:
+            self._writer.close(self.runtime.snapshot())
+            self._writer = None
+
+    # -- ticks ---------------------------------------------------------------------------
+    def validate(self, data) -> np.ndarray:
+        """The observation as float32 ``[obs_dim]``; ValueError naming what is wrong."""
+        arr = np.asarray(data, dtype=np.float32).reshape(-1)
+        if arr.shape[0] != self.runtime.obs_dim:
+            raise ValueError(f"observation has {arr.shape[0]} values, the model expects "
+                             f"{self.runtime.obs_dim}")
+        if not np.isfinite(arr).all():
+            bad = np.flatnonzero(~np.isfinite(arr))
+            raise ValueError(f"observation has NaN or Inf at index {bad[:5].tolist()}")
+        big = np.abs(arr) > self.settings.max_abs_obs
+        if big.any():
+            raise ValueError(f"observation has |value| > max_abs_obs "
+                             f"({self.settings.max_abs_obs:g}) at index "
+                             f"{np.flatnonzero(big)[:5].tolist()}")
+        return arr
+
+    def on_observation(self, data, now: float) -> Tick | None:
+        """An observation arrived. Returns the tick to publish (on_observation mode, or a
+        rejection), or None (timer mode: the next timer tick uses it; inactive)."""
+        if not self.active:
+            return None
+        try:
+            obs = self.validate(data)
+        except ValueError as e:
+            self.counters.rejected += 1
+            self.counters.last_rejection = str(e)
+            self._latest = None  # timer mode: never act on an observation older than a bad one
+            return self._safe(f"rejected observation: {e}")
+        self._last_valid = now
+        if self._tripped:
+            self._tripped = False
+            self.log("info", "observations are back: the policy acts again")
+            if self.settings.reset_on_timeout:
+                self.request_reset()
+        if self.settings.tick_mode == "timer":
+            self._latest = obs
+            return None
+        return self._act(obs, now)
+
+    def on_timer(self, now: float) -> Tick | None:
+        """The timer fired (rate_hz). Timer mode: act on the latest observation or publish
+        the safe action. Both modes: the watchdog."""
+        if not self.active:
+            return None
+        self._maybe_snapshot(now)
+        timeout = self.settings.obs_timeout_s
+        if timeout > 0 and now - self._last_valid > timeout:
+            if not self._tripped:
+                self._tripped = True
+                self.counters.timeouts += 1
+                self.log("warn", f"no valid observation for {timeout * 1000:.0f} ms: "
+                                 "publishing the safe action")
+            return self._safe("watchdog: no observation")
+        if self.settings.tick_mode == "timer":
+            if self._latest is None:
+                return self._safe("no valid observation yet")
+            return self._act(self._latest, now)
+        return None
+
+    def request_reset(self) -> None:
+        """The next tick starts a new episode (the memory is cleared before it)."""
+        self._pending_reset = True
+        self.counters.resets += 1
+
+    def _act(self, obs: np.ndarray, now: float) -> Tick:
+        t0 = time.perf_counter()
+        action = self.runtime.step(obs, reset=self._pending_reset)
+        self.latency.add(now, time.perf_counter() - t0)
+        self._pending_reset = False
+        self.counters.ticks += 1
+        return Tick(np.asarray(action, np.float32).reshape(-1), safe=False)
+
+    def _safe(self, reason: str) -> Tick:
+        self.counters.safe += 1
+        return Tick(self.safe_action.copy(), safe=True, reason=reason)
+
+    # -- state ---------------------------------------------------------------------------
+    @property
+    def watchdog_tripped(self) -> bool:
+        return self._tripped
+
+    def _maybe_snapshot(self, now: float) -> None:
+        period = self.settings.snapshot_period_s
+        if self._writer is not None and period > 0 and now - self._last_snapshot >= period:
+            self._last_snapshot = now
+            self.snapshot_now()
+
+    def snapshot_now(self) -> None:
+        if self._writer is not None:
+            self._writer.submit(self.runtime.snapshot())
+
+    def debug_fields(self) -> dict[str, np.ndarray]:
+        """The value and, for a DNC, usage and read/write weights of the last tick."""
+        out = {"value": np.asarray(self.runtime.outputs["value"], np.float32).reshape(-1)}
+        names = [n for n, _ in self.runtime.state_spec]
+        if any(n in names for n in ("usage", "write_weights", "read_weights")):
+            snap = self.runtime.snapshot()
+            for n in ("usage", "write_weights", "read_weights"):
+                if n in snap:
+                    out[n] = snap[n][0]
+        return out
+
+    def status(self, now: float) -> dict[str, str]:
+        """Key/values for /diagnostics."""
+        p50, p99 = self.latency.percentiles_us()
+        c = self.counters
+        return {
+            "active": str(self.active),
+            "tick_mode": self.settings.tick_mode,
+            "rate_hz": f"{self.latency.rate_hz(now):.1f}",
+            "step_latency_p50_us": f"{p50:.1f}",
+            "step_latency_p99_us": f"{p99:.1f}",
+            "ticks": str(c.ticks),
+            "safe_actions": str(c.safe),
+            "rejected_inputs": str(c.rejected),
+            "last_rejection": c.last_rejection,
+            "watchdog": "tripped" if self._tripped else "ok",
+            "watchdog_timeouts": str(c.timeouts),
+            "memory_resets": str(c.resets),
+            "snapshots_written": str(c.snapshots),
+            "snapshot_errors": str(c.snapshot_errors),
+            "restored_from": self.restored_from,
+            "providers": ",".join(self.runtime.providers),
+            "model": str(self.runtime.path),
+            "model_sha256": str(self.contract.get("checkpoint", {}).get("sha256", "")),
+        }

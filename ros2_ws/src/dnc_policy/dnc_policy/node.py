@@ -1,0 +1,280 @@
+"""The ``dnc_policy`` lifecycle node: runs an exported policy and carries its memory.
+
+    policy_node --ros-args -p model_path:=/path/policy.onnx        # autostart: active
+    ros2 launch dnc_policy policy.launch.py model:=/path/policy.onnx
+
+Interface (DESIGN.md §5; docs/ROS.md has every parameter):
+
+- subscribes ``observation`` (std_msgs/Float32MultiArray, raw observation, flat);
+- publishes ``action`` (std_msgs/Float32MultiArray; ``layout.dim[0].label`` is
+  ``"action"`` for the policy's action and ``"safe"`` for the safe action) and, with
+  ``cmd_vel.enabled``, ``cmd_vel`` (geometry_msgs/Twist);
+- service ``~/reset_memory`` (std_srvs/Trigger): the next tick starts a new episode;
+- ``/diagnostics`` (diagnostic_msgs/DiagnosticArray): rate, step latency p50/p99,
+  rejected inputs, watchdog state, snapshots;
+- with ``debug.enabled``: ``~/debug/value`` (std_msgs/Float32) and ``~/debug/usage``,
+  ``~/debug/write_weights``, ``~/debug/read_weights`` (Float32MultiArray) after each tick.
+
+Lifecycle: configure reads and validates the parameters, loads the model (and restores a
+memory snapshot); activate starts acting; deactivate publishes the safe action and stops;
+cleanup frees everything. ``autostart`` (default true) runs configure and activate at
+start-up. SIGINT/SIGTERM: the safe action is published and the memory saved before exit.
+
+Only rclpy API common to Humble, Jazzy and Kilted is used. The decisions live in
+:mod:`dnc_policy.controller` (plain Python, tested without ROS).
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from geometry_msgs.msg import Twist
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.signals import SignalHandlerOptions
+from std_msgs.msg import Float32, Float32MultiArray, MultiArrayDimension
+from std_srvs.srv import Trigger
+
+from .controller import PolicyController, Tick
+from .runtime import ContractError
+from .settings import POLICY_PARAMETERS, PolicySettings, SettingsError, check_names, \
+    parse_policy_settings
+
+NODE_NAME = "dnc_policy"
+# Overrides every node accepts that are not ours.
+FOREIGN_PARAMETERS = ("use_sim_time", "start_type_description_service")
+FOREIGN_PREFIXES = ("qos_overrides.",)
+
+
+def qos_profile(reliable: bool, depth: int) -> QoSProfile:
+    return QoSProfile(depth=depth, history=HistoryPolicy.KEEP_LAST,
+                      reliability=ReliabilityPolicy.RELIABLE if reliable
+                      else ReliabilityPolicy.BEST_EFFORT)
+
+
+def array_msg(values, label: str, shape=None) -> Float32MultiArray:
+    """A Float32MultiArray with a row-major layout (one dim per axis of ``shape``)."""
+    msg = Float32MultiArray()
+    shape = list(shape) if shape is not None else [len(values)]
+    labels = [label] + [f"{label}_{i}" for i in range(1, len(shape))]
+    stride = 1
+    strides = []
+    for size in reversed(shape):
+        stride *= int(size)
+        strides.append(stride)
+    msg.layout.dim = [MultiArrayDimension(label=lb, size=int(s), stride=int(st))
+                      for lb, s, st in zip(labels, shape, reversed(strides))]
+    msg.data = [float(x) for x in values]
+    return msg
+
+
+class PolicyNode(LifecycleNode):
+    def __init__(self, **kwargs):
+        super().__init__(NODE_NAME, **kwargs)
+        for name, p in POLICY_PARAMETERS.items():
+            # Dynamically typed, so a value of the wrong type reaches our validation at
+            # configure (a clear error) instead of an exception at start-up; the expected
+            # type is in the descriptor.
+            self.declare_parameter(name, p.default, ParameterDescriptor(
+                description=p.description, dynamic_typing=True,
+                additional_constraints=f"default: {p.default!r}"))
+        self.controller: PolicyController | None = None
+        self.settings: PolicySettings | None = None
+        self._entities: list = []
+        self._reset_srv = self.create_service(Trigger, "~/reset_memory", self._on_reset)
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            overrides = getattr(self, "_parameter_overrides", {})
+            check_names([n for n in overrides if n not in FOREIGN_PARAMETERS
+                         and not n.startswith(FOREIGN_PREFIXES)], POLICY_PARAMETERS)
+            values = {n: self.get_parameter(n).value for n in POLICY_PARAMETERS}
+            self.settings = s = parse_policy_settings(values)
+            self.controller = PolicyController(s, time.monotonic(), self._log)
+        except (SettingsError, ContractError, ValueError, FileNotFoundError) as e:
+            self.get_logger().error(f"configure failed: {e}")
+            self.controller = None
+            return TransitionCallbackReturn.FAILURE
+        c = self.controller
+        qos = qos_profile(s.reliable, s.qos_depth)
+        self._action_pub = self.create_publisher(Float32MultiArray, "action", qos)
+        self._cmd_pub = self.create_publisher(Twist, "cmd_vel", qos) if s.cmd_vel else None
+        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._obs_sub = self.create_subscription(Float32MultiArray, "observation",
+                                                 self._on_observation, qos)
+        self._timer = self.create_timer(1.0 / s.rate_hz, self._on_timer)
+        self._diag_timer = self.create_timer(s.diagnostics_period_s, self._publish_diagnostics)
+        self._debug_pubs = {}
+        if s.debug:
+            self._debug_pubs["value"] = self.create_publisher(Float32, "~/debug/value", 10)
+            for name in c.debug_fields():
+                if name != "value":
+                    self._debug_pubs[name] = self.create_publisher(
+                        Float32MultiArray, f"~/debug/{name}", 10)
+        self._entities = [self._action_pub, self._cmd_pub, self._diag_pub, self._obs_sub,
+                          self._timer, self._diag_timer, *self._debug_pubs.values()]
+        core = c.contract.get("core", {})
+        self.get_logger().info(
+            f"configured: {s.model_path} ({core.get('kind', '?')} core, obs {c.runtime.obs_dim}, "
+            f"action {c.runtime.action_spec['kind']}, trained on {c.contract['env']['id']}), "
+            f"providers {c.runtime.providers}, tick {s.tick_mode}"
+            + (f" at {s.rate_hz:g} Hz" if s.tick_mode == "timer" else "")
+            + f", safe action {c.safe_action.tolist()}")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.controller.activate(time.monotonic())
+        self.get_logger().info("active: acting on observations")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._publish(self.controller.deactivate())
+        self.get_logger().info("inactive: safe action published, policy stopped")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        self.get_logger().info("cleaned up: model unloaded")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.stop()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.stop()
+        return TransitionCallbackReturn.SUCCESS
+
+    def stop(self) -> None:
+        """Safe action out (if acting), final snapshot, everything released."""
+        if self.controller is not None and self.controller.active:
+            self._publish(self.controller.deactivate())
+        self._release()
+
+    def _release(self) -> None:
+        if self.controller is not None:
+            self.controller.close()
+            self.controller = None
+        for e in self._entities:
+            if e is None:
+                continue
+            if hasattr(e, "cancel"):
+                e.cancel()
+                self.destroy_timer(e)
+            elif hasattr(e, "publish"):
+                self.destroy_publisher(e)
+            else:
+                self.destroy_subscription(e)
+        self._entities = []
+
+    # -- callbacks -----------------------------------------------------------------------
+    def _on_observation(self, msg: Float32MultiArray) -> None:
+        c = self.controller
+        if c is None:
+            return
+        tick = c.on_observation(msg.data, time.monotonic())
+        if tick is not None:
+            if tick.safe:
+                self.get_logger().warning(f"{tick.reason}; safe action published "
+                                          f"({c.counters.rejected} rejected so far)",
+                                          throttle_duration_sec=1.0)
+            self._publish(tick)
+
+    def _on_timer(self) -> None:
+        if self.controller is not None:
+            tick = self.controller.on_timer(time.monotonic())
+            if tick is not None:
+                self._publish(tick)
+
+    def _on_reset(self, request, response):
+        if self.controller is None:
+            response.success = False
+            response.message = "not configured: no model loaded"
+        else:
+            self.controller.request_reset()
+            response.success = True
+            response.message = "memory reset: the next tick starts a new episode"
+        return response
+
+    # -- output --------------------------------------------------------------------------
+    def _publish(self, tick: Tick) -> None:
+        self._action_pub.publish(array_msg(tick.action, "safe" if tick.safe else "action"))
+        s = self.settings
+        if self._cmd_pub is not None:
+            m, twist = s.cmd_vel, Twist()
+            twist.linear.x = float(tick.action[m.linear_index]) * m.linear_scale
+            twist.angular.z = float(tick.action[m.angular_index]) * m.angular_scale
+            self._cmd_pub.publish(twist)
+        if self._debug_pubs and not tick.safe:
+            for name, arr in self.controller.debug_fields().items():
+                if name == "value":
+                    self._debug_pubs[name].publish(Float32(data=float(arr[0])))
+                else:
+                    self._debug_pubs[name].publish(array_msg(arr.reshape(-1), name, arr.shape))
+
+    def _publish_diagnostics(self) -> None:
+        c = self.controller
+        if c is None:
+            return
+        values = c.status(time.monotonic())
+        st = DiagnosticStatus(name=f"{self.get_name()}: policy", hardware_id=values["model_sha256"])
+        if not c.active:
+            st.level, st.message = DiagnosticStatus.WARN, "inactive: not acting"
+        elif c.watchdog_tripped:
+            st.level, st.message = DiagnosticStatus.ERROR, "watchdog: no observation, safe action"
+        elif c.counters.snapshot_errors:
+            st.level, st.message = DiagnosticStatus.WARN, "snapshot write failed"
+        else:
+            st.level, st.message = DiagnosticStatus.OK, "acting"
+        st.values = [KeyValue(key=k, value=v) for k, v in values.items()]
+        arr = DiagnosticArray(status=[st])
+        arr.header.stamp = self.get_clock().now().to_msg()
+        self._diag_pub.publish(arr)
+
+    def _log(self, level: str, msg: str) -> None:
+        # rclpy's logger wants one severity per call site: one call per level.
+        log = self.get_logger()
+        if level == "error":
+            log.error(msg)
+        elif level == "warn":
+            log.warning(msg)
+        else:
+            log.info(msg)
+
+
+def main(args=None) -> int:
+    rclpy.init(args=args if args is not None else sys.argv,
+               signal_handler_options=SignalHandlerOptions.NO)
+    stopping = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stopping.append(True))
+    node = PolicyNode()
+    code = 0
+    try:
+        if node.get_parameter("autostart").value is True:
+            node.trigger_configure()
+            if node.controller is None:
+                code = 1
+                stopping.append(True)
+            else:
+                node.trigger_activate()
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        while not stopping:
+            executor.spin_once(timeout_sec=0.1)
+    finally:
+        node.stop()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,194 @@
+"""The policy node's parameters: one table, validated in plain Python.
+
+The node declares every entry of :data:`POLICY_PARAMETERS` (with its description as the
+parameter descriptor) and hands the values to :func:`parse_policy_settings`, which turns
+them into a typed :class:`PolicySettings` or raises :class:`SettingsError` naming the
+parameter, the value and what was expected. Nothing here imports rclpy, so the rules are
+tested without ROS and read the same on Humble, Jazzy and Kilted.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+TICK_MODES = ("on_observation", "timer")
+RELIABILITIES = ("best_effort", "reliable")
+PROVIDER_NAMES = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+
+
+class SettingsError(ValueError):
+    """A parameter has a bad value (or a name no parameter has)."""
+
+
+@dataclass(frozen=True)
+class Param:
+    default: Any
+    description: str
+    # Array parameters whose default is empty are declared dynamically typed (an empty
+    # list has no element type to infer on every ROS distribution); checked here instead.
+    dynamic: bool = False
+
+
+POLICY_PARAMETERS: dict[str, Param] = {
+    "model_path": Param("", "policy.onnx written by `python -m export.onnx` (required)"),
+    "autostart": Param(True, "configure and activate at start-up (false: wait for a "
+                             "lifecycle manager)"),
+    "tick_mode": Param("on_observation", "on_observation: one tick per observation; timer: "
+                                         "tick at rate_hz with the latest observation"),
+    "rate_hz": Param(50.0, "tick rate in timer mode; in on_observation mode the rate at "
+                           "which the watchdog checks and repeats the safe action"),
+    "obs_timeout_ms": Param(500.0, "no valid observation for this long: publish the safe "
+                                   "action until observations return (0 disables)"),
+    "max_abs_obs": Param(1.0e6, "observations with any |value| above this are rejected"),
+    "safe_action": Param([], "action published when the policy must not act (rejected "
+                             "input, watchdog, deactivation); empty: zeros", dynamic=True),
+    "providers": Param([], "onnxruntime execution providers in order of preference; "
+                           "empty: TensorRT > CUDA > CPU, whichever is installed", dynamic=True),
+    "threads": Param(1, "onnxruntime intra-op threads (1 suits a control loop)"),
+    "deterministic": Param(True, "deterministic (mode/mean) actions; false: sample"),
+    "seed": Param(0, "seed of the action sampler (deterministic: false)"),
+    "reset_on_timeout": Param(False, "start a new episode when observations return after "
+                                     "a watchdog timeout"),
+    "cmd_vel.enabled": Param(False, "also publish cmd_vel (geometry_msgs/Twist) from a Box "
+                                    "action"),
+    "cmd_vel.linear_index": Param(0, "action element for linear.x"),
+    "cmd_vel.angular_index": Param(1, "action element for angular.z"),
+    "cmd_vel.linear_scale": Param(1.0, "linear.x = scale * action[linear_index]"),
+    "cmd_vel.angular_scale": Param(1.0, "angular.z = scale * action[angular_index]"),
+    "qos.reliability": Param("best_effort", "observation, action and cmd_vel QoS: "
+                                            "best_effort (sensor data) or reliable"),
+    "qos.depth": Param(5, "QoS history depth (keep last)"),
+    "snapshot.path": Param("", "file the memory is saved to (atomically) and restored from "
+                               "at start; empty: no snapshots"),
+    "snapshot.period_s": Param(1.0, "seconds between snapshots while active (0: only on "
+                                    "deactivate and shutdown)"),
+    "diagnostics_period_s": Param(1.0, "seconds between /diagnostics messages"),
+    "debug.enabled": Param(False, "publish ~/debug/value and the memory's usage and "
+                                  "read/write weights each tick"),
+}
+
+
+@dataclass(frozen=True)
+class CmdVelMap:
+    linear_index: int
+    angular_index: int
+    linear_scale: float
+    angular_scale: float
+
+
+@dataclass(frozen=True)
+class PolicySettings:
+    model_path: str
+    autostart: bool
+    tick_mode: str
+    rate_hz: float
+    obs_timeout_s: float  # 0: no watchdog
+    max_abs_obs: float
+    safe_action: tuple[float, ...]  # empty: zeros (checked against the model at configure)
+    providers: tuple[str, ...] | None  # None: automatic
+    threads: int
+    deterministic: bool
+    seed: int
+    reset_on_timeout: bool
+    cmd_vel: CmdVelMap | None
+    reliable: bool
+    qos_depth: int
+    snapshot_path: str
+    snapshot_period_s: float
+    diagnostics_period_s: float
+    debug: bool
+
+
+def check_names(given: Iterable[str], known: Iterable[str], what: str = "parameter") -> None:
+    """SettingsError for a name in ``given`` that is not in ``known`` (a typo in a params
+    file would otherwise be ignored silently)."""
+    known = list(known)
+    for name in given:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise SettingsError(f"unknown {what} {name!r}{hint}; known: {', '.join(known)}")
+
+
+def _type(name: str, value, kinds, expected: str):
+    if isinstance(value, bool) and bool not in kinds:
+        raise SettingsError(f"parameter {name!r} = {value!r}: expected {expected}")
+    if not isinstance(value, kinds):
+        raise SettingsError(f"parameter {name!r} = {value!r}: expected {expected}")
+    return value
+
+
+def _number(name: str, value, low: float | None = None, low_open: bool = False) -> float:
+    v = float(_type(name, value, (int, float), "a number"))
+    if v != v:
+        raise SettingsError(f"parameter {name!r} is NaN: expected a number")
+    if low is not None and (v <= low if low_open else v < low):
+        raise SettingsError(f"parameter {name!r} = {value!r}: expected a number "
+                            f"{'>' if low_open else '>='} {low}")
+    return v
+
+
+def _int(name: str, value, low: int) -> int:
+    v = _type(name, value, (int,), "an integer")
+    if v < low:
+        raise SettingsError(f"parameter {name!r} = {value!r}: expected an integer >= {low}")
+    return int(v)
+
+
+def _choice(name: str, value, choices) -> str:
+    v = _type(name, value, (str,), f"one of {', '.join(choices)}")
+    if v not in choices:
+        raise SettingsError(f"parameter {name!r} = {value!r}: expected one of "
+                            f"{', '.join(choices)}")
+    return v
+
+
+def parse_policy_settings(values: dict[str, Any]) -> PolicySettings:
+    """Typed, validated settings from ``{parameter name: value}`` (defaults for what is
+    missing). Raises SettingsError naming the first bad parameter."""
+    check_names(values, POLICY_PARAMETERS)
+    v = {k: values.get(k, p.default) for k, p in POLICY_PARAMETERS.items()}
+    model = _type("model_path", v["model_path"], (str,), "a path")
+    if not model:
+        raise SettingsError("parameter 'model_path' is not set: expected the path of a "
+                            "policy.onnx written by `python -m export.onnx`")
+    safe = v["safe_action"]
+    if not isinstance(safe, (list, tuple)) or not all(
+            isinstance(x, (int, float)) and not isinstance(x, bool) for x in safe):
+        raise SettingsError(f"parameter 'safe_action' = {safe!r}: expected a list of numbers")
+    providers = v["providers"]
+    if not isinstance(providers, (list, tuple)) or not all(isinstance(p, str) for p in providers):
+        raise SettingsError(f"parameter 'providers' = {providers!r}: expected a list of "
+                            f"provider names ({', '.join(PROVIDER_NAMES)})")
+    check_names(providers, PROVIDER_NAMES, "execution provider")
+    cmd = None
+    if _type("cmd_vel.enabled", v["cmd_vel.enabled"], (bool,), "true or false"):
+        cmd = CmdVelMap(_int("cmd_vel.linear_index", v["cmd_vel.linear_index"], 0),
+                        _int("cmd_vel.angular_index", v["cmd_vel.angular_index"], 0),
+                        _number("cmd_vel.linear_scale", v["cmd_vel.linear_scale"]),
+                        _number("cmd_vel.angular_scale", v["cmd_vel.angular_scale"]))
+    return PolicySettings(
+        model_path=model,
+        autostart=_type("autostart", v["autostart"], (bool,), "true or false"),
+        tick_mode=_choice("tick_mode", v["tick_mode"], TICK_MODES),
+        rate_hz=_number("rate_hz", v["rate_hz"], 0.0, low_open=True),
+        obs_timeout_s=_number("obs_timeout_ms", v["obs_timeout_ms"], 0.0) / 1000.0,
+        max_abs_obs=_number("max_abs_obs", v["max_abs_obs"], 0.0, low_open=True),
+        safe_action=tuple(float(x) for x in safe),
+        providers=tuple(providers) or None,
+        threads=_int("threads", v["threads"], 1),
+        deterministic=_type("deterministic", v["deterministic"], (bool,), "true or false"),
+        seed=_int("seed", v["seed"], 0),
+        reset_on_timeout=_type("reset_on_timeout", v["reset_on_timeout"], (bool,),
+                               "true or false"),
+        cmd_vel=cmd,
+        reliable=_choice("qos.reliability", v["qos.reliability"], RELIABILITIES) == "reliable",
+        qos_depth=_int("qos.depth", v["qos.depth"], 1),
+        snapshot_path=_type("snapshot.path", v["snapshot.path"], (str,), "a path"),
+        snapshot_period_s=_number("snapshot.period_s", v["snapshot.period_s"], 0.0),
+        diagnostics_period_s=_number("diagnostics_period_s", v["diagnostics_period_s"], 0.0,
+                                     low_open=True),
+        debug=_type("debug.enabled", v["debug.enabled"], (bool,), "true or false"),
+    )
