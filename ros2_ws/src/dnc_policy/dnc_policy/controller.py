@@ -110,6 +110,9 @@ class SnapshotWriter:
     def __init__(self, runtime: PolicyRuntime, path: str, counters: Counters):
         self.runtime, self.path, self.counters = runtime, Path(path), counters
         self._pending: dict | None = None
+        # A crash during a write leaves a temporary file beside the snapshot: remove them.
+        for stale in self.path.parent.glob(f".{self.path.name}.*.tmp"):
+            stale.unlink(missing_ok=True)
         self._cond = threading.Condition()
         self._stop = False
         self._thread = threading.Thread(target=self._run, name="snapshot-writer", daemon=True)
@@ -175,6 +178,7 @@ class PolicyController:
         self._last_valid = now
         self._tripped = False
         self._last_snapshot = now
+        self._snapshot_mark = (0, 0)
         self._writer = None
         if settings.snapshot_path:
             self._restore(Path(settings.snapshot_path))
@@ -313,7 +317,10 @@ class PolicyController:
         period = self.settings.snapshot_period_s
         if self._writer is not None and period > 0 and now - self._last_snapshot >= period:
             self._last_snapshot = now
-            self.snapshot_now()
+            mark = (self.counters.ticks, self.counters.resets)
+            if mark != self._snapshot_mark:  # unchanged memory: spare the disk (flash)
+                self._snapshot_mark = mark
+                self.snapshot_now()
 
     def snapshot_now(self) -> None:
         if self._writer is not None:

@@ -1,0 +1,225 @@
+"""Shared pieces of the ROS 2 tests: the colcon-built workspace, the node processes
+started from its install space with ``--ros-args``, a peer node in the test process,
+and a DNC policy trained and exported for them. Everything is real: rclpy from PyPI,
+Fast DDS between processes, onnxruntime.
+
+Each pytest session uses its own ROS domain id (and localhost-only discovery), so runs
+on one machine do not hear each other.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+PY_SITE = f"lib/python{sys.version_info.major}.{sys.version_info.minor}/site-packages"
+DOMAIN_ID = 20 + os.getpid() % 180  # 0..232 are valid Fast DDS domain ids
+
+
+def ros_environ() -> dict:
+    """This process's environment for ROS: the session's domain, localhost only."""
+    env = dict(os.environ)
+    env.update(ROS_DOMAIN_ID=str(DOMAIN_ID), ROS_LOCALHOST_ONLY="1",
+               ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", PYTHONUNBUFFERED="1",
+               RCUTILS_COLORIZED_OUTPUT="0")
+    env.pop("ROS_STATIC_PEERS", None)
+    return env
+
+
+def colcon_build(base: Path) -> Path:
+    """``colcon build`` of ros2_ws into ``base``; returns the install space."""
+    colcon = Path(sys.executable).parent / "colcon"
+    cmd = [str(colcon if colcon.exists() else shutil.which("colcon")),
+           "--log-base", str(base / "log"), "build",
+           "--base-paths", str(ROOT / "ros2_ws" / "src"),
+           "--build-base", str(base / "build"), "--install-base", str(base / "install")]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, f"colcon build failed:\n{out.stdout}\n{out.stderr}"
+    return base / "install"
+
+
+class Workspace:
+    """The installed package: its executables and the environment to run them in."""
+
+    def __init__(self, install: Path):
+        self.install = install
+        self.prefix = install / "dnc_policy"
+        self.env = ros_environ()
+        # What `source install/setup.bash` adds for an ament_python package (+ the
+        # project root, so the sim bridge finds the `sim` envs).
+        self.env["PYTHONPATH"] = os.pathsep.join(
+            [str(self.prefix / PY_SITE), str(ROOT), self.env.get("PYTHONPATH", "")])
+        self.env["AMENT_PREFIX_PATH"] = str(self.prefix)
+
+    def exe(self, name: str) -> Path:
+        return self.prefix / "lib" / "dnc_policy" / name
+
+
+def ros_args(params: dict) -> list[str]:
+    out = ["--ros-args"]
+    for k, v in params.items():
+        if isinstance(v, bool):
+            v = "true" if v else "false"
+        elif isinstance(v, (list, tuple)):
+            v = "[" + ", ".join(repr(x) if isinstance(x, str) else str(x) for x in v) + "]"
+        out += ["-p", f"{k}:={v}"]
+    return out
+
+
+class Proc:
+    """An installed executable run as its own process; output goes to a log file."""
+
+    def __init__(self, ws: Workspace, exe: str, params: dict, log: Path, extra=()):
+        self.log_path = log
+        self._log = open(log, "w")
+        self.p = subprocess.Popen([str(ws.exe(exe))] + ros_args(params) + list(extra),
+                                  env=ws.env, stdout=self._log, stderr=subprocess.STDOUT,
+                                  start_new_session=True)
+
+    def alive(self) -> bool:
+        return self.p.poll() is None
+
+    def stop(self, sig=signal.SIGINT, timeout: float = 15.0) -> int:
+        if self.p.poll() is None:
+            self.p.send_signal(sig)
+        try:
+            rc = self.p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            rc = self.p.wait()
+        self._log.close()
+        return rc
+
+    def wait(self, timeout: float) -> int:
+        rc = self.p.wait(timeout)
+        self._log.close()
+        return rc
+
+    def wait_for_log(self, pattern: str, timeout: float = 30.0) -> None:
+        """Until the process has printed ``pattern`` (AssertionError if it exits first)."""
+        end = time.monotonic() + timeout
+        while pattern not in self.text():
+            assert self.alive(), f"exited ({self.p.returncode}) before {pattern!r}:\n{self.text()}"
+            assert time.monotonic() < end, f"no {pattern!r} after {timeout} s:\n{self.text()}"
+            time.sleep(0.05)
+
+    def text(self) -> str:
+        if not self._log.closed:
+            self._log.flush()
+        return self.log_path.read_text()
+
+
+class Peer:
+    """A node in the test process: publishes observations, collects actions, debug
+    values and diagnostics, calls services."""
+
+    def __init__(self, name: str = "test_peer", reliable: bool = True):
+        import rclpy
+        from diagnostic_msgs.msg import DiagnosticArray
+        from rclpy.executors import SingleThreadedExecutor
+        from std_msgs.msg import Float32, Float32MultiArray
+
+        from dnc_policy.node import qos_profile
+
+        os.environ.update({k: v for k, v in ros_environ().items()
+                           if k.startswith("ROS_")})
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context, domain_id=DOMAIN_ID)
+        self.node = rclpy.create_node(name, context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        qos = qos_profile(reliable, 10000)
+        self.obs_pub = self.node.create_publisher(Float32MultiArray, "observation", qos)
+        self.actions: list = []  # (label, data, receive time)
+        self.values: list[float] = []
+        self.diagnostics: list = []
+        self.node.create_subscription(Float32MultiArray, "action", self._on_action, qos)
+        self.node.create_subscription(Float32, "/dnc_policy/debug/value",
+                                      lambda m: self.values.append(m.data), 10000)
+        self.node.create_subscription(DiagnosticArray, "/diagnostics",
+                                      self.diagnostics.append, 10)
+        self.Float32MultiArray = Float32MultiArray
+
+    def _on_action(self, msg) -> None:
+        label = msg.layout.dim[0].label if msg.layout.dim else ""
+        self.actions.append((label, np.asarray(msg.data, np.float32), time.monotonic()))
+
+    def spin(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            self.executor.spin_once(timeout_sec=min(0.01, max(0.0, end - time.monotonic())))
+
+    def spin_until(self, pred, timeout: float = 10.0, what: str = "condition") -> None:
+        end = time.monotonic() + timeout
+        while not pred():
+            if time.monotonic() > end:
+                raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
+            self.executor.spin_once(timeout_sec=0.01)
+
+    def wait_for_node(self, timeout: float = 30.0, subscriptions: int = 1) -> None:
+        """Until the policy node's observation subscription and action publisher match
+        (``subscriptions``: how many matched readers of ``observation`` to wait for; a
+        killed process's endpoints linger until their DDS lease ends)."""
+        self.spin_until(lambda: self.obs_pub.get_subscription_count() >= subscriptions
+                        and self.node.count_publishers("action") > 0, timeout,
+                        "the policy node's topics")
+        self.spin(0.5)  # let the action publisher -> our subscription match too
+
+    def publish(self, obs) -> None:
+        msg = self.Float32MultiArray()
+        msg.data = [float(x) for x in np.asarray(obs, np.float64).reshape(-1)]
+        self.obs_pub.publish(msg)
+
+    def send(self, obs, timeout: float = 10.0):
+        """Publish one observation; the next action that arrives (label, data)."""
+        n = len(self.actions)
+        self.publish(obs)
+        self.spin_until(lambda: len(self.actions) > n, timeout, "an action")
+        return self.actions[n][:2]
+
+    def call(self, srv_type, name: str, request, timeout: float = 10.0):
+        client = self.node.create_client(srv_type, name)
+        self.spin_until(client.service_is_ready, timeout, f"service {name}")
+        fut = client.call_async(request)
+        self.spin_until(fut.done, timeout, f"the answer of {name}")
+        self.node.destroy_client(client)
+        return fut.result()
+
+    def close(self) -> None:
+        import rclpy
+
+        self.executor.shutdown()
+        self.node.destroy_node()
+        rclpy.try_shutdown(context=self.context)
+
+
+def train_tmaze_dnc(base: Path) -> Path:
+    """A small DNC trained on a short T-maze (seconds on one core), exported to ONNX."""
+    import torch
+
+    from export.onnx import build_contract, export_policy, sha256_of
+    from training import checkpoint as ckpt_io
+    from training.a2c import train
+    from training.config import resolve
+
+    threads = torch.get_num_threads()
+    try:
+        cfg = resolve(None, [
+            "core=dnc", "core_config={hidden_size: 32, memory_slots: 8, word_size: 8, "
+            "read_heads: 1}", "env_kwargs.length=4", "env_kwargs.bump_penalty=0.1",
+            "lr=3e-3", "num_envs=8", "stop_at_success=0.95", "total_steps=300000",
+            "threads=1", "seed=1", "checkpoint_every=100000000", f"run_dir={base}"])
+        ckpt = Path(train(cfg, progress=False, run_dir=base / "run")["checkpoint"])
+        policy, ck = ckpt_io.load_policy(ckpt)
+        return export_policy(policy, build_contract(policy, ck, sha256_of(ckpt)),
+                             base / "tmaze_dnc.onnx")
+    finally:
+        torch.set_num_threads(threads)

@@ -1,0 +1,462 @@
+"""The dnc_policy ROS 2 package over real DDS (DESIGN.md §5): colcon build, the policy
+node and the sim bridge started as installed executables with ``--ros-args``, in their
+own processes; this test process is a third node.
+
+Sim-in-the-loop against the offline runtime, 10,000 fuzzed observations, the watchdog,
+``kill -9`` and the memory snapshot, lifecycle transitions, the reset service, cmd_vel,
+and configure-time errors.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import signal
+import time
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from dnc_policy.runtime import PolicyRuntime
+from dnc_policy.settings import POLICY_PARAMETERS
+
+import sim  # noqa: F401  (registers the dnc/ envs)
+import test_export
+import yaml
+from rosutil import Peer, Proc, Workspace, colcon_build, train_tmaze_dnc
+from test_export import env_observations
+
+from training.spaces import ObsFlattener, to_env_actions
+
+PKG = Path(__file__).resolve().parents[1] / "ros2_ws" / "src" / "dnc_policy"
+models = test_export.models
+one_thread = test_export.one_thread
+
+
+# -- fixtures ------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory) -> Workspace:
+    return Workspace(colcon_build(tmp_path_factory.mktemp("colcon")))
+
+
+@pytest.fixture(scope="module")
+def tmaze(tmp_path_factory) -> Path:
+    return train_tmaze_dnc(tmp_path_factory.mktemp("tmaze_dnc"))
+
+
+@pytest.fixture
+def peer():
+    p = Peer()
+    yield p
+    p.close()
+
+
+@pytest.fixture
+def procs(ws, tmp_path):
+    """Start installed executables; all are stopped at the end of the test."""
+    started: list[Proc] = []
+
+    def start(exe: str, params: dict, name: str | None = None, wait_active: bool = True) -> Proc:
+        log = tmp_path / f"{name or exe}_{len(started)}.log"
+        proc = Proc(ws, exe, params, log)
+        started.append(proc)
+        if exe == "policy_node" and params.get("autostart", True) and wait_active:
+            proc.wait_for_log("active: acting on observations")
+        return proc
+
+    yield start
+    for proc in started:
+        proc.stop(signal.SIGKILL if proc.alive() else signal.SIGINT, timeout=5)
+
+
+def node_params(model, **extra) -> dict:
+    """Reliable QoS (the tests count every message); no watchdog unless asked."""
+    return {"model_path": str(model), "qos.reliability": "reliable", "qos.depth": 100,
+            "obs_timeout_ms": 0.0, **extra}
+
+
+def offline_episodes(model: Path, episodes: int, seed: int) -> list[dict]:
+    """The same episodes through PolicyRuntime in this process, with training's own
+    observation flattening and action conversion (not the bridge's)."""
+    rt = PolicyRuntime(model)
+    env_cfg = rt.contract["env"]
+    env = gym.make(env_cfg["id"], **env_cfg["kwargs"])
+    flat = ObsFlattener(env.observation_space)
+    out = []
+    for k in range(episodes):
+        obs, _ = env.reset(seed=seed + k)
+        rt.reset()
+        ep = {"return": 0.0, "actions": [], "success": False}
+        while True:
+            a = rt.step(flat(np.asarray(obs)[None]))
+            ep["actions"].append(np.asarray(a, np.float32).reshape(-1).tolist())
+            env_a = to_env_actions(np.asarray(a)[None] if np.ndim(a) == 0 else a,
+                                   env.action_space)[0]
+            obs, r, term, trunc, info = env.step(env_a)
+            ep["return"] += float(r)
+            if term or trunc:
+                ep["success"] = bool(info.get("is_success", False))
+                break
+        out.append(ep)
+    return out
+
+
+# -- the package -------------------------------------------------------------------------
+def test_colcon_build_installs_executables_launch_files_and_config(ws):
+    for exe in ("policy_node", "sim_bridge", "echo_node"):
+        assert ws.exe(exe).is_file(), exe
+    share = ws.prefix / "share" / "dnc_policy"
+    for f in ("package.xml", "launch/policy.launch.py", "launch/sim.launch.py",
+              "config/policy.yaml", "config/sim.yaml"):
+        assert (share / f).is_file(), f
+    assert (ws.install / "share" / "ament_index" / "resource_index" / "packages"
+            / "dnc_policy").exists() or (share.parent / "ament_index" / "resource_index"
+                                         / "packages" / "dnc_policy").exists()
+
+
+def _flatten_params(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten_params(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def test_config_files_use_only_known_parameters_with_valid_values():
+    from dnc_policy.settings import parse_policy_settings
+
+    from dnc_policy.sim_bridge import BRIDGE_PARAMETERS
+
+    policy = yaml.safe_load((PKG / "config" / "policy.yaml").read_text())
+    params = _flatten_params(policy["/**"]["ros__parameters"])
+    assert set(params) == set(POLICY_PARAMETERS) - {"model_path"}, \
+        "config/policy.yaml should list every parameter but model_path"
+    s = parse_policy_settings({**params, "model_path": "x.onnx"})
+    assert s.tick_mode == "on_observation" and not s.reliable and s.autostart
+    sim_cfg = yaml.safe_load((PKG / "config" / "sim.yaml").read_text())
+    node = _flatten_params(sim_cfg["dnc_policy"]["ros__parameters"])
+    assert set(node) <= set(POLICY_PARAMETERS)
+    assert parse_policy_settings({**params, **node, "model_path": "x.onnx"}).reliable
+    bridge = _flatten_params(sim_cfg["sim_bridge"]["ros__parameters"])
+    assert set(bridge) <= set(BRIDGE_PARAMETERS)
+
+
+def test_launch_files_use_the_documented_launch_api():
+    """The launch libraries are not on PyPI; here the files are parsed and their
+    imports and calls checked against the documented ROS 2 launch API (Humble+)."""
+    import ast
+
+    allowed = {"launch": {"LaunchDescription"},
+               "launch.actions": {"DeclareLaunchArgument", "Shutdown"},
+               "launch.substitutions": {"LaunchConfiguration", "PathJoinSubstitution"},
+               "launch_ros.actions": {"Node", "LifecycleNode"},
+               "launch_ros.parameter_descriptions": {"ParameterValue"},
+               "launch_ros.substitutions": {"FindPackageShare"}}
+    for name in ("policy.launch.py", "sim.launch.py"):
+        tree = ast.parse((PKG / "launch" / name).read_text())
+        funcs = [n.name for n in tree.body if isinstance(n, ast.FunctionDef)]
+        assert "generate_launch_description" in funcs, name
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                assert node.module in allowed, (name, node.module)
+                assert {a.name for a in node.names} <= allowed[node.module], (name, node.module)
+            if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "LifecycleNode":
+                kw = {k.arg for k in node.keywords}
+                assert {"package", "executable", "name", "namespace"} <= kw  # Humble needs both
+        text = (PKG / "launch" / name).read_text()
+        assert 'executable="policy_node"' in text and "model_path" in text
+
+
+# -- sim-in-the-loop -----------------------------------------------------------------------
+def test_sim_in_the_loop_matches_the_offline_runtime(procs, tmaze, tmp_path):
+    node = procs("policy_node", node_params(tmaze))
+    summary = tmp_path / "summary.json"
+    bridge = procs("sim_bridge", {"model_path": str(tmaze), "episodes": 20, "seed": 7,
+                                  "summary_path": str(summary), "record_actions": True})
+    assert bridge.wait(120) == 0, bridge.text() + node.text()
+    got = json.loads(summary.read_text())
+    want = offline_episodes(tmaze, 20, seed=7)
+    assert got["episodes"] == 20 and got["error"] == ""
+    for k, (g, w) in enumerate(zip(got["per_episode"], want)):
+        assert g["seed"] == 7 + k
+        assert g["actions"] == w["actions"], f"episode {k}: actions differ"
+        assert g["return"] == pytest.approx(w["return"], abs=1e-9), f"episode {k}"
+        assert g["success"] == w["success"], f"episode {k}"
+    assert got["success_rate"] == np.mean([w["success"] for w in want])
+    assert got["success_rate"] >= 0.9, "the trained policy should solve its T-maze"
+    assert "20 episodes of dnc/TMaze-v0: success" in bridge.text()
+    assert node.alive(), node.text()
+    assert node.stop() == 0, node.text()
+
+
+# -- bad input -----------------------------------------------------------------------------
+def fuzzed(rng: np.random.Generator, dim: int) -> np.ndarray:
+    kind = rng.integers(6)
+    if kind == 0:  # a wrong length
+        n = int(rng.integers(0, 3 * dim))
+        return rng.normal(size=n if n != dim else dim + 1)
+    x = rng.normal(size=dim)
+    idx = rng.integers(dim, size=int(rng.integers(1, dim + 1)))
+    if kind == 1:
+        x[idx] = np.nan
+    elif kind == 2:
+        x[idx] = np.inf
+    elif kind == 3:
+        x[idx] = -np.inf
+    elif kind == 4:  # huge but finite (float32 max included)
+        x[idx] = rng.choice([-1, 1], idx.size) * 10.0 ** rng.uniform(6.5, 38.5, idx.size)
+        x = np.clip(x, -3.4e38, 3.4e38)  # float32 messages hold up to float32 max
+    else:  # a mixture
+        x[idx[0]] = np.nan
+        x[idx[-1]] = 3.0e38
+    return x
+
+
+def test_fuzzed_observations_are_rejected_without_touching_the_memory(procs, peer, tmaze,
+                                                                      tmp_path):
+    snap = tmp_path / "mem.npz"
+    node = procs("policy_node", node_params(tmaze, **{
+        "debug.enabled": True, "snapshot.path": str(snap), "snapshot.period_s": 0.0,
+        "diagnostics_period_s": 0.2}))
+    peer.wait_for_node()
+    rt = PolicyRuntime(tmaze)
+    valid = env_observations("dnc/TMaze-v0", rt.contract["env"]["kwargs"], 500, seed=3)
+    rng = np.random.default_rng(0)
+    n_bad, n_valid = 0, 0
+    for i in range(10_500):
+        if i % 21 == 20:  # every 21st: a valid observation
+            label, data = peer.send(valid[n_valid])
+            n_valid += 1
+            want = rt.step(valid[n_valid - 1])
+            assert label == "action", i
+            np.testing.assert_array_equal(data, np.asarray(want, np.float32).reshape(-1))
+            peer.spin_until(lambda: len(peer.values) == n_valid, 10, "the debug value")
+            assert peer.values[-1] == pytest.approx(float(rt.outputs["value"][0]), abs=1e-6)
+        else:
+            label, data = peer.send(fuzzed(rng, rt.obs_dim))
+            n_bad += 1
+            assert label == "safe", i
+            np.testing.assert_array_equal(data, [0.0])
+    assert n_bad == 10_000 and n_valid == 500
+    assert node.alive(), node.text()[-2000:]
+
+    def last_diag():
+        for msg in reversed(peer.diagnostics):
+            for st in msg.status:
+                if st.name.startswith("dnc_policy"):
+                    return {kv.key: kv.value for kv in st.values}
+        return {}
+
+    peer.spin_until(lambda: last_diag().get("rejected_inputs") == "10000", 10, "diagnostics")
+    assert last_diag()["ticks"] == "500"
+    warnings = re.findall(r"rejected observation", node.text())
+    assert 1 <= len(warnings) < 200, f"{len(warnings)} warnings: not throttled"
+    # The memory equals the offline runtime's after the 500 valid observations alone.
+    assert node.stop() == 0
+    with np.load(snap) as saved:
+        for name, arr in rt.snapshot().items():
+            np.testing.assert_array_equal(saved[name], arr, err_msg=name)
+
+
+# -- watchdog ------------------------------------------------------------------------------
+def test_watchdog_publishes_the_safe_action_until_observations_return(procs, peer, tmaze):
+    timeout, rate = 0.3, 50.0
+    procs("policy_node", node_params(tmaze, obs_timeout_ms=timeout * 1000, rate_hz=rate,
+                                     safe_action=[1.0], diagnostics_period_s=0.1))
+    peer.wait_for_node()
+    obs = env_observations("dnc/TMaze-v0", {"length": 4}, 60, seed=1)
+    for o in obs[:19]:
+        label, _ = peer.send(o)
+        assert label == "action"
+        peer.spin(0.02)
+    t_last = time.monotonic()
+    assert peer.send(obs[19])[0] == "action"
+    n = len(peer.actions)
+    peer.spin(1.0)
+    gap = peer.actions[n:]
+    assert gap and all(lab == "safe" for lab, _, _ in gap)
+    assert all(d.tolist() == [1.0] for _, d, _ in gap)
+    delay = gap[0][2] - t_last
+    tick = 1.0 / rate
+    # The first safe action: after the timeout, within the timeout plus one tick (+ 40 ms
+    # for DDS delivery and scheduling on a loaded machine).
+    assert timeout <= delay <= timeout + tick + 0.04, f"first safe action after {delay:.3f} s"
+    # Repeated at the tick rate while no observation comes.
+    assert len(gap) >= int((1.0 - timeout - tick) * rate * 0.7)
+    tripped = [m for m in peer.diagnostics for st in m.status
+               if any(kv.key == "watchdog" and kv.value == "tripped" for kv in st.values)]
+    assert tripped and tripped[-1].status[0].level == b"\x02"  # ERROR
+    # Observations return: the policy acts again and the safe actions stop.
+    for o in obs[20:40]:
+        label, _ = peer.send(o)
+        assert label == "action"
+        peer.spin(0.02)
+    n = len(peer.actions)
+    for o in obs[40:50]:
+        peer.send(o)
+        peer.spin(0.02)
+    assert all(lab == "action" for lab, _, _ in peer.actions[n:])
+
+
+# -- crash and restore ---------------------------------------------------------------------
+def test_kill_9_then_restart_restores_the_last_snapshot(procs, peer, tmaze, tmp_path):
+    snap = tmp_path / "memory.npz"
+    params = node_params(tmaze, **{"snapshot.path": str(snap), "snapshot.period_s": 0.05,
+                                   "debug.enabled": True})
+    node = procs("policy_node", params)
+    peer.wait_for_node()
+    obs = env_observations("dnc/TMaze-v0", {"length": 4}, 40, seed=5)
+    for o in obs[:30]:
+        peer.send(o)
+    peer.spin(0.3)  # at least one snapshot after the last tick
+    node.p.send_signal(signal.SIGKILL)
+    node.p.wait(10)
+    last = tmp_path / "last.npz"
+    shutil.copy(snap, last)
+    # The snapshot is a consistent state: the offline runtime's after the 30 ticks.
+    rt = PolicyRuntime(tmaze)
+    for o in obs[:30]:
+        rt.step(o)
+    with np.load(last) as saved:
+        for name, arr in rt.snapshot().items():
+            np.testing.assert_array_equal(saved[name], arr, err_msg=name)
+
+    # Restart with the same snapshot path: no tick, then a clean stop saves the state
+    # it holds, which is the restored one.
+    lingering = peer.obs_pub.get_subscription_count()  # the killed node's, until its lease ends
+    node2 = procs("policy_node", params)
+    peer.wait_for_node(subscriptions=lingering + 1)
+    assert node2.stop() == 0
+    assert "memory restored from" in node2.text()
+    assert not list(tmp_path.glob(".memory.npz.*.tmp")), "temporary files were left"
+    with np.load(last) as before, np.load(snap) as after:
+        for name in rt.snapshot():
+            np.testing.assert_array_equal(after[name], before[name], err_msg=name)
+    # And it continues where it was: the next tick equals the offline runtime's.
+    procs("policy_node", params)
+    peer.wait_for_node(subscriptions=lingering + 1)
+    n = len(peer.values)
+    label, data = peer.send(obs[30])
+    want = rt.step(obs[30])
+    peer.spin_until(lambda: len(peer.values) > n, 10, "the debug value")
+    assert label == "action" and data.tolist() == np.asarray(want, np.float32).reshape(-1).tolist()
+    assert peer.values[-1] == pytest.approx(float(rt.outputs["value"][0]), abs=1e-6)
+    fresh = PolicyRuntime(tmaze)
+    fresh.step(obs[30])
+    assert abs(float(fresh.outputs["value"][0]) - peer.values[-1]) > 1e-5, \
+        "a fresh memory gives the same value: the check above would not see a lost state"
+
+
+# -- lifecycle and reset -------------------------------------------------------------------
+def test_lifecycle_transitions_and_the_reset_service(procs, peer, tmaze):
+    from lifecycle_msgs.msg import Transition
+    from lifecycle_msgs.srv import ChangeState, GetState
+    from std_srvs.srv import Trigger
+
+    node = procs("policy_node", node_params(tmaze, autostart=False, **{"debug.enabled": True}))
+
+    def state() -> str:
+        return peer.call(GetState, "/dnc_policy/get_state", GetState.Request()).current_state.label
+
+    def change(tid: int) -> bool:
+        req = ChangeState.Request()
+        req.transition.id = tid
+        return peer.call(ChangeState, "/dnc_policy/change_state", req).success
+
+    assert state() == "unconfigured"
+    res = peer.call(Trigger, "/dnc_policy/reset_memory", Trigger.Request())
+    assert not res.success and "not configured" in res.message
+    assert change(Transition.TRANSITION_CONFIGURE) and state() == "inactive"
+    peer.wait_for_node()
+    obs = env_observations("dnc/TMaze-v0", {"length": 4}, 20, seed=2)
+    peer.publish(obs[0])
+    peer.spin(0.5)
+    assert peer.actions == [], "inactive: no action"
+    assert change(Transition.TRANSITION_ACTIVATE) and state() == "active"
+    rt = PolicyRuntime(tmaze)
+    for o in obs[:5]:
+        label, data = peer.send(o)
+        assert label == "action"
+        assert data.tolist() == np.asarray(rt.step(o), np.float32).reshape(-1).tolist()
+    # reset_memory: the next tick starts a new episode.
+    res = peer.call(Trigger, "/dnc_policy/reset_memory", Trigger.Request())
+    assert res.success
+    no_reset = PolicyRuntime(tmaze)
+    for o in obs[:5]:
+        no_reset.step(o)
+    no_reset.step(obs[5])
+    rt.step(obs[5], reset=True)
+    n = len(peer.values)
+    peer.send(obs[5])
+    peer.spin_until(lambda: len(peer.values) > n, 10, "the debug value")
+    assert peer.values[-1] == pytest.approx(float(rt.outputs["value"][0]), abs=1e-6)
+    assert abs(peer.values[-1] - float(no_reset.outputs["value"][0])) > 1e-5
+    # deactivate: the safe action goes out, then nothing.
+    n = len(peer.actions)
+    assert change(Transition.TRANSITION_DEACTIVATE) and state() == "inactive"
+    peer.spin_until(lambda: len(peer.actions) > n, 5, "the safe action")
+    assert peer.actions[n][0] == "safe"
+    n = len(peer.actions)
+    peer.publish(obs[6])
+    peer.spin(0.5)
+    assert len(peer.actions) == n
+    assert change(Transition.TRANSITION_CLEANUP) and state() == "unconfigured"
+    assert not peer.call(Trigger, "/dnc_policy/reset_memory", Trigger.Request()).success
+    # configure again and act again.
+    assert change(Transition.TRANSITION_CONFIGURE) and change(Transition.TRANSITION_ACTIVATE)
+    peer.wait_for_node()
+    assert peer.send(obs[0])[0] == "action"
+    assert node.stop() == 0
+
+
+@pytest.mark.parametrize("params,message", [
+    ({"tick_mode": "sometimes"}, "'tick_mode' = 'sometimes': expected one of on_observation, timer"),
+    ({"obs_timout_ms": 100.0}, "unknown parameter 'obs_timout_ms' (did you mean 'obs_timeout_ms'?)"),
+    ({"rate_hz": -5.0}, "'rate_hz' = -5.0: expected a number > 0.0"),
+    ({"safe_action": [0.0, 1.0]}, "safe_action has 2 values, the model's discrete action has 1"),
+    ({"safe_action": [7.0]}, "is not a valid discrete action"),
+    ({"cmd_vel.enabled": True}, "cmd_vel needs a Box (velocity) action"),
+    ({"providers": ["CUDAExecutionProvider"]}, "not in this onnxruntime build"),
+    ({"model_path": "/nonexistent/policy.onnx"}, "'/nonexistent/policy.onnx': no such file"),
+])
+def test_a_bad_parameter_fails_configure_with_a_clear_error(procs, tmaze, params, message):
+    node = procs("policy_node", {**node_params(tmaze), **params}, wait_active=False)
+    assert node.wait(60) == 1
+    text = node.text()
+    assert "configure failed" in text and message in text, text
+
+
+def test_cmd_vel_from_a_velocity_action_and_timer_mode(procs, peer, models):
+    from geometry_msgs.msg import Twist
+
+    nav = models("nav").onnx
+    procs("policy_node", node_params(nav, tick_mode="timer", rate_hz=100.0, **{
+        "cmd_vel.enabled": True, "cmd_vel.linear_scale": 2.0, "obs_timeout_ms": 200.0,
+        "safe_action": [0.0, 0.5]}))
+    twists = []
+    peer.node.create_subscription(Twist, "cmd_vel", twists.append, 100)
+    peer.wait_for_node()
+    rt = PolicyRuntime(nav)
+    obs = np.linspace(-1, 1, rt.obs_dim).astype(np.float32)
+    peer.publish(obs)
+    peer.spin_until(lambda: any(lab == "action" for lab, _, _ in peer.actions), 5, "an action")
+    peer.spin(0.1)
+    acted = [d for lab, d, _ in peer.actions if lab == "action"]
+    # Timer mode: the same (latest) observation is stepped at every tick.
+    assert len(acted) >= 3
+    for a in acted:
+        assert ((a >= np.asarray(rt.action_spec["low"])) & (a <= rt.action_spec["high"])).all()
+    want = [np.asarray(rt.step(obs), np.float32).reshape(-1) for _ in acted[:3]]
+    np.testing.assert_array_equal(np.stack(acted[:3]), np.stack(want))
+    pairs = [(t.linear.x, t.angular.z) for t in twists]
+    expected = [(2.0 * float(a[0]), float(a[1])) for a in acted]
+    for p in expected[:3]:
+        assert p in pairs
+    # The observation goes stale: the safe action, mapped to cmd_vel too.
+    peer.spin(0.5)
+    assert peer.actions[-1][0] == "safe" and peer.actions[-1][1].tolist() == [0.0, 0.5]
+    assert (twists[-1].linear.x, twists[-1].angular.z) == (0.0, 0.5)
