@@ -36,12 +36,23 @@ def content_weighting(memory: Tensor, keys: Tensor, strengths: Tensor, top_k: in
         ``[B, H, N]``: softmax_i(β · cos(key, M_i)), cos with ``NORM_EPSILON`` added to
         each norm.
     """
-    dot = torch.matmul(keys, memory.transpose(1, 2))  # [B, H, N]
+    return content_weighting_(memory, keys, strengths.unsqueeze(-1), top_k)
+
+
+def content_weighting_(memory: Tensor, keys: Tensor, strengths: Tensor, top_k: int = 0) -> Tensor:
+    """:func:`content_weighting` with ``strengths`` already shaped ``[B, H, 1]`` (the DNC
+    step's interface produces them so, which saves an ONNX node per call).
+
+    β · cos(k, M_i) is computed as (β k / (‖k‖ + ε)) · (M_i / (‖M_i‖ + ε)): the same
+    quantity as β (k · M_i) / ((‖k‖ + ε)(‖M_i‖ + ε)), in fewer ops.
+    """
     # vector_norm's gradient at a zero vector is 0 (not NaN), so all-zero memory rows,
     # the initial memory, are safe.
-    key_norm = torch.linalg.vector_norm(keys, dim=-1, keepdim=True) + NORM_EPSILON  # [B, H, 1]
-    mem_norm = torch.linalg.vector_norm(memory, dim=-1).unsqueeze(1) + NORM_EPSILON  # [B, 1, N]
-    scores = strengths.unsqueeze(-1) * dot / (key_norm * mem_norm)
+    keys = keys * (strengths / (torch.linalg.vector_norm(keys, dim=-1, keepdim=True)
+                                + NORM_EPSILON))  # [B, H, W]
+    unit = memory / (torch.linalg.vector_norm(memory, dim=-1, keepdim=True)
+                     + NORM_EPSILON)  # [B, N, W]
+    scores = torch.matmul(keys, unit.transpose(1, 2))  # [B, H, N]
     n = memory.shape[1]
     if top_k <= 0 or top_k >= n:
         return torch.softmax(scores, dim=-1)
@@ -84,6 +95,17 @@ def usage_update(prev_usage: Tensor, prev_write_weights: Tensor, retention: Tens
     return torch.addcmul(prev_usage, prev_write_weights, 1 - prev_usage) * retention
 
 
+def _before(vi: Tensor, vj: Tensor) -> Tensor:
+    """``vi [..., N, 1]``, ``vj [..., 1, N]`` (the same values) -> bool ``[..., N, N]``:
+    slot j comes before slot i in a stable ascending sort (ties to the lower index)."""
+    n = vi.shape[-2]
+    idx = torch.arange(n, device=vi.device)
+    lower_index = idx.unsqueeze(0) < idx.unsqueeze(1)  # [N, N]: j < i
+    # j before i iff v_j < v_i, or v_j == v_i and j < i. (Logical ops, not a bool
+    # ``where``: ONNX Runtime has no boolean Where kernel.)
+    return (vj < vi) | ((vj == vi) & lower_index)
+
+
 def _order_mask(values: Tensor) -> Tensor:
     """Strict ascending order of ``values`` with ties to the lower index, as a mask.
 
@@ -91,15 +113,7 @@ def _order_mask(values: Tensor) -> Tensor:
     before slot i in a stable ascending sort of the values. Each row i then holds the
     set of slots φ_0..φ_{k-1} that precede i (k = rank of i), with no sort at all.
     """
-    n = values.shape[-1]
-    vi = values.unsqueeze(-1)  # [..., N, 1]  slot i
-    vj = values.unsqueeze(-2)  # [..., 1, N]  slot j
-    idx = torch.arange(n, device=values.device)
-    lower_index = idx.unsqueeze(0) < idx.unsqueeze(1)  # [N, N]: j < i
-    # j before i iff v_j < v_i, or v_j == v_i and j < i. (Logical ops, not a bool
-    # ``where``: ONNX Runtime has no boolean Where kernel.)
-    before = (vj < vi) | ((vj == vi) & lower_index)
-    return before.to(values.dtype)
+    return _before(values.unsqueeze(-1), values.unsqueeze(-2)).to(values.dtype)
 
 
 def allocation_weighting(usage: Tensor) -> Tensor:
@@ -109,8 +123,7 @@ def allocation_weighting(usage: Tensor) -> Tensor:
     a[φ_j] = (1 − u'[φ_j]) Π_{i<j} u'[φ_i].
 
     The exclusive product over the slots that precede each slot in φ is
-    exp(Σ_{j before i} log u'_j), the sum taken as one batched matmul with the order
-    mask of :func:`_order_mask`. u' ≥ ε keeps the log finite. This is exact up to
+    exp(Σ_{j before i} log u'_j), summed under the order mask of :func:`_order_mask`. u' ≥ ε keeps the log finite. This is exact up to
     rounding (proved against ``torch.sort`` + ``torch.cumprod`` in the tests) and
     exports to ONNX, where ``torch.cumprod`` and stable sorts do not.
 
@@ -121,8 +134,9 @@ def allocation_weighting(usage: Tensor) -> Tensor:
         ``[B, N]``, each in [0, 1], summing to at most 1.
     """
     u = ALLOCATION_EPSILON + (1 - ALLOCATION_EPSILON) * usage
-    before = _order_mask(u)  # [B, N, N]
-    log_prod = torch.matmul(before, torch.log(u).unsqueeze(-1)).squeeze(-1)  # [B, N]
+    u_j = u.unsqueeze(-2)  # [B, 1, N]
+    before = _before(u.unsqueeze(-1), u_j).to(u.dtype)  # [B, N, N]: j before i
+    log_prod = (before * torch.log(u_j)).sum(-1)  # [B, N]
     return (1 - u) * torch.exp(log_prod)
 
 
@@ -155,8 +169,9 @@ def link_update(prev_link: Tensor, prev_precedence: Tensor, write_weights: Tenso
     w_i = write_weights.unsqueeze(2)  # [B, N, 1]
     w_j = write_weights.unsqueeze(1)  # [B, 1, N]
     link = torch.addcmul(w_i * prev_precedence.unsqueeze(1), 1 - w_i - w_j, prev_link)
-    diagonal = torch.eye(write_weights.shape[-1], dtype=torch.bool, device=link.device)
-    return link.masked_fill(diagonal, 0.0)
+    # Zero diagonal by a constant 0/1 mask (a Mul: cheaper in ONNX Runtime than a Where).
+    n = write_weights.shape[-1]
+    return link * (1 - torch.eye(n, dtype=link.dtype, device=link.device))
 
 
 def directional_read_weights(link: Tensor, prev_read_weights: Tensor) -> tuple[Tensor, Tensor]:

@@ -119,30 +119,52 @@ class DNCCore(RecurrentCore):
             read_modes=torch.softmax(modes.reshape(b, r, 3), dim=-1))
 
     def _step(self, x: Tensor, state: DNCState) -> tuple[Tensor, DNCState]:
-        ctrl_in = torch.cat([x, state.read_vectors.flatten(1)], dim=-1)
-        h, c = self.controller(ctrl_in, (state.h, state.c))
+        # The equations of DESIGN.md §2 (tests/test_cores.py's reference_step writes them
+        # out plainly), arranged so that the exported ONNX tick has few nodes: ONNX
+        # Runtime's CPU cost at batch 1 is mostly per node (docs/BENCHMARKS.md).
+        r, w, n, hs = self.read_heads, self.word_size, self.memory_slots, self.hidden_size
+
+        # LSTM controller (nn.LSTMCell's math and weights), as one matmul over
+        # [x_t, r_{t-1}, h_{t-1}]; one sigmoid over all gates, tanh on the cell gate only.
+        lstm = self.controller
+        gates = F.linear(torch.cat([x, state.read_vectors.flatten(1), state.h], dim=-1),
+                         torch.cat([lstm.weight_ih, lstm.weight_hh], dim=1),
+                         lstm.bias_ih + lstm.bias_hh)
+        in_gate, forget_gate, _, out_gate = torch.sigmoid(gates).chunk(4, dim=-1)
+        c = forget_gate * state.c + in_gate * torch.tanh(gates[:, 2 * hs:3 * hs])
+        h = out_gate * torch.tanh(c)
+
+        # The interface (parse_interface's activations), each piece in the shape it is
+        # used in.
         raw = self.interface(h)
-        i = self.parse_interface(raw.clamp(-self.clip, self.clip) if self.clip > 0 else raw)
+        if self.clip > 0:
+            raw = raw.clamp(-self.clip, self.clip)
+        linear, strengths, gates, modes = torch.split(raw, self._split, dim=-1)
+        read_keys, write_key, write_vector = linear.reshape(-1, r + 2, w).split([r, 1, 1], 1)
+        read_strengths, write_strength = oneplus(strengths).unsqueeze(-1).split([r, 1], 1)
+        erase, free_gates, allocation_gate, write_gate = torch.sigmoid(gates).split(
+            [w, r, 1, 1], dim=-1)
+        read_modes = torch.softmax(modes.reshape(-1, r, 1, 3), dim=-1)  # [B, R, 1, 3]
 
         # Write: usage -> allocation -> write weights -> erase + write.
-        psi = A.retention(i.free_gates, state.read_weights)
+        psi = A.retention(free_gates, state.read_weights)
         usage = A.usage_update(state.usage, state.write_weights, psi)
         alloc = A.allocation_weighting(usage)
-        write_content = A.content_weighting(state.memory, i.write_key, i.write_strength)[:, 0]
-        # w = g_w (g_a a + (1 - g_a) c_w); M <- M ∘ (1 - w eᵀ) + w vᵀ.
-        ww = i.write_gate * torch.lerp(write_content, alloc, i.allocation_gate)
-        ww_col = ww.unsqueeze(-1)  # [B, N, 1]
-        memory = torch.addcmul(state.memory * (1 - ww_col * i.erase.unsqueeze(1)),
-                               ww_col, i.write_vector.unsqueeze(1))
+        write_content = A.content_weighting_(state.memory, write_key, write_strength).reshape(-1, n)
+        # w = g_w (g_a a + (1 - g_a) c_w)
+        ww = write_gate * (write_content + allocation_gate * (alloc - write_content))
+        # M ∘ (1 - w eᵀ) + w vᵀ, as M + w (v - e ∘ M): the same sum, two ops fewer.
+        # (unsqueeze(2), as in link_update: the exporter then emits one node for both)
+        memory = state.memory + ww.unsqueeze(2) * (write_vector - erase.unsqueeze(1) * state.memory)
 
         # Temporal links, then read: backward / content / forward mixed by the read modes.
         link = A.link_update(state.link, state.precedence, ww)
         precedence = A.precedence_update(state.precedence, ww)
-        content = A.content_weighting(memory, i.read_keys, i.read_strengths, self.read_top_k)
+        content = A.content_weighting_(memory, read_keys, read_strengths, self.read_top_k)
         fwd, bwd = A.directional_read_weights(link, state.read_weights)
         # w_r = π_b b + π_c c + π_f f, as one small matmul over the three modes.
-        modes = torch.stack([bwd, content, fwd], dim=-1)  # [B, R, N, 3]
-        read_weights = torch.matmul(modes, i.read_modes.unsqueeze(-1)).squeeze(-1)
+        modes = torch.cat([bwd, content, fwd], dim=-1).reshape(-1, r, 3, n)  # [B, R, 3, N]
+        read_weights = torch.matmul(read_modes, modes).reshape(-1, r, n)
         read_vectors = torch.matmul(read_weights, memory)  # [B, R, W]
 
         features = torch.cat([h, read_vectors.flatten(1)], dim=-1)

@@ -63,6 +63,38 @@ class PolicyTick(nn.Module):
         return (action, out.value) + params + tuple(new_state)
 
 
+def _softplus(self, beta: float = 1.0, threshold: float = 20.0):
+    """aten.softplus as one ONNX ``Softplus`` (the default translation adds a Greater
+    and a Where for PyTorch's linear branch above ``threshold``). ONNX Runtime's
+    Softplus is computed stably (softplus(100) = 100, not inf), so for x > threshold it
+    differs from PyTorch's x by log1p(exp(-x)) < 2.1e-9: nothing in float32."""
+    from onnxscript import opset18 as op
+
+    if beta != 1.0:
+        raise NotImplementedError(f"softplus with beta={beta} (the DNC uses beta=1)")
+    return op.Softplus(self)
+
+
+def _translations() -> dict:
+    return {torch.ops.aten.softplus.default: _softplus}
+
+
+def simplify(model):
+    """Fold every constant subexpression (whatever its size: the exporter's optimizer
+    leaves e.g. the concatenation of the LSTM's two weight matrices in the graph) and
+    merge duplicate subexpressions. Returns the new ``ModelProto``."""
+    import onnx_ir as ir
+    import onnx_ir.passes.common as passes
+    import onnxscript.optimizer
+
+    model = onnxscript.optimizer.optimize(model, input_size_limit=1 << 24,
+                                          output_size_limit=1 << 24)
+    graph = ir.serde.deserialize_model(model)
+    passes.CommonSubexpressionEliminationPass()(graph)
+    passes.RemoveUnusedNodesPass()(graph)
+    return ir.serde.serialize_model(graph)
+
+
 def io_names(policy: ActorCritic) -> tuple[list[str], list[str]]:
     names = [n for n, _ in policy.state_spec]
     inputs = ["obs", "reset"] + [f"state_in.{n}" for n in names]
@@ -120,8 +152,9 @@ def sha256_of(path: str | Path) -> str:
 
 
 def export_policy(policy: ActorCritic, contract: dict, output: str | Path) -> Path:
-    """Trace one tick with ``torch.onnx.export`` (dynamo, dynamic batch), attach the
-    contract, run ``onnx.checker`` (full check) and write the file atomically."""
+    """Trace one tick with ``torch.onnx.export`` (dynamo, dynamic batch), simplify the
+    graph (:func:`simplify`), attach the contract, run ``onnx.checker`` (full check) and
+    write the file atomically."""
     import onnx
 
     policy = policy.cpu().float().eval()
@@ -135,8 +168,9 @@ def export_policy(policy: ActorCritic, contract: dict, output: str | Path) -> Pa
         raw = Path(tmp) / "raw.onnx"
         torch.onnx.export(tick, example, str(raw), input_names=inputs, output_names=outputs,
                           dynamic_shapes=dynamic, opset_version=OPSET, dynamo=True,
-                          external_data=False, verbose=False)
-        model = onnx.load(str(raw))
+                          external_data=False, verbose=False,
+                          custom_translation_table=_translations())
+        model = simplify(onnx.load(str(raw)))
     # Later opset conversions may rename; make sure the graph has exactly our names.
     got_in = [i.name for i in model.graph.input]
     got_out = [o.name for o in model.graph.output]

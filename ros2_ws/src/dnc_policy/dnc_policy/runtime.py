@@ -175,6 +175,7 @@ class PolicyRuntime:
 
         # Host-side inputs (copied in place each tick) and outputs (read each tick).
         self._obs_host = np.zeros((b, self.obs_dim), np.float32)
+        self._zero_obs = np.zeros(b * self.obs_dim, np.float32)  # for check_obs
         self._reset_host = np.zeros(b, np.float32)
         self._obs = buffer((b, self.obs_dim)) if on_gpu else ort.OrtValue.ortvalue_from_numpy(self._obs_host)
         self._reset = buffer((b,)) if on_gpu else ort.OrtValue.ortvalue_from_numpy(self._reset_host)
@@ -214,7 +215,9 @@ class PolicyRuntime:
             raise ValueError(f"observation has shape {np.shape(obs)}, expected "
                              f"({self.batch}, {self.obs_dim})"
                              + (f" or ({self.obs_dim},)" if self.batch == 1 else ""))
-        if not np.isfinite(arr).all():
+        # 0 · x summed is 0 for finite x and NaN if any x is NaN or ±Inf: the same test as
+        # np.isfinite(arr).all(), at a third of its cost per tick.
+        if np.dot(arr.reshape(-1), self._zero_obs) != 0.0:
             raise ValueError("observation contains NaN or Inf")
         return arr
 
@@ -226,14 +229,18 @@ class PolicyRuntime:
         :attr:`outputs` (``value``, ``logits`` or ``action_mean``/``action_log_std``)."""
         arr = self.check_obs(obs)
         np.copyto(self._obs_host, arr)
-        np.maximum(self._pending_reset, np.broadcast_to(np.asarray(reset, np.float32), (self.batch,)),
-                   out=self._reset_host)
+        if reset is False:  # the usual tick: a plain copy (broadcast_to costs ~3 us)
+            np.copyto(self._reset_host, self._pending_reset)
+        else:
+            np.maximum(self._pending_reset,
+                       np.broadcast_to(np.asarray(reset, np.float32), (self.batch,)),
+                       out=self._reset_host)
         if self._on_gpu:
             self._obs.update_inplace(self._obs_host)
             self._reset.update_inplace(self._reset_host)
         self.session.run_with_iobinding(self._bindings[self._current])
         self._current = 1 - self._current
-        self._pending_reset[:] = 0.0
+        self._pending_reset.fill(0.0)
         det = self.deterministic if deterministic is None else deterministic
         return self.outputs["action"].copy() if det else self._sample()
 
