@@ -8,7 +8,7 @@
 PYTHON     ?= python3
 VENV       ?= .venv
 TORCH_SPEC ?= torch==2.13.0
-EXTRAS     ?= train,bench,dev
+EXTRAS     ?= train,bench,ros,dev
 PY         := $(VENV)/bin/python
 STAMP      := $(VENV)/.installed-$(shell printf '%s' '$(TORCH_SPEC) $(EXTRAS)' | md5sum | cut -c1-8)
 

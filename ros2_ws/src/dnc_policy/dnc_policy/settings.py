@@ -107,7 +107,8 @@ def check_names(given: Iterable[str], known: Iterable[str], what: str = "paramet
     known = list(known)
     for name in given:
         if name not in known:
-            close = difflib.get_close_matches(name, known, n=1)
+            close = ([k for k in known if k.lower().startswith(str(name).lower())]
+                     or difflib.get_close_matches(name, known, n=1))
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise SettingsError(f"unknown {what} {name!r}{hint}; known: {', '.join(known)}")
 
