@@ -78,9 +78,12 @@ class Proc:
     """An installed executable run as its own process; output goes to a log file."""
 
     def __init__(self, ws: Workspace, exe: str, params: dict, log: Path, extra=()):
+        """``extra``: more ``--ros-args`` arguments (e.g. ``--params-file``), before ``-p``."""
         self.log_path = log
         self._log = open(log, "w")
-        self.p = subprocess.Popen([str(ws.exe(exe))] + ros_args(params) + list(extra),
+        # Parameter files first: later sources win, as in a launch file's `parameters`.
+        cmd = [str(ws.exe(exe)), "--ros-args", *extra, *ros_args(params)[1:]]
+        self.p = subprocess.Popen(cmd,
                                   env=ws.env, stdout=self._log, stderr=subprocess.STDOUT,
                                   start_new_session=True)
 
@@ -124,10 +127,9 @@ class Peer:
     def __init__(self, name: str = "test_peer", reliable: bool = True):
         import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
+        from dnc_policy.node import qos_profile
         from rclpy.executors import SingleThreadedExecutor
         from std_msgs.msg import Float32, Float32MultiArray
-
-        from dnc_policy.node import qos_profile
 
         os.environ.update({k: v for k, v in ros_environ().items()
                            if k.startswith("ROS_")})
@@ -141,7 +143,8 @@ class Peer:
         self.actions: list = []  # (label, data, receive time)
         self.values: list[float] = []
         self.diagnostics: list = []
-        self.node.create_subscription(Float32MultiArray, "action", self._on_action, qos)
+        self.action_sub = self.node.create_subscription(Float32MultiArray, "action",
+                                                        self._on_action, qos)
         self.node.create_subscription(Float32, "/dnc_policy/debug/value",
                                       lambda m: self.values.append(m.data), 10000)
         self.node.create_subscription(DiagnosticArray, "/diagnostics",
@@ -169,9 +172,9 @@ class Peer:
         (``subscriptions``: how many matched readers of ``observation`` to wait for; a
         killed process's endpoints linger until their DDS lease ends)."""
         self.spin_until(lambda: self.obs_pub.get_subscription_count() >= subscriptions
-                        and self.node.count_publishers("action") > 0, timeout,
-                        "the policy node's topics")
-        self.spin(0.5)  # let the action publisher -> our subscription match too
+                        and self.action_sub.get_publisher_count() >= subscriptions, timeout,
+                        "the policy node's topics to match ours")
+        self.spin(0.2)
 
     def publish(self, obs) -> None:
         msg = self.Float32MultiArray()
@@ -213,8 +216,8 @@ def train_tmaze_dnc(base: Path) -> Path:
     threads = torch.get_num_threads()
     try:
         cfg = resolve(None, [
-            "core=dnc", "core_config={hidden_size: 32, memory_slots: 8, word_size: 8, "
-            "read_heads: 1}", "env_kwargs.length=4", "env_kwargs.bump_penalty=0.1",
+            "core=dnc", ("core_config={hidden_size: 32, memory_slots: 8, word_size: 8, "
+                         "read_heads: 1}"), "env_kwargs.length=4", "env_kwargs.bump_penalty=0.1",
             "lr=3e-3", "num_envs=8", "stop_at_success=0.95", "total_steps=300000",
             "threads=1", "seed=1", "checkpoint_every=100000000", f"run_dir={base}"])
         ckpt = Path(train(cfg, progress=False, run_dir=base / "run")["checkpoint"])

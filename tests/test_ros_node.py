@@ -19,15 +19,14 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import pytest
-from dnc_policy.runtime import PolicyRuntime
-from dnc_policy.settings import POLICY_PARAMETERS
-
-import sim  # noqa: F401  (registers the dnc/ envs)
 import test_export
 import yaml
+from dnc_policy.runtime import PolicyRuntime
+from dnc_policy.settings import POLICY_PARAMETERS
 from rosutil import Peer, Proc, Workspace, colcon_build, train_tmaze_dnc
 from test_export import env_observations
 
+import sim  # noqa: F401  (registers the dnc/ envs)
 from training.spaces import ObsFlattener, to_env_actions
 
 PKG = Path(__file__).resolve().parents[1] / "ros2_ws" / "src" / "dnc_policy"
@@ -58,9 +57,10 @@ def procs(ws, tmp_path):
     """Start installed executables; all are stopped at the end of the test."""
     started: list[Proc] = []
 
-    def start(exe: str, params: dict, name: str | None = None, wait_active: bool = True) -> Proc:
+    def start(exe: str, params: dict, name: str | None = None, wait_active: bool = True,
+              files=()) -> Proc:
         log = tmp_path / f"{name or exe}_{len(started)}.log"
-        proc = Proc(ws, exe, params, log)
+        proc = Proc(ws, exe, params, log, [a for f in files for a in ("--params-file", str(f))])
         started.append(proc)
         if exe == "policy_node" and params.get("autostart", True) and wait_active:
             proc.wait_for_log("active: acting on observations")
@@ -128,13 +128,15 @@ def _flatten_params(d: dict, prefix: str = "") -> dict:
 
 def test_config_files_use_only_known_parameters_with_valid_values():
     from dnc_policy.settings import parse_policy_settings
-
     from dnc_policy.sim_bridge import BRIDGE_PARAMETERS
 
     policy = yaml.safe_load((PKG / "config" / "policy.yaml").read_text())
     params = _flatten_params(policy["/**"]["ros__parameters"])
-    assert set(params) == set(POLICY_PARAMETERS) - {"model_path"}, \
-        "config/policy.yaml should list every parameter but model_path"
+    # Every parameter but model_path (a launch argument) and the two lists whose default
+    # is empty (a ROS params file cannot hold `[]`; they are there as comments).
+    assert set(params) == set(POLICY_PARAMETERS) - {"model_path", "safe_action", "providers"}
+    text = (PKG / "config" / "policy.yaml").read_text()
+    assert "# safe_action: [" in text and "# providers: [" in text
     s = parse_policy_settings({**params, "model_path": "x.onnx"})
     assert s.tick_mode == "on_observation" and not s.reliable and s.autostart
     sim_cfg = yaml.safe_load((PKG / "config" / "sim.yaml").read_text())
@@ -172,11 +174,15 @@ def test_launch_files_use_the_documented_launch_api():
 
 
 # -- sim-in-the-loop -----------------------------------------------------------------------
-def test_sim_in_the_loop_matches_the_offline_runtime(procs, tmaze, tmp_path):
-    node = procs("policy_node", node_params(tmaze))
+def test_sim_in_the_loop_matches_the_offline_runtime(ws, procs, tmaze, tmp_path):
+    """Started as sim.launch.py starts them: the installed config files, the model."""
+    config = ws.prefix / "share" / "dnc_policy" / "config"
+    node = procs("policy_node", {"model_path": str(tmaze)},
+                 files=[config / "policy.yaml", config / "sim.yaml"])
     summary = tmp_path / "summary.json"
     bridge = procs("sim_bridge", {"model_path": str(tmaze), "episodes": 20, "seed": 7,
-                                  "summary_path": str(summary), "record_actions": True})
+                                  "summary_path": str(summary), "record_actions": True},
+                   files=[config / "sim.yaml"])
     assert bridge.wait(120) == 0, bridge.text() + node.text()
     got = json.loads(summary.read_text())
     want = offline_episodes(tmaze, 20, seed=7)
@@ -234,7 +240,7 @@ def test_fuzzed_observations_are_rejected_without_touching_the_memory(procs, pee
             want = rt.step(valid[n_valid - 1])
             assert label == "action", i
             np.testing.assert_array_equal(data, np.asarray(want, np.float32).reshape(-1))
-            peer.spin_until(lambda: len(peer.values) == n_valid, 10, "the debug value")
+            peer.spin_until(lambda n=n_valid: len(peer.values) == n, 10, "the debug value")
             assert peer.values[-1] == pytest.approx(float(rt.outputs["value"][0]), abs=1e-6)
         else:
             label, data = peer.send(fuzzed(rng, rt.obs_dim))
@@ -405,6 +411,8 @@ def test_lifecycle_transitions_and_the_reset_service(procs, peer, tmaze):
     peer.spin(0.5)
     assert len(peer.actions) == n
     assert change(Transition.TRANSITION_CLEANUP) and state() == "unconfigured"
+    peer.spin_until(lambda: peer.obs_pub.get_subscription_count() == 0, 10,
+                    "cleanup to remove the node's subscription")
     assert not peer.call(Trigger, "/dnc_policy/reset_memory", Trigger.Request()).success
     # configure again and act again.
     assert change(Transition.TRANSITION_CONFIGURE) and change(Transition.TRANSITION_ACTIVATE)
@@ -460,3 +468,15 @@ def test_cmd_vel_from_a_velocity_action_and_timer_mode(procs, peer, models):
     peer.spin(0.5)
     assert peer.actions[-1][0] == "safe" and peer.actions[-1][1].tolist() == [0.0, 0.5]
     assert (twists[-1].linear.x, twists[-1].angular.z) == (0.0, 0.5)
+
+
+def test_empty_lists_in_a_params_file_mean_the_defaults(procs, peer, tmaze, tmp_path):
+    """ROS reads `[]` in a params file as "not set"; the node takes the default."""
+    params = tmp_path / "params.yaml"
+    params.write_text("/**:\n  ros__parameters:\n    safe_action: []\n    providers: []\n"
+                      "    qos:\n      reliability: reliable\n")
+    node = procs("policy_node", {"model_path": str(tmaze), "obs_timeout_ms": 0.0},
+                 files=[params])
+    peer.wait_for_node()
+    assert peer.send(np.full(PolicyRuntime(tmaze).obs_dim, np.nan))[1].tolist() == [0.0]
+    assert "providers ['CPUExecutionProvider']" in node.text()

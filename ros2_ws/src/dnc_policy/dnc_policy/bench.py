@@ -20,7 +20,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -77,8 +76,8 @@ class Target:
         pub_node, sub_node = node_ctx
         self.pub = pub_node.create_publisher(Float32MultiArray, f"/{ns}/observation", qos)
         self.received: list[float] = []  # arrival times (perf_counter)
-        self.lock = threading.Lock()
-        sub_node.create_subscription(Float32MultiArray, f"/{ns}/action", self._on_action, qos)
+        self.sub = sub_node.create_subscription(Float32MultiArray, f"/{ns}/action",
+                                                self._on_action, qos)
         self.sent: list[float] = []
         self.rtt_us: list[float] = []
         self.missed = 0
@@ -86,38 +85,38 @@ class Target:
         self.wall = 0.0
 
     def _on_action(self, msg) -> None:
-        t = time.perf_counter()
-        with self.lock:
-            self.received.append(t)
+        self.received.append(time.perf_counter())
 
-    def ready(self, sub_node) -> bool:
-        return (self.pub.get_subscription_count() > 0
-                and sub_node.count_publishers(f"/{self.ns}/action") > 0)
+    def ready(self) -> bool:
+        return self.pub.get_subscription_count() > 0 and self.sub.get_publisher_count() > 0
 
-    def drive(self, obs_msgs: list, rate: float, seconds: float) -> None:
+    def drive(self, executor, obs_msgs: list, rate: float, seconds: float) -> None:
         """Publish at ``rate`` for ``seconds``; collect round trips of this chunk."""
         period = 1.0 / rate
         n = int(seconds * rate)
-        with self.lock:
-            self.received.clear()
+        self.received.clear()
         sent = []
         cpu0, wall0 = _cpu_seconds(self.proc.pid), time.perf_counter()
         t_next = time.perf_counter()
-        for i in range(n):
-            while True:  # sleep most of the wait, spin the last 200 us
-                left = t_next - time.perf_counter()
-                if left <= 0:
-                    break
-                if left > 3e-4:
-                    time.sleep(left - 2e-4)
+        i = 0
+        # One thread: answers are taken (and timestamped) while waiting for the next send.
+        while i < n:
+            left = t_next - time.perf_counter()
+            if left > 5e-5:
+                executor.spin_once(timeout_sec=left - 5e-5)
+                continue
+            while time.perf_counter() < t_next:
+                pass
             sent.append(time.perf_counter())
             self.pub.publish(obs_msgs[i % len(obs_msgs)])
             t_next += period
-        time.sleep(0.2)  # the last answers
+            i += 1
+        end = time.perf_counter() + 0.2  # the last answers
+        while time.perf_counter() < end:
+            executor.spin_once(timeout_sec=0.01)
         self.cpu += _cpu_seconds(self.proc.pid) - cpu0
         self.wall += time.perf_counter() - wall0
-        with self.lock:
-            got = list(self.received)
+        got = list(self.received)
         # Answers come in order, one per observation (reliable QoS).
         for i, t in enumerate(sent):
             if i >= len(got):
@@ -183,27 +182,27 @@ def main(argv=None) -> dict:
                Target("policy", policy_cmd, "bench_policy", env, (pub_node, sub_node))]
     executor = SingleThreadedExecutor()
     executor.add_node(sub_node)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
-    spinner.start()
     try:
         deadline = time.monotonic() + 60
-        while not all(t.ready(sub_node) for t in targets):
+        while not all(t.ready() for t in targets):
+            executor.spin_once(timeout_sec=0.1)
             for t in targets:
                 if t.proc.poll() is not None:
                     raise SystemExit(f"error: the {t.name} node exited: {t.proc.stderr.read()}")
             if time.monotonic() > deadline:
                 raise SystemExit("error: the nodes did not come up within 60 s")
-            time.sleep(0.1)
-        time.sleep(1.0)
+        end = time.monotonic() + 1.0
+        while time.monotonic() < end:
+            executor.spin_once(timeout_sec=0.05)
         for t in targets:  # warm-up (not counted)
-            t.drive(msgs, a.rate, 1.0)
+            t.drive(executor, msgs, a.rate, 1.0)
             t.rtt_us.clear(), t.sent.clear()
             t.missed, t.cpu, t.wall = 0, 0.0, 0.0
         chunks = max(1, int(round(a.duration / a.chunk)))
         bar = _progress(chunks * len(targets))
         for _ in range(chunks):
             for t in targets:
-                t.drive(msgs, a.rate, a.duration / chunks)
+                t.drive(executor, msgs, a.rate, a.duration / chunks)
                 bar()
         print(file=sys.stderr)
     finally:

@@ -31,10 +31,10 @@ import sys
 import time
 
 import rclpy
-from rclpy.executors import SingleThreadedExecutor
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Twist
 from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
@@ -43,8 +43,13 @@ from std_srvs.srv import Trigger
 
 from .controller import PolicyController, Tick
 from .runtime import ContractError
-from .settings import POLICY_PARAMETERS, PolicySettings, SettingsError, check_names, \
-    parse_policy_settings
+from .settings import (
+    POLICY_PARAMETERS,
+    PolicySettings,
+    SettingsError,
+    check_names,
+    parse_policy_settings,
+)
 
 NODE_NAME = "dnc_policy"
 # Overrides every node accepts that are not ours.
@@ -95,7 +100,9 @@ class PolicyNode(LifecycleNode):
             overrides = getattr(self, "_parameter_overrides", {})
             check_names([n for n in overrides if n not in FOREIGN_PARAMETERS
                          and not n.startswith(FOREIGN_PREFIXES)], POLICY_PARAMETERS)
-            values = {n: self.get_parameter(n).value for n in POLICY_PARAMETERS}
+            # A params file's `[]` arrives as "not set" (None): the default, as documented.
+            values = {n: v for n in POLICY_PARAMETERS
+                      if (v := self.get_parameter(n).value) is not None}
             self.settings = s = parse_policy_settings(values)
             self.controller = PolicyController(s, time.monotonic(), self._log)
         except (SettingsError, ContractError, ValueError, FileNotFoundError) as e:

@@ -10,8 +10,10 @@ tested without ROS and read the same on Humble, Jazzy and Kilted.
 from __future__ import annotations
 
 import difflib
+import math
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 TICK_MODES = ("on_observation", "timer")
 RELIABILITIES = ("best_effort", "reliable")
@@ -123,7 +125,7 @@ def _type(name: str, value, kinds, expected: str):
 
 def _number(name: str, value, low: float | None = None, low_open: bool = False) -> float:
     v = float(_type(name, value, (int, float), "a number"))
-    if v != v:
+    if math.isnan(v):
         raise SettingsError(f"parameter {name!r} is NaN: expected a number")
     if low is not None and (v <= low if low_open else v < low):
         raise SettingsError(f"parameter {name!r} = {value!r}: expected a number "

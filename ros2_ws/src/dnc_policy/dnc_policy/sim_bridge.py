@@ -58,6 +58,8 @@ BRIDGE_PARAMETERS: dict[str, Param] = {
     "qos.reliability": Param("reliable", "observation/action QoS: reliable or best_effort"),
     "qos.depth": Param(10, "QoS history depth"),
     "action_timeout_s": Param(10.0, "lockstep: no policy action for this long is an error"),
+    "first_action_retry_s": Param(1.0, "lockstep: no answer to an episode's first "
+                                       "observation this soon: reset and send it again"),
     "wait_for_policy_s": Param(60.0, "how long to wait for the policy node to appear"),
     "summary_path": Param("", "write the summary (and per-episode details) here as JSON"),
     "record_actions": Param(False, "keep every action in the summary file"),
@@ -84,8 +86,9 @@ def to_env_action(flat: np.ndarray, space):
 
 def model_env(model_path: str) -> tuple[str, dict]:
     """The env id and kwargs recorded in a policy.onnx contract."""
-    from .runtime import ContractError, read_contract
     import onnxruntime as ort
+
+    from .runtime import ContractError, read_contract
 
     if not Path(model_path).is_file():
         raise SettingsError(f"parameter 'model_path' = {model_path!r}: no such file")
@@ -106,7 +109,8 @@ class SimBridge(Node):
         check_names([n for n in getattr(self, "_parameter_overrides", {})
                      if n not in FOREIGN and not n.startswith("qos_overrides.")],
                     BRIDGE_PARAMETERS)
-        g = {n: self.get_parameter(n).value for n in BRIDGE_PARAMETERS}
+        g = {n: p.default if (v := self.get_parameter(n).value) is None else v
+             for n, p in BRIDGE_PARAMETERS.items()}
         self.p = g
         if g["mode"] not in ("lockstep", "realtime"):
             raise SettingsError(f"parameter 'mode' = {g['mode']!r}: expected lockstep or realtime")
@@ -157,6 +161,7 @@ class SimBridge(Node):
         self._obs = None
         self._waiting_since = None  # lockstep: published an observation, no action yet
         self._held = None  # realtime: the last action
+        self._first_sent = None  # when the current episode's first observation first went out
         period = 1.0 / float(g["rate_hz"]) if not self.lockstep else 0.05
         self._timer = self.create_timer(period, self._on_timer)
         self.get_logger().info(f"{env_id} {kwargs}: {g['episodes'] or 'endless'} episodes, "
@@ -174,6 +179,10 @@ class SimBridge(Node):
         self._ep = {"episode": self._k, "seed": int(self.p["seed"]) + self._k, "return": 0.0,
                     "length": 0, "success": False, "actions": []}
         self._held = None
+        self._first_sent = None
+        self._reset_policy()
+
+    def _reset_policy(self) -> None:
         self._phase = "resetting"
         self.reset_client.call_async(Trigger.Request()).add_done_callback(self._on_reset_done)
 
@@ -184,6 +193,8 @@ class SimBridge(Node):
             return
         self._phase = "running"
         self._publish_obs()
+        if self._first_sent is None:
+            self._first_sent = self._waiting_since
 
     def _publish_obs(self) -> None:
         self.obs_pub.publish(array_msg(self._flat(self._obs), "observation"))
@@ -233,9 +244,12 @@ class SimBridge(Node):
             return
         now = time.monotonic()
         if self._phase == "waiting_for_policy":
+            # Subscription.get_publisher_count (matched writers) is Jazzy+; Humble has
+            # only the graph count.
+            matched = getattr(self.act_sub, "get_publisher_count", None)
             ready = (self.reset_client.service_is_ready()
                      and self.obs_pub.get_subscription_count() > 0
-                     and self.count_publishers("action") > 0)
+                     and (matched() if matched else self.count_publishers("action")) > 0)
             if ready:
                 # Let the other direction's endpoints match too (volatile QoS drops
                 # what is published before the match).
@@ -250,7 +264,16 @@ class SimBridge(Node):
         if self._phase != "running":
             return
         if self.lockstep:
-            if (self._waiting_since is not None
+            if (self._waiting_since is not None and self._ep["length"] == 0
+                    and now - self._waiting_since > float(self.p["first_action_retry_s"])
+                    and now - self._first_sent < float(self.p["action_timeout_s"])):
+                # An action published before the node's publisher had matched our
+                # subscription is lost (volatile QoS). Resetting the memory and sending
+                # the episode's first observation again gives the same tick.
+                self.get_logger().info("no answer to the episode's first observation yet: "
+                                       "resetting the memory and sending it again")
+                self._reset_policy()
+            elif (self._waiting_since is not None
                     and now - self._waiting_since > float(self.p["action_timeout_s"])):
                 self._fail(f"no policy action within {self.p['action_timeout_s']} s of an "
                            "observation")

@@ -28,7 +28,8 @@ def generate_launch_description():
         DeclareLaunchArgument("observation_topic", default_value="observation"),
         DeclareLaunchArgument("action_topic", default_value="action"),
         DeclareLaunchArgument("cmd_vel_topic", default_value="cmd_vel"),
-        DeclareLaunchArgument("log_level", default_value="info"),
+        DeclareLaunchArgument("log_level", default_value="info",
+                              description="e.g. debug, or dnc_policy:=debug for this node only"),
     ]
     node = LifecycleNode(
         package="dnc_policy",
@@ -45,6 +46,6 @@ def generate_launch_description():
             ("action", LaunchConfiguration("action_topic")),
             ("cmd_vel", LaunchConfiguration("cmd_vel_topic")),
         ],
-        arguments=["--ros-args", "--log-level", LaunchConfiguration("log_level")],
+        ros_arguments=["--log-level", LaunchConfiguration("log_level")],
     )
     return LaunchDescription(args + [node])

@@ -36,6 +36,7 @@ def generate_launch_description():
         parameters=[PathJoinSubstitution([config, "policy.yaml"]),
                     PathJoinSubstitution([config, "sim.yaml"]),
                     {"model_path": model}],
+        on_exit=Shutdown(reason="the policy node exited"),
     )
     bridge = Node(
         package="dnc_policy",
