@@ -8,11 +8,10 @@ import json
 
 import numpy as np
 import pytest
+import test_export
 from dnc_policy.controller import PolicyController, safe_action_for
 from dnc_policy.runtime import PolicyRuntime
 from dnc_policy.settings import POLICY_PARAMETERS, SettingsError, parse_policy_settings
-
-import test_export
 from test_export import env_observations
 
 models = test_export.models
