@@ -480,3 +480,22 @@ def test_empty_lists_in_a_params_file_mean_the_defaults(procs, peer, tmaze, tmp_
     peer.wait_for_node()
     assert peer.send(np.full(PolicyRuntime(tmaze).obs_dim, np.nan))[1].tolist() == [0.0]
     assert "providers ['CPUExecutionProvider']" in node.text()
+
+
+def test_sim_loop_runs_the_installed_node_and_bridge_and_reports_latency(ws, tmaze, tmp_path):
+    """`python -m dnc_policy.sim_loop` (what `make demo` runs): the colcon install's
+    executables, the config files, the bridge's round trips and the node's diagnostics."""
+    from dnc_policy.sim_loop import describe, main, run_sim_loop
+
+    s = run_sim_loop(tmaze, episodes=3, seed=4, install=ws.install, log_dir=tmp_path / "logs")
+    want = offline_episodes(tmaze, 3, seed=4)
+    assert [e["return"] for e in s["per_episode"]] == pytest.approx([w["return"] for w in want])
+    ticks = sum(e["length"] for e in s["per_episode"])
+    assert s["round_trip_us"]["n"] == ticks and 0 < s["round_trip_us"]["p50"] < 1e6
+    assert s["policy_diagnostics"]["ticks"] == str(ticks)
+    assert float(s["policy_diagnostics"]["step_latency_p50_us"]) > 0
+    assert "round trip p50" in describe(s) and "step latency p50" in describe(s)
+    assert (tmp_path / "logs" / "policy_node.log").read_text().count("active: acting") == 1
+    with pytest.raises(SystemExit) as e:
+        main([str(tmp_path / "missing.onnx")])
+    assert e.value.code == 2

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
@@ -149,6 +150,11 @@ class SimBridge(Node):
         self.ret_pub = self.create_publisher(Float32, "~/episode_return", 10)
         self.succ_pub = self.create_publisher(Bool, "~/episode_success", 10)
         self.reset_client = self.create_client(Trigger, g["reset_service"])
+        # The policy node's own figures (step latency, rejected inputs), for the summary.
+        self.policy_status: dict[str, str] = {}
+        self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
+        self.round_trips: list[float] = []  # lockstep: observation sent -> action received
+        self._diagnostics_seen = 0
         self.lockstep = g["mode"] == "lockstep"
         self.done = False
         self.failed = ""
@@ -234,6 +240,7 @@ class SimBridge(Node):
                 return
             if self._waiting_since is None:
                 return  # not an answer to an observation of ours
+            self.round_trips.append(time.monotonic() - self._waiting_since)
             self._waiting_since = None
             self._step(np.asarray(msg.data, np.float32))
         else:
@@ -243,6 +250,12 @@ class SimBridge(Node):
         if self.done:
             return
         now = time.monotonic()
+        if self._phase == "finishing":
+            # One more /diagnostics message from the policy node (its figures cover the
+            # whole run), or give up waiting after 2.5 s.
+            if self._diagnostics_seen > self._diagnostics_at_end or now - self._end > 2.5:
+                self._final()
+            return
         if self._phase == "waiting_for_policy":
             # Subscription.get_publisher_count (matched writers) is Jazzy+; Humble has
             # only the graph count.
@@ -283,9 +296,16 @@ class SimBridge(Node):
             if not self.done and self._phase == "running":
                 self._publish_obs()
 
+    def _on_diagnostics(self, msg: DiagnosticArray) -> None:
+        for st in msg.status:
+            if st.name.endswith(": policy"):
+                self.policy_status = {kv.key: kv.value for kv in st.values}
+                self._diagnostics_seen += 1
+
     # -- the end -------------------------------------------------------------------------
     def summary(self) -> dict:
         eps = self.episodes
+        rtt = np.asarray(self.round_trips) * 1e6
         return {
             "env": self.env_id, "env_kwargs": self.env_kwargs, "mode": self.p["mode"],
             "seed": self.p["seed"], "episodes": len(eps),
@@ -293,16 +313,35 @@ class SimBridge(Node):
             "mean_return": float(np.mean([e["return"] for e in eps])) if eps else 0.0,
             "mean_length": float(np.mean([e["length"] for e in eps])) if eps else 0.0,
             "safe_actions_ignored": self.safe_ignored, "error": self.failed,
+            "round_trip_us": ({"p50": float(np.percentile(rtt, 50)),
+                               "p99": float(np.percentile(rtt, 99)),
+                               "max": float(rtt.max()), "n": int(rtt.size)} if rtt.size else {}),
+            "policy_diagnostics": self.policy_status,
             "per_episode": eps,
         }
 
     def _finish(self) -> None:
+        self._phase = "finishing"
+        self._end = time.monotonic()
+        self._diagnostics_at_end = self._diagnostics_seen
+
+    def _final(self) -> None:
         self.done = True
         s = self.summary()
         print(f"sim_bridge: {s['episodes']} episodes of {s['env']}: success "
               f"{s['success_rate']:.3f}, mean return {s['mean_return']:.3f}, mean length "
               f"{s['mean_length']:.1f}" + (f", {self.safe_ignored} safe actions ignored"
                                            if self.safe_ignored else ""), flush=True)
+        if s["round_trip_us"]:
+            r = s["round_trip_us"]
+            print(f"sim_bridge: observation -> action round trip p50 {r['p50']:.0f} us, "
+                  f"p99 {r['p99']:.0f} us over {r['n']} ticks", flush=True)
+        d = self.policy_status
+        if d:
+            print(f"sim_bridge: policy node step latency p50 {d.get('step_latency_p50_us')} us, "
+                  f"p99 {d.get('step_latency_p99_us')} us, {d.get('ticks')} ticks, "
+                  f"{d.get('rejected_inputs')} rejected inputs, providers {d.get('providers')}",
+                  flush=True)
         if self.p["summary_path"]:
             path = Path(self.p["summary_path"])
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,145 @@
+"""``python -m dnc_policy.sim_loop policy.onnx [--episodes 20]``: sim-in-the-loop without
+the ROS launch tools.
+
+Starts what ``ros2 launch dnc_policy sim.launch.py`` starts (the policy node and the sim
+bridge, each its own process, with config/policy.yaml and config/sim.yaml), waits for the
+bridge's summary and stops the node. The executables come from a colcon install space
+(``--install ros2_ws/install``) or, without one, from this Python environment
+(``python -m dnc_policy.node`` / ``dnc_policy.sim_bridge``). Both run on a ROS domain of
+their own (``--domain``, default derived from this process id), localhost only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PY_SITE = f"lib/python{sys.version_info.major}.{sys.version_info.minor}/site-packages"
+
+
+def config_dir(install: Path | None) -> Path:
+    """config/ of the installed package, or of the source tree this module is in."""
+    if install is not None:
+        return install / "dnc_policy" / "share" / "dnc_policy" / "config"
+    here = Path(__file__).resolve().parent.parent / "config"
+    if here.is_dir():
+        return here
+    from ament_index_python.packages import get_package_share_directory
+
+    return Path(get_package_share_directory("dnc_policy")) / "config"
+
+
+def commands(install: Path | None) -> tuple[list[str], list[str], dict]:
+    env = dict(os.environ)
+    if install is None:
+        return ([sys.executable, "-m", "dnc_policy.node"],
+                [sys.executable, "-m", "dnc_policy.sim_bridge"], env)
+    prefix = install / "dnc_policy"
+    env["PYTHONPATH"] = os.pathsep.join([str(prefix / PY_SITE), env.get("PYTHONPATH", "")])
+    env["AMENT_PREFIX_PATH"] = os.pathsep.join([str(prefix), env.get("AMENT_PREFIX_PATH", "")])
+    exe = prefix / "lib" / "dnc_policy"
+    return [str(exe / "policy_node")], [str(exe / "sim_bridge")], env
+
+
+def run_sim_loop(model: str | Path, episodes: int = 20, seed: int = 0,
+                 install: str | Path | None = None, domain: int | None = None,
+                 mode: str = "lockstep", log_dir: str | Path | None = None,
+                 timeout: float = 600.0) -> dict:
+    """Run the node against the bridge; the bridge's summary (dict). RuntimeError with
+    both processes' output if the bridge fails or the node dies."""
+    install = Path(install) if install is not None else None
+    config = config_dir(install)
+    node_cmd, bridge_cmd, env = commands(install)
+    env.update(ROS_DOMAIN_ID=str(domain if domain is not None else 20 + os.getpid() % 180),
+               ROS_LOCALHOST_ONLY="1", ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
+               PYTHONUNBUFFERED="1", RCUTILS_COLORIZED_OUTPUT="0")
+    logs = Path(log_dir) if log_dir else Path(tempfile.mkdtemp(prefix="sim_loop_"))
+    logs.mkdir(parents=True, exist_ok=True)
+    summary = logs / "summary.json"
+    summary.unlink(missing_ok=True)
+    model = str(Path(model).resolve())
+    node_log, bridge_log = open(logs / "policy_node.log", "w"), open(logs / "sim_bridge.log", "w")
+    node = subprocess.Popen(
+        node_cmd + ["--ros-args", "--params-file", str(config / "policy.yaml"),
+                    "--params-file", str(config / "sim.yaml"), "-p", f"model_path:={model}"],
+        env=env, stdout=node_log, stderr=subprocess.STDOUT)
+    bridge = subprocess.Popen(
+        bridge_cmd + ["--ros-args", "--params-file", str(config / "sim.yaml"),
+                      "-p", f"model_path:={model}", "-p", f"episodes:={episodes}",
+                      "-p", f"seed:={seed}", "-p", f"mode:={mode}",
+                      "-p", f"summary_path:={summary}"],
+        env=env, stdout=bridge_log, stderr=subprocess.STDOUT)
+    try:
+        end = time.monotonic() + timeout
+        while bridge.poll() is None:
+            if node.poll() is not None or time.monotonic() > end:
+                bridge.send_signal(signal.SIGINT)
+                bridge.wait(10)
+                break
+            time.sleep(0.1)
+    finally:
+        if node.poll() is None:
+            node.send_signal(signal.SIGINT)
+            try:
+                node.wait(15)
+            except subprocess.TimeoutExpired:
+                node.kill()
+        node_log.close()
+        bridge_log.close()
+    out = ((logs / "policy_node.log").read_text(), (logs / "sim_bridge.log").read_text())
+    if bridge.returncode != 0 or not summary.exists():
+        raise RuntimeError(f"sim-in-the-loop failed (bridge exit {bridge.returncode}, node exit "
+                           f"{node.returncode}); logs in {logs}\n--- policy node ---\n{out[0]}"
+                           f"\n--- sim bridge ---\n{out[1]}")
+    result = json.loads(summary.read_text())
+    result["logs"] = str(logs)
+    return result
+
+
+def describe(s: dict) -> str:
+    lines = [(f"{s['episodes']} episodes of {s['env']} over ROS 2 ({s['mode']}): success "
+              f"{s['success_rate']:.0%}, mean return {s['mean_return']:.3f}, mean length "
+              f"{s['mean_length']:.1f}")]
+    if s.get("round_trip_us"):
+        r = s["round_trip_us"]
+        lines.append(f"observation -> action round trip p50 {r['p50']:.0f} us, p99 "
+                     f"{r['p99']:.0f} us ({r['n']} ticks)")
+    d = s.get("policy_diagnostics") or {}
+    if d:
+        lines.append(f"policy node: step latency p50 {float(d['step_latency_p50_us']):.0f} us, "
+                     f"p99 {float(d['step_latency_p99_us']):.0f} us, {d['ticks']} ticks, "
+                     f"{d['rejected_inputs']} rejected inputs, {d['providers']}")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("model", help="policy.onnx written by export.onnx")
+    p.add_argument("--episodes", type=int, default=20)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--mode", choices=("lockstep", "realtime"), default="lockstep")
+    p.add_argument("--install", default=None, help="colcon install space (ros2_ws/install)")
+    p.add_argument("--domain", type=int, default=None, help="ROS domain id")
+    p.add_argument("--logs", default=None, help="folder for the two logs and summary.json")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    a = p.parse_args(argv)
+    if not Path(a.model).is_file():
+        p.exit(2, f"error: model {a.model!r} does not exist\n")
+    try:
+        s = run_sim_loop(a.model, a.episodes, a.seed, a.install, a.domain, a.mode, a.logs)
+    except RuntimeError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(json.dumps(s) if a.json else describe(s))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
