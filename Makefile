@@ -25,8 +25,9 @@ $(STAMP): pyproject.toml Makefile ros2_ws/src/dnc_policy/setup.py
 
 setup: $(STAMP)
 
-# The main job on the embedded default: train the default DNC policy (T-maze) and
-# evaluate it. Export to ONNX and the ROS 2 node join this as they land.
+# The main job on the embedded default: train the default DNC policy (T-maze), evaluate
+# it, export it to ONNX (parity-checked), run it through the robot runtime and through
+# the ROS 2 policy node against the sim bridge (colcon-built), and draw its memory.
 demo: setup
 	$(PY) -m training.demo
 
