@@ -1,0 +1,634 @@
+"""Record one episode of a policy and draw what its memory did:
+``python -m training.visualize CKPT_OR_ONNX [--env ID] [--env-kwargs JSON] [--seed 0]
+[--out DIR] [--gif/--no-gif] [--deterministic/--no-deterministic]``.
+
+Writes ``memory.png`` (over the steps of the episode: the observation, the action
+probabilities and the action taken, the reward; for a DNC core the write weights and the
+write intensity, the read weights of each read head, the usage, and at the end of the
+episode the temporal link matrix and the memory; for an LSTM core, which has no external
+memory, the controller's hidden and cell activations) and ``memory.gif`` (the env's
+``rgb_array`` frame at each step beside the memory state at that step).
+
+A checkpoint (``.pt`` or a run folder) runs the PyTorch policy; an ``.onnx`` file runs
+the robot runtime (:class:`dnc_policy.runtime.PolicyRuntime`) and reads its state with
+``snapshot()`` after each tick. Both record the same arrays for the same policy. The
+episode is reset with ``--seed`` (as episode 0 of ``training.evaluate``); actions are the
+distribution's mode unless ``--no-deterministic``. The env and its kwargs default to the
+ones recorded in the checkpoint or the ONNX contract; ``--env`` picks another env (its
+kwargs then start from the env's defaults, unless it is the recorded env), and
+``--env-kwargs`` is merged over them. Pictures go to ``--out``, by default ``pictures/``
+in the run folder (the folder above ``checkpoints/``, or the ``.onnx`` file's folder).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+MAX_STEPS = 100_000  # a safety stop for envs that never end an episode
+
+
+class VisualizeError(ValueError):
+    """A bad input: missing or unreadable model file, unknown env, mismatched spaces."""
+
+
+# --------------------------------------------------------------------------------------
+# Recording
+# --------------------------------------------------------------------------------------
+class _TorchStepper:
+    """One tick at a time through the PyTorch policy (batch 1)."""
+
+    source = "pt"
+
+    def __init__(self, path: Path, deterministic: bool, seed: int):
+        import torch
+
+        from training.checkpoint import CheckpointError, load_policy
+
+        try:
+            self.policy, ckpt = load_policy(path)
+        except CheckpointError as e:
+            raise VisualizeError(str(e)) from None
+        torch.manual_seed(seed)  # sampled actions are reproducible
+        self.torch, self.deterministic = torch, deterministic
+        cfg = ckpt["policy_config"]
+        self.env_id, self.env_kwargs = ckpt["env"], dict(ckpt["env_kwargs"])
+        self.core = {"kind": cfg["core"], "config": dict(cfg["core_config"])}
+        self.obs_dim = self.policy.obs_dim
+        self.state_names = [n for n, _ in self.policy.state_spec]
+        self.state = self.policy.initial_state(1)
+
+    def step(self, obs: np.ndarray, reset: bool) -> tuple[np.ndarray, dict, dict]:
+        torch = self.torch
+        with torch.no_grad():
+            out, self.state = self.policy(torch.from_numpy(obs[None]), self.state,
+                                          torch.tensor([float(reset)]))
+            dist = self.policy.distribution(out)
+            action = dist.mode() if self.deterministic else dist.sample()
+            action = self.policy.env_action(action)
+        heads = {"value": out.value.numpy()[0]}
+        heads["action_mean" if self.policy.action.kind == "box" else "logits"] = \
+            out.dist.numpy()[0]
+        state = {n: s.numpy()[0].copy() for n, s in zip(self.state_names, self.state)}
+        return action.numpy(), heads, state
+
+
+class _OnnxStepper:
+    """One tick at a time through the robot runtime (batch 1, CPU)."""
+
+    source = "onnx"
+
+    def __init__(self, path: Path, deterministic: bool, seed: int):
+        try:
+            from dnc_policy.runtime import ContractError, PolicyRuntime
+        except ImportError as e:  # the ROS package is not installed in this environment
+            raise VisualizeError(f"cannot read {str(path)!r}: the dnc_policy runtime is not "
+                                 f"importable ({e}); install ros2_ws/src/dnc_policy") from None
+        try:
+            self.rt = PolicyRuntime(path, providers=["CPUExecutionProvider"], batch=1,
+                                    deterministic=deterministic, threads=1, seed=seed)
+        except (ContractError, FileNotFoundError) as e:
+            raise VisualizeError(str(e)) from None
+        c = self.rt.contract
+        env = c.get("env") or {}
+        self.env_id, self.env_kwargs = env.get("id"), dict(env.get("kwargs") or {})
+        self.core = dict(c.get("core") or {"kind": "unknown", "config": {}})
+        self.obs_dim = self.rt.obs_dim
+        self.state_names = [n for n, _ in self.rt.state_spec]
+
+    def step(self, obs: np.ndarray, reset: bool) -> tuple[np.ndarray, dict, dict]:
+        action = self.rt.step(obs[None], reset=reset)
+        heads = {k: np.array(v[0]) for k, v in self.rt.outputs.items() if k != "action"}
+        heads.pop("action_log_std", None)
+        state = {n: v[0] for n, v in self.rt.snapshot().items()}
+        return action, heads, state
+
+
+def open_model(model_path: str | Path, deterministic: bool = True, seed: int = 0):
+    """A stepper for a checkpoint / run folder (PyTorch) or an ``.onnx`` file (runtime)."""
+    path = Path(model_path)
+    if not path.exists():
+        raise VisualizeError(f"model file {str(path)!r} does not exist")
+    if path.is_file() and path.suffix.lower() == ".onnx":
+        return _OnnxStepper(path, deterministic, seed)
+    return _TorchStepper(path, deterministic, seed)
+
+
+def make_env(env_id: str, env_kwargs: dict, render: bool):
+    """``(env, renders)``: the env with ``render_mode="rgb_array"`` when it offers it."""
+    import gymnasium as gym
+
+    import sim  # noqa: F401  (registers the dnc/ envs)
+
+    try:
+        gym.spec(env_id)
+    except gym.error.Error as e:
+        raise VisualizeError(f"unknown env id {env_id!r}: {e}") from None
+    try:
+        env = gym.make(env_id, **env_kwargs)
+    except (gym.error.Error, TypeError, ValueError, AssertionError) as e:
+        raise VisualizeError(f"could not make env {env_id!r} with kwargs {env_kwargs}: "
+                             f"{type(e).__name__}: {e}") from None
+    if not (render and "rgb_array" in env.metadata.get("render_modes", [])):
+        return env, False
+    env.close()
+    return gym.make(env_id, **env_kwargs, render_mode="rgb_array"), True
+
+
+def record_episode(model_path: str | Path, env_id: str | None = None,
+                   env_kwargs: dict | None = None, seed: int = 0, deterministic: bool = True,
+                   render: bool = True, progress: bool = False,
+                   max_steps: int = MAX_STEPS) -> dict[str, Any]:
+    """Run one episode of the policy in ``model_path`` and return what happened.
+
+    ``env_id`` (default: the model's env) and ``env_kwargs`` (merged over the model's
+    kwargs when the env is the model's, over ``{}`` otherwise). The episode is reset with
+    ``seed``. Returns a dict of arrays over the T steps of the episode:
+
+    - ``obs [T, D]`` (the flat observation the policy saw at step t), ``action [T, ...]``,
+      ``reward [T]``, ``value [T]``, ``logits [T, K]`` or ``action_mean [T, A]``;
+    - ``state.<name> [T, ...]`` for every state tensor (the state *after* step t, e.g.
+      ``state.write_weights [T, N]``, ``state.read_weights [T, R, N]``,
+      ``state.usage [T, N]``, ``state.link [T, N, N]``; ``state.h``/``state.c`` for LSTM);
+    - ``frames [T, H, W, 3]`` uint8 (the env before step t) when the env renders, else
+      absent;
+
+    and ``meta``: env id and kwargs, seed, source (``"pt"``/``"onnx"``), core kind and
+    config, ``length``, ``return``, ``success`` (None if the env reports none),
+    ``terminated``, ``truncated``.
+    """
+    from tqdm import tqdm
+
+    from training.spaces import ObsFlattener, to_env_actions
+
+    stepper = open_model(model_path, deterministic, seed)
+    if env_id is None:
+        if not stepper.env_id:
+            raise VisualizeError(f"{str(model_path)!r} records no env id: pass --env")
+        env_id, base = stepper.env_id, stepper.env_kwargs
+    else:
+        base = stepper.env_kwargs if env_id == stepper.env_id else {}
+    kwargs = {**base, **(env_kwargs or {})}
+    env, renders = make_env(env_id, kwargs, render)
+    try:
+        flatten = ObsFlattener(env.observation_space)
+    except ValueError as e:
+        env.close()
+        raise VisualizeError(f"env {env_id!r}: {e}") from None
+    if flatten.dim != stepper.obs_dim:
+        env.close()
+        raise VisualizeError(f"env {env_id!r} (kwargs {kwargs}) gives observations of "
+                             f"{flatten.dim} values, the policy in {str(model_path)!r} takes "
+                             f"{stepper.obs_dim}")
+
+    rec: dict[str, list] = {"obs": [], "action": [], "reward": [], "frames": []}
+    heads: dict[str, list] = {}
+    states: dict[str, list] = {n: [] for n in stepper.state_names}
+    o, _ = env.reset(seed=seed)
+    total = getattr(env.spec, "max_episode_steps", None) or getattr(env.unwrapped, "max_steps", None)
+    terminated = truncated = False
+    success = None
+    bar = tqdm(total=total if isinstance(total, int) else None, disable=not progress,
+               desc="recording", unit="step", file=sys.stderr, leave=False)
+    try:
+        for t in range(max_steps):
+            if renders:
+                rec["frames"].append(np.asarray(env.render(), np.uint8))
+            obs = flatten(np.asarray(o)[None])[0]
+            action, h, s = stepper.step(obs, reset=(t == 0))
+            env_action = to_env_actions(np.asarray(action), env.action_space)[0]
+            o, r, terminated, truncated, info = env.step(env_action)
+            rec["obs"].append(obs)
+            rec["action"].append(np.asarray(env_action))
+            rec["reward"].append(float(r))
+            for k, v in h.items():
+                heads.setdefault(k, []).append(v)
+            for k, v in s.items():
+                states[k].append(v)
+            bar.update(1)
+            if terminated or truncated:
+                if "is_success" in info:
+                    success = bool(info["is_success"])
+                break
+    finally:
+        bar.close()
+        env.close()
+
+    out: dict[str, Any] = {
+        "obs": np.stack(rec["obs"]).astype(np.float32),
+        "action": np.stack(rec["action"]),
+        "reward": np.asarray(rec["reward"], np.float64),
+    }
+    for k, v in heads.items():
+        out[k] = np.stack(v).astype(np.float32)
+    for k, v in states.items():
+        out[f"state.{k}"] = np.stack(v).astype(np.float32)
+    if renders and rec["frames"]:
+        out["frames"] = np.stack(rec["frames"])
+    out["meta"] = {"env_id": env_id, "env_kwargs": kwargs, "seed": seed,
+                   "source": stepper.source, "model": str(model_path),
+                   "core": stepper.core, "deterministic": deterministic,
+                   "state_names": stepper.state_names,
+                   "length": len(rec["reward"]), "return": float(np.sum(rec["reward"])),
+                   "success": success, "terminated": bool(terminated),
+                   "truncated": bool(truncated)}
+    return out
+
+
+def has_memory(rec: dict) -> bool:
+    return all(f"state.{k}" in rec for k in ("write_weights", "read_weights", "usage", "link"))
+
+
+# --------------------------------------------------------------------------------------
+# Plotting
+# --------------------------------------------------------------------------------------
+def _title(rec: dict) -> str:
+    m = rec["meta"]
+    core = m["core"]
+    cfg = core.get("config", {})
+    if core.get("kind") == "dnc":
+        desc = (f"DNC (N={cfg.get('memory_slots')} slots, W={cfg.get('word_size')}, "
+                f"R={cfg.get('read_heads')} read head{'s' if cfg.get('read_heads') != 1 else ''}"
+                f", H={cfg.get('hidden_size')})")
+    else:
+        desc = f"{str(core.get('kind', '?')).upper()} (H={cfg.get('hidden_size')})"
+    success = {None: "n/a", True: "yes", False: "no"}[m["success"]]
+    kw = ", ".join(f"{k}={v}" for k, v in m["env_kwargs"].items())
+    end = "terminated" if m["terminated"] else ("truncated" if m["truncated"] else "stopped")
+    return (f"{m['env_id']}({kw}), seed {m['seed']}: return {m['return']:.2f}, "
+            f"success {success}, {m['length']} steps ({end})\n"
+            f"{desc} from {Path(m['model']).name} ({m['source']}), "
+            f"{'deterministic' if m['deterministic'] else 'sampled'} actions")
+
+
+def _probs(logits: np.ndarray) -> np.ndarray:
+    z = np.exp(logits - logits.max(-1, keepdims=True))
+    return z / z.sum(-1, keepdims=True)
+
+
+def _index_ticks(ax, n: int) -> None:
+    """A tick per row (slot, unit, obs index) while they fit, every k-th beyond."""
+    ax.set_yticks(range(0, n, max(1, -(-n // 16))))
+    ax.tick_params(axis="y", labelsize=6)
+
+
+def plot_memory(rec: dict, path: str | Path) -> Path:
+    """The episode as one PNG (see the module docstring)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.gridspec import GridSpec
+
+    t_len = rec["meta"]["length"]
+    steps = np.arange(t_len)
+    memory = has_memory(rec)
+    obs = rec["obs"]
+    discrete = "logits" in rec and rec["action"].ndim == 1
+
+    # Rows: (name, height ratio). Heatmaps get a colourbar in column 1.
+    rows = [("obs", max(1.2, 0.28 * obs.shape[1]))]
+    rows.append(("action", max(1.2, 0.3 * rec["logits"].shape[1]) if discrete else 1.4))
+    rows.append(("reward", 1.1))
+    if memory:
+        n = rec["state.usage"].shape[1]
+        r_heads = rec["state.read_weights"].shape[1]
+        hm = max(1.6, 0.2 * n)
+        rows += [("write", hm), ("intensity", 1.1)]
+        rows += [(f"read{i}", hm) for i in range(r_heads)]
+        rows += [("usage", hm)]
+    else:
+        hs = rec["state.h"].shape[1]
+        hm = max(1.6, min(5.0, 0.06 * hs))
+        rows += [("h", hm), ("c", hm)]
+    ratios = [h for _, h in rows]
+    fig_h = 1.6 + 0.62 * sum(ratios)
+    fig = plt.figure(figsize=(16 if memory else 11, fig_h), dpi=100)
+    outer = GridSpec(1, 2 if memory else 1, figure=fig,
+                     width_ratios=[11, 4.6] if memory else [1], wspace=0.16,
+                     left=0.06, right=0.96, top=1 - 1.0 / fig_h, bottom=0.55 / fig_h)
+    left = outer[0].subgridspec(len(rows), 2, height_ratios=ratios, width_ratios=[40, 0.8],
+                                hspace=0.62, wspace=0.03)
+    ax0 = None
+    axes = {}
+    for i, (name, _) in enumerate(rows):
+        ax = fig.add_subplot(left[i, 0], sharex=ax0)
+        ax0 = ax0 or ax
+        axes[name] = (ax, fig.add_subplot(left[i, 1]))
+    extent = (-0.5, t_len - 0.5)
+
+    def heat(name, arr, ylabel, label, vmax=None, cmap="viridis", title=None):
+        ax, cax = axes[name]
+        rows_n = arr.shape[0]
+        im = ax.imshow(arr, aspect="auto", interpolation="nearest", cmap=cmap, vmin=0,
+                       vmax=vmax if vmax is not None else max(1e-6, float(arr.max())),
+                       extent=(*extent, rows_n - 0.5, -0.5))
+        ax.set_ylabel(ylabel)
+        _index_ticks(ax, rows_n)
+        fig.colorbar(im, cax=cax).set_label(label, fontsize=8)
+        cax.tick_params(labelsize=7)
+        if title:
+            ax.set_title(title, fontsize=9, loc="left")
+        return ax
+
+    lo, hi = float(min(0.0, obs.min())), float(max(1.0, obs.max()))
+    ax, cax = axes["obs"]
+    im = ax.imshow(obs.T, aspect="auto", interpolation="nearest", cmap="Greys", vmin=lo,
+                   vmax=hi, extent=(*extent, obs.shape[1] - 0.5, -0.5))
+    ax.set_ylabel("obs index")
+    _index_ticks(ax, obs.shape[1])
+    fig.colorbar(im, cax=cax).set_label("value", fontsize=8)
+    cax.tick_params(labelsize=7)
+    ax.set_title("observation seen at step t (flattened)", fontsize=9, loc="left")
+
+    ax, cax = axes["action"]
+    if discrete:
+        probs = _probs(rec["logits"])
+        im = ax.imshow(probs.T, aspect="auto", interpolation="nearest", cmap="Blues", vmin=0,
+                       vmax=1, extent=(*extent, probs.shape[1] - 0.5, -0.5))
+        ax.plot(steps, rec["action"], "o", color="tab:red", ms=4, label="action taken")
+        ax.set_yticks(range(probs.shape[1]))
+        ax.tick_params(axis="y", labelsize=7)
+        ax.set_ylabel("action")
+        fig.colorbar(im, cax=cax).set_label("π(a)", fontsize=8)
+        cax.tick_params(labelsize=7)
+        ax.legend(loc="upper right", fontsize=7, framealpha=0.8)
+        ax.set_title("action probabilities, and the action taken (red)", fontsize=9, loc="left")
+    else:
+        a = rec["action"].reshape(t_len, -1).astype(np.float64)
+        for j in range(min(a.shape[1], 8)):
+            ax.step(steps, a[:, j], where="mid", label=f"a[{j}]")
+        ax.set_ylabel("action")
+        ax.legend(loc="upper right", fontsize=7, ncol=4)
+        ax.set_title("action taken", fontsize=9, loc="left")
+        cax.axis("off")
+
+    ax, cax = axes["reward"]
+    rew = rec["reward"]
+    ax.bar(steps, rew, color=np.where(rew >= 0, "tab:green", "tab:red"), width=0.8)
+    ax.axhline(0, color="k", lw=0.5)
+    ax.set_ylabel("reward")
+    ax2 = ax.twinx()
+    ax2.plot(steps, rec["value"], color="tab:purple", lw=1.2, marker=".", ms=3)
+    ax2.set_ylabel("value", color="tab:purple", fontsize=8)
+    ax2.tick_params(axis="y", labelsize=7, colors="tab:purple")
+    ax.set_title("reward per step (bars), value estimate V (line)", fontsize=9, loc="left")
+    cax.axis("off")
+
+    if memory:
+        ww = rec["state.write_weights"]
+        heat("write", ww.T, "slot", "weight", title="write weights w_t (slot × step)")
+        ax, cax = axes["intensity"]
+        ax.plot(steps, ww.sum(1), color="tab:orange", marker=".", ms=4)
+        ax.set_ylim(-0.05, 1.05)
+        ax.set_ylabel("Σ w")
+        ax.set_title("write intensity Σᵢ wᵢ (write gate × how much of the address "
+                     "is used; 0 = no write)", fontsize=9, loc="left")
+        ax.grid(alpha=0.3)
+        cax.axis("off")
+        rw = rec["state.read_weights"]
+        for i in range(rw.shape[1]):
+            heat(f"read{i}", rw[:, i].T, "slot", "weight", cmap="magma",
+                 title=f"read weights of read head {i} (slot × step)")
+        heat("usage", rec["state.usage"].T, "slot", "usage", vmax=1.0, cmap="cividis",
+             title="usage u_t (0 free … 1 in use)")
+
+        # The right column: the link matrix and the memory at the end of the episode.
+        right = outer[1].subgridspec(2, 2, width_ratios=[20, 1], hspace=0.45, wspace=0.08)
+        ax = fig.add_subplot(right[0, 0])
+        cax = fig.add_subplot(right[0, 1])
+        link = rec["state.link"][-1]
+        im = ax.imshow(link, cmap="viridis", vmin=0, vmax=max(1e-6, float(link.max())),
+                       interpolation="nearest")
+        ax.set_title(f"link matrix L at the end (step {t_len - 1})\n"
+                     "L[i, j]: slot i was written right after slot j", fontsize=9)
+        ax.set_xlabel("j (written before)")
+        ax.set_ylabel("i (written after)")
+        _index_ticks(ax, link.shape[0])
+        ax.set_xticks(ax.get_yticks())
+        ax.tick_params(axis="x", labelsize=6)
+        fig.colorbar(im, cax=cax).set_label("link strength", fontsize=8)
+        cax.tick_params(labelsize=7)
+        ax = fig.add_subplot(right[1, 0])
+        cax = fig.add_subplot(right[1, 1])
+        mem = rec["state.memory"][-1]
+        lim = max(1e-6, float(np.abs(mem).max()))
+        im = ax.imshow(mem, cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest",
+                       aspect="auto")
+        ax.set_title(f"memory M at the end (slot × word), step {t_len - 1}", fontsize=9)
+        ax.set_xlabel("word element")
+        ax.set_ylabel("slot")
+        _index_ticks(ax, mem.shape[0])
+        fig.colorbar(im, cax=cax).set_label("value", fontsize=8)
+        cax.tick_params(labelsize=7)
+    else:
+        heat("h", rec["state.h"].T, "unit", "h", cmap="RdBu_r")
+        heat("c", rec["state.c"].T, "unit", "c", cmap="RdBu_r")
+        for name, key in (("h", "state.h"), ("c", "state.c")):
+            ax, _ = axes[name]
+            arr = rec[key]
+            lim = max(1e-6, float(np.abs(arr).max()))
+            ax.images[0].set_clim(-lim, lim)
+            ax.set_title(f"LSTM {'hidden state h' if name == 'h' else 'cell state c'} "
+                         "(unit × step): this core has no external memory", fontsize=9,
+                         loc="left")
+    for name, (ax, _) in axes.items():
+        if name != rows[-1][0]:
+            ax.tick_params(axis="x", labelbottom=False)
+    last = axes[rows[-1][0]][0]
+    last.set_xlabel("step t")
+    last.set_xlim(*extent)
+    if t_len <= 60:
+        last.set_xticks(steps)
+    fig.suptitle(_title(rec), fontsize=10)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def write_gif(rec: dict, path: str | Path, fps: float = 3.0, progress: bool = False) -> Path:
+    """One GIF frame per step: the env's frame before step t (if it renders) beside the
+    state after step t (DNC: usage, write and read weights as bars, the link matrix;
+    LSTM: h and c)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from PIL import Image
+    from tqdm import tqdm
+
+    t_len = rec["meta"]["length"]
+    frames = rec.get("frames")
+    memory = has_memory(rec)
+    panels = (["frame"] if frames is not None else [])
+    panels += ["bars", "link"] if memory else ["bars"]
+    widths = {"frame": 4.0, "bars": 5.0, "link": 3.2}
+    fig = plt.figure(figsize=(sum(widths[p] for p in panels), 3.8), dpi=85)
+    FigureCanvasAgg(fig)
+    gs = fig.add_gridspec(1, len(panels), width_ratios=[widths[p] for p in panels],
+                          left=0.05, right=0.97, top=0.74, bottom=0.14, wspace=0.3)
+    ax_of = {p: fig.add_subplot(gs[0, i]) for i, p in enumerate(panels)}
+    artists = {}
+    if frames is not None:
+        ax = ax_of["frame"]
+        artists["frame"] = ax.imshow(frames[0], interpolation="nearest")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title("env (before the action)", fontsize=9)
+    ax = ax_of["bars"]
+    if memory:
+        n = rec["state.usage"].shape[1]
+        rw = rec["state.read_weights"]
+        series = [("usage", rec["state.usage"], "tab:gray"),
+                  ("write w", rec["state.write_weights"], "tab:orange")]
+        cmap = plt.get_cmap("tab10")
+        series += [(f"read w (head {i})", rw[:, i], cmap(i % 10 if i % 10 != 1 else 3))
+                   for i in range(rw.shape[1])]
+        k = len(series)
+        width = 0.8 / k
+        x = np.arange(n)
+        artists["bars"] = [ax.bar(x + (j - (k - 1) / 2) * width, s[0], width, color=c, label=lab)
+                           for j, (lab, s, c) in enumerate(series)]
+        artists["series"] = [s for _, s, _ in series]
+        ax.set_ylim(0, 1.02)
+        ax.set_xticks(x if n <= 32 else x[:: max(1, n // 16)])
+        ax.tick_params(labelsize=7)
+        ax.set_xlabel("memory slot")
+        ax.legend(fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=k,
+                  frameon=False, title="memory state after the step", title_fontsize=9)
+        link = rec["state.link"]
+        ax = ax_of["link"]
+        artists["link"] = ax.imshow(link[0], cmap="viridis", vmin=0,
+                                    vmax=max(1e-6, float(link.max())), interpolation="nearest")
+        ax.set_title("link matrix L[i, j]", fontsize=9)
+        ax.set_xlabel("j (written before)", fontsize=8)
+        ax.set_ylabel("i (written after)", fontsize=8)
+        _index_ticks(ax, link.shape[1])
+        ax.set_xticks(ax.get_yticks())
+        ax.tick_params(labelsize=6)
+    else:
+        h, c = rec["state.h"], rec["state.c"]
+        x = np.arange(h.shape[1])
+        artists["bars"] = [ax.bar(x - 0.2, h[0], 0.4, color="tab:blue", label="h"),
+                           ax.bar(x + 0.2, c[0], 0.4, color="tab:orange", label="c")]
+        artists["series"] = [h, c]
+        lim = max(1e-6, float(max(np.abs(h).max(), np.abs(c).max())))
+        ax.set_ylim(-lim, lim)
+        ax.set_xlabel("LSTM unit (no external memory)")
+        ax.legend(fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2,
+                  frameon=False, title="controller state after the step", title_fontsize=9)
+    head = fig.suptitle("", fontsize=9)
+    m = rec["meta"]
+    images = []
+    for t in tqdm(range(t_len), disable=not progress, desc="gif", unit="frame",
+                  file=sys.stderr, leave=False):
+        if frames is not None:
+            artists["frame"].set_data(frames[t])
+        for bars, s in zip(artists["bars"], artists["series"]):
+            for rect, v in zip(bars, s[t]):
+                rect.set_height(float(v))
+        if memory:
+            artists["link"].set_data(rec["state.link"][t])
+        a = rec["action"][t]
+        a_txt = str(a.tolist() if np.ndim(a) else a.item())
+        ret = float(rec["reward"][: t + 1].sum())
+        head.set_text(f"{m['env_id']} seed {m['seed']}   step {t}/{t_len - 1}   "
+                      f"action {a_txt}   reward {rec['reward'][t]:+.2f}   return so far "
+                      f"{ret:+.2f}" + (f"\nsuccess: {m['success']}" if t == t_len - 1
+                                        and m["success"] is not None else ""))
+        fig.canvas.draw()
+        images.append(Image.fromarray(np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()))
+    plt.close(fig)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    durations = [int(1000 / fps)] * len(images)
+    durations[-1] = max(durations[-1], 1500)  # linger on the outcome
+    images[0].save(path, save_all=True, append_images=images[1:], duration=durations, loop=0,
+                   optimize=True)
+    return path
+
+
+# --------------------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------------------
+def default_out_dir(model_path: str | Path) -> Path:
+    """``pictures/`` in the run folder: the folder above ``checkpoints/`` for a
+    checkpoint, the folder itself for a run folder, the ``.onnx`` file's folder."""
+    p = Path(model_path)
+    if p.is_dir():
+        return p / "pictures"
+    parent = p.parent
+    if parent.name == "checkpoints":
+        parent = parent.parent
+    return parent / "pictures"
+
+
+def _parse_kwargs(text: str | None) -> dict | None:
+    if text is None:
+        return None
+    try:
+        kw = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise VisualizeError(f"--env-kwargs is not valid JSON ({e}): {text!r}") from None
+    if not isinstance(kw, dict):
+        raise VisualizeError(f"--env-kwargs must be a JSON object, got {text!r}")
+    return kw
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("model", help="checkpoint (.pt), run folder, or exported .onnx")
+    p.add_argument("--env", help="env id (default: the one the model records)")
+    p.add_argument("--env-kwargs", help='JSON object merged over the env kwargs, e.g. '
+                                        '\'{"length": 20}\'')
+    p.add_argument("--seed", type=int, default=0, help="the episode's reset seed")
+    p.add_argument("--out", help="output folder (default: <run>/pictures)")
+    p.add_argument("--gif", action=argparse.BooleanOptionalAction, default=True,
+                   help="also write memory.gif (default: yes)")
+    p.add_argument("--deterministic", action=argparse.BooleanOptionalAction, default=True,
+                   help="the distribution's mode (default) or sampled actions")
+    p.add_argument("--fps", type=float, default=3.0, help="GIF frames per second")
+    p.add_argument("--max-steps", type=int, default=MAX_STEPS,
+                   help="stop an episode that has not ended after this many steps")
+    p.add_argument("--no-progress", action="store_true")
+    a = p.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(1)
+    try:
+        rec = record_episode(a.model, a.env, _parse_kwargs(a.env_kwargs), a.seed,
+                             a.deterministic, render=a.gif, progress=not a.no_progress,
+                             max_steps=a.max_steps)
+    except VisualizeError as e:
+        p.exit(2, f"error: {e}\n")
+    m = rec["meta"]
+    if not has_memory(rec):
+        print(f"note: the {m['core'].get('kind')} core has no DNC memory (no write/read "
+              f"weights, usage or links); plotting its h and c activations instead",
+              file=sys.stderr)
+    out = Path(a.out) if a.out else default_out_dir(a.model)
+    success = {None: "n/a", True: "yes", False: "no"}[m["success"]]
+    print(f"{m['env_id']} seed {m['seed']} ({m['source']}): {m['length']} steps, return "
+          f"{m['return']:.3f}, success {success}")
+    written = [plot_memory(rec, out / "memory.png")]
+    if a.gif:
+        if "frames" not in rec:
+            print(f"note: {m['env_id']} has no rgb_array render mode; the GIF shows the "
+                  "memory only", file=sys.stderr)
+        written.append(write_gif(rec, out / "memory.gif", a.fps, progress=not a.no_progress))
+    for path in written:
+        print(f"wrote {path}")
+    return rec
+
+
+if __name__ == "__main__":
+    main()
