@@ -32,8 +32,9 @@ def controller(model, now=0.0, **params) -> PolicyController:
 # -- settings --------------------------------------------------------------------------------
 def test_defaults_parse_and_every_parameter_has_a_description():
     s = parse_policy_settings({"model_path": "m.onnx"})
-    assert (s.tick_mode, s.rate_hz, s.obs_timeout_s, s.reliable, s.qos_depth) == \
-        ("on_observation", 50.0, 0.5, False, 5)
+    assert (s.tick_mode, s.rate_hz, s.obs_timeout_s, s.qos_depth) == \
+        ("on_observation", 50.0, 0.5, 5)
+    assert not s.obs_reliable and s.action_reliable
     assert s.providers is None and s.cmd_vel is None and s.autostart
     assert all(p.description for p in POLICY_PARAMETERS.values())
 
@@ -45,7 +46,8 @@ def test_defaults_parse_and_every_parameter_has_a_description():
     ({"rate_hz": "fast"}, "'rate_hz' = 'fast': expected a number"),
     ({"obs_timeout_ms": -1.0}, "'obs_timeout_ms' = -1.0: expected a number >= 0.0"),
     ({"qos.depth": 0}, "'qos.depth' = 0: expected an integer >= 1"),
-    ({"qos.reliability": "sometimes"}, "expected one of best_effort, reliable"),
+    ({"qos.action_reliability": "sometimes"},
+     "'qos.action_reliability' = 'sometimes': expected one of best_effort, reliable"),
     ({"deterministic": 1}, "'deterministic' = 1: expected true or false"),
     ({"threads": 1.5}, "'threads' = 1.5: expected an integer"),
     ({"safe_action": ["a"]}, "'safe_action' = ['a']: expected a list of numbers"),
@@ -175,3 +177,59 @@ def test_snapshots_restore_and_a_foreign_file_is_set_aside(model, models, tmp_pa
     other.close()
     ident = json.loads(bytes(np.load(path)["__identity__"]).decode())
     assert ident["state"][0][0] == other.runtime.state_spec[0][0]
+
+
+def test_undo_step_returns_to_the_state_before_the_step(model):
+    rt = PolicyRuntime(model)
+    obs = env_observations("dnc/TMaze-v0", {"length": 3}, 3, seed=0)
+    rt.step(obs[0])
+    before = rt.snapshot()
+    rt.step(obs[1])
+    assert any((rt.snapshot()[k] != v).any() for k, v in before.items())
+    rt.undo_step()
+    for k, v in rt.snapshot().items():
+        np.testing.assert_array_equal(v, before[k])
+    with pytest.raises(RuntimeError, match="must follow a step"):
+        rt.undo_step()
+    # The step taken again gives the same state as the first time.
+    rt.step(obs[1])
+    ref = PolicyRuntime(model)
+    ref.step(obs[0])
+    ref.step(obs[1])
+    for k, v in ref.snapshot().items():
+        np.testing.assert_array_equal(rt.snapshot()[k], v)
+    # An undone first tick keeps its pending reset.
+    fresh = PolicyRuntime(model)
+    fresh.step(obs[2])
+    fresh.undo_step()
+    fresh.step(obs[0])
+    np.testing.assert_array_equal(fresh.snapshot()["memory"], ref_first(model, obs[0]))
+
+
+def ref_first(model, o):
+    rt = PolicyRuntime(model)
+    rt.step(o)
+    return rt.snapshot()["memory"]
+
+
+def test_a_model_that_outputs_nan_gives_the_safe_action_and_keeps_the_memory(model, tmp_path):
+    """A real model whose critic weights were corrupted to NaN: the step is undone."""
+    import onnx
+    from onnx import numpy_helper
+
+    m = onnx.load(str(model))
+    names = {i for n in m.graph.node for i in n.input}
+    target = next(t for t in m.graph.initializer if "critic" in t.name and t.name in names)
+    arr = numpy_helper.to_array(target).copy()
+    arr.flat[0] = np.nan
+    target.CopyFrom(numpy_helper.from_array(arr, target.name))
+    bad = tmp_path / "nan_critic.onnx"
+    onnx.save(m, str(bad))
+    c = controller(bad, safe_action=[1.0])
+    before = c.runtime.snapshot()
+    tick = c.on_observation(env_observations("dnc/TMaze-v0", {"length": 3}, 1)[0], 0.0)
+    assert tick.safe and tick.action.tolist() == [1.0] and "non-finite" in tick.reason
+    assert c.counters.nonfinite == 1 and c.counters.ticks == 0
+    for k, v in c.runtime.snapshot().items():
+        np.testing.assert_array_equal(v, before[k])
+    assert c.status(0.0)["nonfinite_outputs"] == "1"

@@ -73,7 +73,7 @@ def procs(ws, tmp_path):
 
 def node_params(model, **extra) -> dict:
     """Reliable QoS (the tests count every message); no watchdog unless asked."""
-    return {"model_path": str(model), "qos.reliability": "reliable", "qos.depth": 100,
+    return {"model_path": str(model), "qos.observation_reliability": "reliable", "qos.depth": 100,
             "obs_timeout_ms": 0.0, **extra}
 
 
@@ -138,11 +138,12 @@ def test_config_files_use_only_known_parameters_with_valid_values():
     text = (PKG / "config" / "policy.yaml").read_text()
     assert "# safe_action: [" in text and "# providers: [" in text
     s = parse_policy_settings({**params, "model_path": "x.onnx"})
-    assert s.tick_mode == "on_observation" and not s.reliable and s.autostart
+    assert s.tick_mode == "on_observation" and s.autostart
+    assert not s.obs_reliable and s.action_reliable  # sensor data in, reliable out
     sim_cfg = yaml.safe_load((PKG / "config" / "sim.yaml").read_text())
     node = _flatten_params(sim_cfg["dnc_policy"]["ros__parameters"])
     assert set(node) <= set(POLICY_PARAMETERS)
-    assert parse_policy_settings({**params, **node, "model_path": "x.onnx"}).reliable
+    assert parse_policy_settings({**params, **node, "model_path": "x.onnx"}).obs_reliable
     bridge = _flatten_params(sim_cfg["sim_bridge"]["ros__parameters"])
     assert set(bridge) <= set(BRIDGE_PARAMETERS)
 
@@ -288,9 +289,9 @@ def test_watchdog_publishes_the_safe_action_until_observations_return(procs, pee
     assert all(d.tolist() == [1.0] for _, d, _ in gap)
     delay = gap[0][2] - t_last
     tick = 1.0 / rate
-    # The first safe action: after the timeout, within the timeout plus one tick (+ 40 ms
-    # for DDS delivery and scheduling on a loaded machine).
-    assert timeout <= delay <= timeout + tick + 0.04, f"first safe action after {delay:.3f} s"
+    # The first safe action: after the timeout, within the timeout plus one tick (+ 150 ms
+    # for DDS delivery and scheduling on a loaded 2-core machine; typically ~10 ms).
+    assert timeout <= delay <= timeout + tick + 0.15, f"first safe action after {delay:.3f} s"
     # Repeated at the tick rate while no observation comes.
     assert len(gap) >= int((1.0 - timeout - tick) * rate * 0.7)
     tripped = [m for m in peer.diagnostics for st in m.status
@@ -318,17 +319,26 @@ def test_kill_9_then_restart_restores_the_last_snapshot(procs, peer, tmaze, tmp_
     obs = env_observations("dnc/TMaze-v0", {"length": 4}, 40, seed=5)
     for o in obs[:30]:
         peer.send(o)
-    peer.spin(0.3)  # at least one snapshot after the last tick
+    rt = PolicyRuntime(tmaze)
+    for o in obs[:30]:
+        rt.step(o)
+    want = rt.snapshot()
+
+    def saved_is_current() -> bool:  # the periodic snapshot after the last tick is on disk
+        try:
+            with np.load(snap) as saved:
+                return all(np.array_equal(saved[k], v) for k, v in want.items())
+        except (OSError, ValueError, KeyError):
+            return False
+
+    peer.spin_until(saved_is_current, 10, "the snapshot after the 30th tick")
     node.p.send_signal(signal.SIGKILL)
     node.p.wait(10)
     last = tmp_path / "last.npz"
     shutil.copy(snap, last)
-    # The snapshot is a consistent state: the offline runtime's after the 30 ticks.
-    rt = PolicyRuntime(tmaze)
-    for o in obs[:30]:
-        rt.step(o)
+    # The file is a consistent state: the offline runtime's after the 30 ticks.
     with np.load(last) as saved:
-        for name, arr in rt.snapshot().items():
+        for name, arr in want.items():
             np.testing.assert_array_equal(saved[name], arr, err_msg=name)
 
     # Restart with the same snapshot path: no tick, then a clean stop saves the state
@@ -414,11 +424,28 @@ def test_lifecycle_transitions_and_the_reset_service(procs, peer, tmaze):
     peer.spin_until(lambda: peer.obs_pub.get_subscription_count() == 0, 10,
                     "cleanup to remove the node's subscription")
     assert not peer.call(Trigger, "/dnc_policy/reset_memory", Trigger.Request()).success
-    # configure again and act again.
+    # Parameters are read at configure: refused while a model is loaded, taken otherwise.
+    assert set_rate(peer, 25.0).successful
     assert change(Transition.TRANSITION_CONFIGURE) and change(Transition.TRANSITION_ACTIVATE)
+    refused = set_rate(peer, 10.0)
+    assert not refused.successful and "read at configure" in refused.reason
     peer.wait_for_node()
     assert peer.send(obs[0])[0] == "action"
-    assert node.stop() == 0
+    # The shutdown transition publishes the safe action and ends the process.
+    n = len(peer.actions)
+    assert change(Transition.TRANSITION_ACTIVE_SHUTDOWN)
+    peer.spin_until(lambda: len(peer.actions) > n, 5, "the safe action")
+    assert peer.actions[n][0] == "safe"
+    assert node.wait(15) == 0
+
+
+def set_rate(peer, hz: float):
+    from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+    from rcl_interfaces.srv import SetParameters
+
+    req = SetParameters.Request(parameters=[Parameter(name="rate_hz", value=ParameterValue(
+        type=ParameterType.PARAMETER_DOUBLE, double_value=hz))])
+    return peer.call(SetParameters, "/dnc_policy/set_parameters", req).results[0]
 
 
 @pytest.mark.parametrize("params,message", [
@@ -474,7 +501,7 @@ def test_empty_lists_in_a_params_file_mean_the_defaults(procs, peer, tmaze, tmp_
     """ROS reads `[]` in a params file as "not set"; the node takes the default."""
     params = tmp_path / "params.yaml"
     params.write_text("/**:\n  ros__parameters:\n    safe_action: []\n    providers: []\n"
-                      "    qos:\n      reliability: reliable\n")
+                      "    qos:\n      observation_reliability: reliable\n")
     node = procs("policy_node", {"model_path": str(tmaze), "obs_timeout_ms": 0.0},
                  files=[params])
     peer.wait_for_node()
@@ -499,3 +526,58 @@ def test_sim_loop_runs_the_installed_node_and_bridge_and_reports_latency(ws, tma
     with pytest.raises(SystemExit) as e:
         main([str(tmp_path / "missing.onnx")])
     assert e.value.code == 2
+
+
+def test_package_xml_declares_what_the_package_imports():
+    """rosdep installs what package.xml lists: every ROS package imported by the node,
+    bridge, tools and launch files must be there."""
+    import ast
+    import xml.etree.ElementTree as ET
+
+    declared = {e.text for e in ET.parse(PKG / "package.xml").getroot()
+                if e.tag in ("depend", "exec_depend")}
+    ros_packages = {"rclpy", "rcl_interfaces", "lifecycle_msgs", "std_msgs", "std_srvs",
+                    "geometry_msgs", "diagnostic_msgs", "sensor_msgs", "ament_index_python",
+                    "launch", "launch_ros"}
+    imported = set()
+    for f in list((PKG / "dnc_policy").glob("*.py")) + list((PKG / "launch").glob("*.py")):
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                imported.add(node.module.split(".")[0])
+            elif isinstance(node, ast.Import):
+                imported.update(a.name.split(".")[0] for a in node.names)
+    used = imported & ros_packages
+    assert {"rclpy", "launch_ros", "diagnostic_msgs"} <= used  # the scan sees the imports
+    assert used <= declared, f"not in package.xml: {sorted(used - declared)}"
+    assert "lifecycle_msgs" in declared  # rclpy.lifecycle's services
+    assert "python3-numpy" in declared and "numpy" in imported
+
+
+def test_cmd_vel_stamped(procs, peer, models):
+    from geometry_msgs.msg import TwistStamped
+
+    nav = models("nav").onnx
+    procs("policy_node", node_params(nav, **{"cmd_vel.enabled": True, "cmd_vel.stamped": True,
+                                             "cmd_vel.frame_id": "base_footprint"}))
+    got = []
+    peer.node.create_subscription(TwistStamped, "cmd_vel", got.append, 10)
+    peer.wait_for_node()
+    label, action = peer.send(np.zeros(PolicyRuntime(nav).obs_dim))
+    peer.spin_until(lambda: got, 5, "a TwistStamped")
+    assert got[0].header.frame_id == "base_footprint" and got[0].header.stamp.sec > 0
+    assert (got[0].twist.linear.x, got[0].twist.angular.z) == (float(action[0]), float(action[1]))
+
+
+def test_realtime_bridge_steps_at_its_rate_with_the_last_action_held(procs, tmaze, tmp_path):
+    procs("policy_node", node_params(tmaze))
+    summary = tmp_path / "rt.json"
+    t0 = time.monotonic()
+    bridge = procs("sim_bridge", {"model_path": str(tmaze), "episodes": 3, "mode": "realtime",
+                                  "rate_hz": 20.0, "summary_path": str(summary)})
+    assert bridge.wait(120) == 0, bridge.text()
+    s = json.loads(summary.read_text())
+    assert s["mode"] == "realtime" and s["episodes"] == 3 and s["error"] == ""
+    steps = sum(e["length"] for e in s["per_episode"])
+    assert steps >= 3 * 5  # at least the shortest path of each episode
+    assert time.monotonic() - t0 >= steps / 20.0  # paced by rate_hz, not by the policy
+    assert s["round_trip_us"] == {}  # no lock-step pairing in realtime mode

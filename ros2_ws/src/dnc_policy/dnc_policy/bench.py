@@ -20,6 +20,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -69,9 +70,9 @@ class Target:
         from .node import qos_profile
 
         self.name, self.ns = name, ns
+        self.log = tempfile.TemporaryFile("w+")  # a pipe nobody reads could fill and block
         self.proc = subprocess.Popen(cmd + ["-r", f"__ns:=/{ns}"], env=env,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                     text=True)
+                                     stdout=self.log, stderr=subprocess.STDOUT, text=True)
         qos = qos_profile(True, QOS_DEPTH)
         pub_node, sub_node = node_ctx
         self.pub = pub_node.create_publisher(Float32MultiArray, f"/{ns}/observation", qos)
@@ -87,8 +88,11 @@ class Target:
     def _on_action(self, msg) -> None:
         self.received.append(time.perf_counter())
 
-    def ready(self) -> bool:
-        return self.pub.get_subscription_count() > 0 and self.sub.get_publisher_count() > 0
+    def ready(self, sub_node) -> bool:
+        # Subscription.get_publisher_count (matched writers) is Jazzy+; Humble: the graph.
+        matched = getattr(self.sub, "get_publisher_count", None)
+        return self.pub.get_subscription_count() > 0 and (
+            matched() if matched else sub_node.count_publishers(f"/{self.ns}/action")) > 0
 
     def drive(self, executor, obs_msgs: list, rate: float, seconds: float) -> None:
         """Publish at ``rate`` for ``seconds``; collect round trips of this chunk."""
@@ -175,7 +179,7 @@ def main(argv=None) -> dict:
     sub_node = rclpy.create_node("bench_receiver")
     py = sys.executable
     policy_cmd = [py, "-m", "dnc_policy.node", "--ros-args", "-p", f"model_path:={a.model}",
-                  "-p", "qos.reliability:=reliable", "-p", f"qos.depth:={QOS_DEPTH}",
+                  "-p", "qos.observation_reliability:=reliable", "-p", f"qos.depth:={QOS_DEPTH}",
                   "-p", "obs_timeout_ms:=0.0", "-p", "threads:=1"]
     echo_cmd = [py, "-m", "dnc_policy.bench", "--echo", "--ros-args"]
     targets = [Target("echo", echo_cmd, "bench_echo", env, (pub_node, sub_node)),
@@ -184,11 +188,12 @@ def main(argv=None) -> dict:
     executor.add_node(sub_node)
     try:
         deadline = time.monotonic() + 60
-        while not all(t.ready() for t in targets):
+        while not all(t.ready(sub_node) for t in targets):
             executor.spin_once(timeout_sec=0.1)
             for t in targets:
                 if t.proc.poll() is not None:
-                    raise SystemExit(f"error: the {t.name} node exited: {t.proc.stderr.read()}")
+                    t.log.seek(0)
+                    raise SystemExit(f"error: the {t.name} node exited: {t.log.read()}")
             if time.monotonic() > deadline:
                 raise SystemExit("error: the nodes did not come up within 60 s")
         end = time.monotonic() + 1.0

@@ -95,6 +95,7 @@ class Counters:
     ticks: int = 0  # policy actions
     safe: int = 0  # safe actions published
     rejected: int = 0
+    nonfinite: int = 0  # steps undone because the model's outputs were not finite
     timeouts: int = 0  # watchdog trips
     resets: int = 0
     snapshots: int = 0
@@ -300,6 +301,12 @@ class PolicyController:
         t0 = time.perf_counter()
         action = self.runtime.step(obs, reset=self._pending_reset)
         self.latency.add(now, time.perf_counter() - t0)
+        if not (np.isfinite(self.runtime.outputs["value"]).all() and np.isfinite(action).all()):
+            # A model that outputs NaN/Inf (e.g. a value far outside training's range
+            # within max_abs_obs): take the step back, act safely.
+            self.runtime.undo_step()
+            self.counters.nonfinite += 1
+            return self._safe("the model produced a non-finite output; step undone")
         self._pending_reset = False
         self.counters.ticks += 1
         return Tick(np.asarray(action, np.float32).reshape(-1), safe=False)
@@ -350,6 +357,7 @@ class PolicyController:
             "ticks": str(c.ticks),
             "safe_actions": str(c.safe),
             "rejected_inputs": str(c.rejected),
+            "nonfinite_outputs": str(c.nonfinite),
             "last_rejection": c.last_rejection,
             "watchdog": "tripped" if self._tripped else "ok",
             "watchdog_timeouts": str(c.timeouts),

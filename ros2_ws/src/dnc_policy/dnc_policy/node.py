@@ -30,11 +30,13 @@ import gc
 import signal
 import sys
 import time
+import traceback
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from geometry_msgs.msg import Twist
-from rcl_interfaces.msg import ParameterDescriptor
+from geometry_msgs.msg import Twist, TwistStamped
+from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
+from rclpy.clock import Clock, ClockType
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -92,8 +94,21 @@ class PolicyNode(LifecycleNode):
                 additional_constraints=f"default: {p.default!r}"))
         self.controller: PolicyController | None = None
         self.settings: PolicySettings | None = None
+        self.finished = False  # the lifecycle reached "finalized": the process may end
         self._entities: list = []
         self._reset_srv = self.create_service(Trigger, "~/reset_memory", self._on_reset)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+
+    def _on_set_parameters(self, params) -> SetParametersResult:
+        """Parameters are read at configure: refuse changes while a model is loaded (they
+        would be silently ignored otherwise)."""
+        if self.controller is not None:
+            names = ", ".join(p.name for p in params)
+            return SetParametersResult(
+                successful=False,
+                reason=f"{names}: parameters are read at configure; deactivate and clean up "
+                       "the node first, then set them and configure again")
+        return SetParametersResult(successful=True)
 
     # -- lifecycle -----------------------------------------------------------------------
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -106,28 +121,17 @@ class PolicyNode(LifecycleNode):
                       if (v := self.get_parameter(n).value) is not None}
             self.settings = s = parse_policy_settings(values)
             self.controller = PolicyController(s, time.monotonic(), self._log)
+            self._create_entities(s)
         except (SettingsError, ContractError, ValueError, FileNotFoundError) as e:
             self.get_logger().error(f"configure failed: {e}")
-            self.controller = None
+            self._release()
+            return TransitionCallbackReturn.FAILURE
+        except Exception as e:  # rclpy would swallow it without a word
+            self.get_logger().error(f"configure failed: {type(e).__name__}: {e}\n"
+                                    f"{traceback.format_exc()}")
+            self._release()
             return TransitionCallbackReturn.FAILURE
         c = self.controller
-        qos = qos_profile(s.reliable, s.qos_depth)
-        self._action_pub = self.create_publisher(Float32MultiArray, "action", qos)
-        self._cmd_pub = self.create_publisher(Twist, "cmd_vel", qos) if s.cmd_vel else None
-        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self._obs_sub = self.create_subscription(Float32MultiArray, "observation",
-                                                 self._on_observation, qos)
-        self._timer = self.create_timer(1.0 / s.rate_hz, self._on_timer)
-        self._diag_timer = self.create_timer(s.diagnostics_period_s, self._publish_diagnostics)
-        self._debug_pubs = {}
-        if s.debug:
-            self._debug_pubs["value"] = self.create_publisher(Float32, "~/debug/value", 10)
-            for name in c.debug_fields():
-                if name != "value":
-                    self._debug_pubs[name] = self.create_publisher(
-                        Float32MultiArray, f"~/debug/{name}", 10)
-        self._entities = [self._action_pub, self._cmd_pub, self._diag_pub, self._obs_sub,
-                          self._timer, self._diag_timer, *self._debug_pubs.values()]
         core = c.contract.get("core", {})
         self.get_logger().info(
             f"configured: {s.model_path} ({core.get('kind', '?')} core, obs {c.runtime.obs_dim}, "
@@ -136,6 +140,38 @@ class PolicyNode(LifecycleNode):
             + (f" at {s.rate_hz:g} Hz" if s.tick_mode == "timer" else "")
             + f", safe action {c.safe_action.tolist()}")
         return TransitionCallbackReturn.SUCCESS
+
+    def _create_entities(self, s: PolicySettings) -> None:
+        # Each entity is recorded as soon as it exists, so a failure half-way releases
+        # what was made.
+        def keep(entity):
+            self._entities.append(entity)
+            return entity
+
+        c = self.controller
+        out_qos = qos_profile(s.action_reliable, s.qos_depth)
+        self._action_pub = keep(self.create_publisher(Float32MultiArray, "action", out_qos))
+        self._cmd_pub = None
+        if s.cmd_vel is not None:
+            self._cmd_pub = keep(self.create_publisher(
+                TwistStamped if s.cmd_vel.stamped else Twist, "cmd_vel", out_qos))
+        self._diag_pub = keep(self.create_publisher(DiagnosticArray, "/diagnostics", 10))
+        self._debug_pubs = {}
+        if s.debug:
+            self._debug_pubs["value"] = keep(self.create_publisher(Float32, "~/debug/value", 10))
+            for name in c.debug_fields():
+                if name != "value":
+                    self._debug_pubs[name] = keep(self.create_publisher(
+                        Float32MultiArray, f"~/debug/{name}", 10))
+        # Timers on the steady clock, as the watchdog: with use_sim_time and a paused or
+        # missing /clock, a ROS-time timer would stop and the watchdog with it.
+        steady = Clock(clock_type=ClockType.STEADY_TIME)
+        self._timer = keep(self.create_timer(1.0 / s.rate_hz, self._on_timer, clock=steady))
+        self._diag_timer = keep(self.create_timer(s.diagnostics_period_s,
+                                                  self._publish_diagnostics, clock=steady))
+        self._obs_sub = keep(self.create_subscription(
+            Float32MultiArray, "observation", self._on_observation,
+            qos_profile(s.obs_reliable, s.qos_depth)))
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self.controller.activate(time.monotonic())
@@ -154,9 +190,11 @@ class PolicyNode(LifecycleNode):
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         self.stop()
+        self.finished = True
         return TransitionCallbackReturn.SUCCESS
 
     def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.get_logger().error("error processing: safe action published, model unloaded")
         self.stop()
         return TransitionCallbackReturn.SUCCESS
 
@@ -219,7 +257,13 @@ class PolicyNode(LifecycleNode):
             m, twist = s.cmd_vel, Twist()
             twist.linear.x = float(tick.action[m.linear_index]) * m.linear_scale
             twist.angular.z = float(tick.action[m.angular_index]) * m.angular_scale
-            self._cmd_pub.publish(twist)
+            if m.stamped:
+                msg = TwistStamped(twist=twist)
+                msg.header.stamp = self.get_clock().now().to_msg()
+                msg.header.frame_id = m.frame_id
+                self._cmd_pub.publish(msg)
+            else:
+                self._cmd_pub.publish(twist)
         if self._debug_pubs and not tick.safe:
             for name, arr in self.controller.debug_fields().items():
                 if name == "value":
@@ -279,7 +323,7 @@ def main(args=None) -> int:
         # collector's generations, so its pauses stay short at control rates.
         gc.collect()
         gc.freeze()
-        while not stopping:
+        while not stopping and not node.finished:
             executor.spin_once(timeout_sec=0.1)
     finally:
         node.stop()

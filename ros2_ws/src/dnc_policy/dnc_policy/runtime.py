@@ -202,6 +202,7 @@ class PolicyRuntime:
         self._on_gpu = on_gpu
         self._current = 0  # the set holding the current state
         self._pending_reset = np.ones(b, np.float32)  # the first tick starts an episode
+        self._can_undo = False
         self.reset()
 
     # -- ticks -------------------------------------------------------------------------
@@ -239,6 +240,7 @@ class PolicyRuntime:
         self.session.run_with_iobinding(self._bindings[self._current])
         self._current = 1 - self._current
         self._pending_reset.fill(0.0)
+        self._can_undo = True
         det = self.deterministic if deterministic is None else deterministic
         return self.outputs["action"].copy() if det else self._sample()
 
@@ -263,6 +265,17 @@ class PolicyRuntime:
         return picks[0] if kind == "discrete" else np.stack(picks, -1)
 
     # -- state -------------------------------------------------------------------------
+    def undo_step(self) -> None:
+        """Go back to the state before the last :meth:`step` (its input state is still in
+        the other buffer set, so this copies nothing), for a caller that refuses that
+        step's outputs. Allowed once, right after a step."""
+        if not self._can_undo:
+            raise RuntimeError("undo_step() must follow a step() (once, with no reset, "
+                               "restore or load_state in between)")
+        self._current = 1 - self._current
+        np.maximum(self._pending_reset, self._reset_host, out=self._pending_reset)
+        self._can_undo = False
+
     def reset(self, rows: Sequence[int] | None = None) -> None:
         """Start a new episode at the next tick (all rows, or ``rows``); the state
         reads as the initial (zero) state from now on."""
@@ -292,6 +305,7 @@ class PolicyRuntime:
         self._pending_reset[:] = 0.0
 
     def _write_state(self, values: dict[str, np.ndarray]) -> None:
+        self._can_undo = False
         for (name, _), v in zip(self.state_spec, self._states[self._current]):
             v.update_inplace(np.ascontiguousarray(values[name], dtype=np.float32))
 

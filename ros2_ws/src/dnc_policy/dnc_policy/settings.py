@@ -59,8 +59,14 @@ POLICY_PARAMETERS: dict[str, Param] = {
     "cmd_vel.angular_index": Param(1, "action element for angular.z"),
     "cmd_vel.linear_scale": Param(1.0, "linear.x = scale * action[linear_index]"),
     "cmd_vel.angular_scale": Param(1.0, "angular.z = scale * action[angular_index]"),
-    "qos.reliability": Param("best_effort", "observation, action and cmd_vel QoS: "
-                                            "best_effort (sensor data) or reliable"),
+    "cmd_vel.stamped": Param(False, "publish geometry_msgs/TwistStamped instead of Twist"),
+    "cmd_vel.frame_id": Param("base_link", "header.frame_id of a TwistStamped"),
+    "qos.observation_reliability": Param("best_effort", "observation subscription: "
+                                                        "best_effort (sensor data; matches "
+                                                        "both kinds of publisher) or reliable"),
+    "qos.action_reliability": Param("reliable", "action and cmd_vel publishers: reliable "
+                                                "(matches both kinds of subscriber) or "
+                                                "best_effort"),
     "qos.depth": Param(5, "QoS history depth (keep last)"),
     "snapshot.path": Param("", "file the memory is saved to (atomically) and restored from "
                                "at start; empty: no snapshots"),
@@ -78,6 +84,8 @@ class CmdVelMap:
     angular_index: int
     linear_scale: float
     angular_scale: float
+    stamped: bool = False
+    frame_id: str = "base_link"
 
 
 @dataclass(frozen=True)
@@ -95,7 +103,8 @@ class PolicySettings:
     seed: int
     reset_on_timeout: bool
     cmd_vel: CmdVelMap | None
-    reliable: bool
+    obs_reliable: bool
+    action_reliable: bool
     qos_depth: int
     snapshot_path: str
     snapshot_period_s: float
@@ -171,7 +180,9 @@ def parse_policy_settings(values: dict[str, Any]) -> PolicySettings:
         cmd = CmdVelMap(_int("cmd_vel.linear_index", v["cmd_vel.linear_index"], 0),
                         _int("cmd_vel.angular_index", v["cmd_vel.angular_index"], 0),
                         _number("cmd_vel.linear_scale", v["cmd_vel.linear_scale"]),
-                        _number("cmd_vel.angular_scale", v["cmd_vel.angular_scale"]))
+                        _number("cmd_vel.angular_scale", v["cmd_vel.angular_scale"]),
+                        _type("cmd_vel.stamped", v["cmd_vel.stamped"], (bool,), "true or false"),
+                        _type("cmd_vel.frame_id", v["cmd_vel.frame_id"], (str,), "a frame id"))
     return PolicySettings(
         model_path=model,
         autostart=_type("autostart", v["autostart"], (bool,), "true or false"),
@@ -187,7 +198,10 @@ def parse_policy_settings(values: dict[str, Any]) -> PolicySettings:
         reset_on_timeout=_type("reset_on_timeout", v["reset_on_timeout"], (bool,),
                                "true or false"),
         cmd_vel=cmd,
-        reliable=_choice("qos.reliability", v["qos.reliability"], RELIABILITIES) == "reliable",
+        obs_reliable=_choice("qos.observation_reliability", v["qos.observation_reliability"],
+                             RELIABILITIES) == "reliable",
+        action_reliable=_choice("qos.action_reliability", v["qos.action_reliability"],
+                                RELIABILITIES) == "reliable",
         qos_depth=_int("qos.depth", v["qos.depth"], 1),
         snapshot_path=_type("snapshot.path", v["snapshot.path"], (str,), "a path"),
         snapshot_period_s=_number("snapshot.period_s", v["snapshot.period_s"], 0.0),

@@ -59,8 +59,9 @@ BRIDGE_PARAMETERS: dict[str, Param] = {
     "qos.reliability": Param("reliable", "observation/action QoS: reliable or best_effort"),
     "qos.depth": Param(10, "QoS history depth"),
     "action_timeout_s": Param(10.0, "lockstep: no policy action for this long is an error"),
-    "first_action_retry_s": Param(1.0, "lockstep: no answer to an episode's first "
-                                       "observation this soon: reset and send it again"),
+    "first_action_retry_s": Param(2.0, "lockstep, Humble only (no matched-publisher "
+                                       "count): no answer to the first observation this "
+                                       "soon: reset and send it again"),
     "wait_for_policy_s": Param(60.0, "how long to wait for the policy node to appear"),
     "summary_path": Param("", "write the summary (and per-episode details) here as JSON"),
     "record_actions": Param(False, "keep every action in the summary file"),
@@ -167,6 +168,8 @@ class SimBridge(Node):
         self._obs = None
         self._waiting_since = None  # lockstep: published an observation, no action yet
         self._held = None  # realtime: the last action
+        self._may_retry_first = False
+        self._reset_since = 0.0
         self._first_sent = None  # when the current episode's first observation first went out
         period = 1.0 / float(g["rate_hz"]) if not self.lockstep else 0.05
         self._timer = self.create_timer(period, self._on_timer)
@@ -190,6 +193,7 @@ class SimBridge(Node):
 
     def _reset_policy(self) -> None:
         self._phase = "resetting"
+        self._reset_since = time.monotonic()
         self.reset_client.call_async(Trigger.Request()).add_done_callback(self._on_reset_done)
 
     def _on_reset_done(self, future) -> None:
@@ -258,8 +262,9 @@ class SimBridge(Node):
             return
         if self._phase == "waiting_for_policy":
             # Subscription.get_publisher_count (matched writers) is Jazzy+; Humble has
-            # only the graph count.
+            # only the graph count, and there the first answer may be lost (see below).
             matched = getattr(self.act_sub, "get_publisher_count", None)
+            self._may_retry_first = matched is None
             ready = (self.reset_client.service_is_ready()
                      and self.obs_pub.get_subscription_count() > 0
                      and (matched() if matched else self.count_publishers("action")) > 0)
@@ -274,10 +279,14 @@ class SimBridge(Node):
                            f"subscriber on 'observation', a publisher on 'action' and the "
                            f"service {self.p['reset_service']!r})")
             return
-        if self._phase != "running":
+        if self._phase == "resetting":
+            if now - self._reset_since > float(self.p["action_timeout_s"]):
+                self._fail(f"no answer from {self.p['reset_service']!r} within "
+                           f"{self.p['action_timeout_s']} s")
             return
         if self.lockstep:
-            if (self._waiting_since is not None and self._ep["length"] == 0
+            if (self._waiting_since is not None and self._may_retry_first
+                    and not self.round_trips
                     and now - self._waiting_since > float(self.p["first_action_retry_s"])
                     and now - self._first_sent < float(self.p["action_timeout_s"])):
                 # An action published before the node's publisher had matched our
