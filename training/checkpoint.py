@@ -8,15 +8,14 @@ needs (optimiser state, update and step counters, RNG state, the resolved config
 
 from __future__ import annotations
 
-import os
 import pickle
 import platform
-import tempfile
 import zipfile
 from pathlib import Path
-from typing import Any, BinaryIO, Callable
+from typing import Any
 
 import torch
+from dnc_policy.files import atomic_write
 
 FORMAT = "dnc-policy/checkpoint"
 VERSION = 1
@@ -29,10 +28,10 @@ class CheckpointError(ValueError):
 
 
 def versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
     import gymnasium
     import numpy
-
-    from importlib.metadata import PackageNotFoundError, version
     try:
         ours = version("dnc-policy")
     except PackageNotFoundError:
@@ -43,43 +42,9 @@ def versions() -> dict:
             "python": platform.python_version()}
 
 
-def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
-    """Call ``write(f)`` on a temporary file in ``path``'s folder, fsync it, rename it
-    over ``path`` and fsync the folder: a crash leaves either the old file or the new
-    one, never half of one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)  # make the rename itself durable
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
-
-
 def atomic_save(obj: Any, path: str | Path) -> Path:
     """``torch.save`` written atomically (see :func:`atomic_write`)."""
     return atomic_write(path, lambda f: torch.save(obj, f))
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def resolve_path(path: str | Path) -> Path:

@@ -37,6 +37,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Twist, TwistStamped
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.clock import Clock, ClockType
+from rclpy.duration import Duration
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -202,6 +203,10 @@ class PolicyNode(LifecycleNode):
         """Safe action out (if acting), final snapshot, everything released."""
         if self.controller is not None and self.controller.active:
             self._publish(self.controller.deactivate())
+            # The process is about to go: let reliable subscribers acknowledge it first.
+            for pub in (self._action_pub, self._cmd_pub):
+                if pub is not None and self.settings.action_reliable:
+                    pub.wait_for_all_acked(Duration(seconds=0.5))
         self._release()
 
     def _release(self) -> None:

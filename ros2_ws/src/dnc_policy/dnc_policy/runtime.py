@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .files import atomic_write
 
 CONTRACT_KEY = "dnc_policy.contract"
 SUPPORTED_MAJOR = 1
@@ -320,22 +321,9 @@ class PolicyRuntime:
         ``path`` (``.npz``) atomically: a temporary file in the same folder, fsync,
         rename. A crash leaves the old file or the new one. With ``snapshot`` given it
         reads nothing of the live state, so another thread may write it while ticks go on."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         arrays = dict(self.snapshot() if snapshot is None else snapshot)
         arrays["__identity__"] = np.frombuffer(json.dumps(self.state_identity()).encode(), np.uint8)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **arrays)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
-        return path
+        return atomic_write(path, lambda f: np.savez(f, **arrays))
 
     def load_state(self, path: str | os.PathLike) -> None:
         """Restore a state written by :meth:`save_state` for this model (ValueError if
