@@ -154,7 +154,7 @@ def test_launch_files_use_the_documented_launch_api():
     import ast
 
     allowed = {"launch": {"LaunchDescription"},
-               "launch.actions": {"DeclareLaunchArgument", "Shutdown"},
+               "launch.actions": {"DeclareLaunchArgument", "Shutdown", "OpaqueFunction"},
                "launch.substitutions": {"LaunchConfiguration", "PathJoinSubstitution"},
                "launch_ros.actions": {"Node", "LifecycleNode"},
                "launch_ros.parameter_descriptions": {"ParameterValue"},

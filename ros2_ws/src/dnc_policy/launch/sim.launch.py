@@ -8,11 +8,18 @@ lock-step, resets the policy's memory at each episode start, prints a summary af
 """
 
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, Shutdown
+from launch.actions import DeclareLaunchArgument, OpaqueFunction, Shutdown
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import LifecycleNode, Node
 from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
+
+
+def shutdown_once(reason: str) -> OpaqueFunction:
+    """End the launch when a process exits, unless it is already ending: a second
+    Shutdown makes launch_ros stop its ROS adapter twice, which fails the launch."""
+    return OpaqueFunction(
+        function=lambda context: [] if context.is_shutdown else [Shutdown(reason=reason)])
 
 
 def generate_launch_description():
@@ -36,7 +43,7 @@ def generate_launch_description():
         parameters=[PathJoinSubstitution([config, "policy.yaml"]),
                     PathJoinSubstitution([config, "sim.yaml"]),
                     {"model_path": model}],
-        on_exit=Shutdown(reason="the policy node exited"),
+        on_exit=shutdown_once("the policy node exited"),
     )
     bridge = Node(
         package="dnc_policy",
@@ -50,6 +57,6 @@ def generate_launch_description():
                      "mode": ParameterValue(LaunchConfiguration("mode"), value_type=str),
                      "summary_path": ParameterValue(LaunchConfiguration("summary_path"),
                                                     value_type=str)}],
-        on_exit=Shutdown(reason="sim bridge finished"),
+        on_exit=shutdown_once("sim bridge finished"),
     )
     return LaunchDescription(args + [policy, bridge])
