@@ -188,6 +188,16 @@ class Peer:
         self.spin_until(lambda: len(self.actions) > n, timeout, "an action")
         return self.actions[n][:2]
 
+    def send_past_watchdog(self, obs, timeout: float = 10.0):
+        """Publish one observation while the node's watchdog may be publishing safe
+        actions: the first policy action that follows (label, data); safe ones before it
+        are allowed (they may have been in flight when the observation went out)."""
+        n = len(self.actions)
+        self.publish(obs)
+        self.spin_until(lambda: any(a[0] == "action" for a in self.actions[n:]), timeout,
+                        "a policy action")
+        return next(a for a in self.actions[n:] if a[0] == "action")[:2]
+
     def call(self, srv_type, name: str, request, timeout: float = 10.0):
         client = self.node.create_client(srv_type, name)
         self.spin_until(client.service_is_ready, timeout, f"service {name}")

@@ -276,7 +276,9 @@ def test_watchdog_publishes_the_safe_action_until_observations_return(procs, pee
                                      safe_action=[1.0], diagnostics_period_s=0.1))
     peer.wait_for_node()
     obs = env_observations("dnc/TMaze-v0", {"length": 4}, 60, seed=1)
-    for o in obs[:19]:
+    # The watchdog counts from activation, so it may have tripped before this peer matched.
+    peer.send_past_watchdog(obs[0])
+    for o in obs[1:19]:
         label, _ = peer.send(o)
         assert label == "action"
         peer.spin(0.02)
@@ -298,7 +300,8 @@ def test_watchdog_publishes_the_safe_action_until_observations_return(procs, pee
                if any(kv.key == "watchdog" and kv.value == "tripped" for kv in st.values)]
     assert tripped and tripped[-1].status[0].level == b"\x02"  # ERROR
     # Observations return: the policy acts again and the safe actions stop.
-    for o in obs[20:40]:
+    peer.send_past_watchdog(obs[20])
+    for o in obs[21:40]:
         label, _ = peer.send(o)
         assert label == "action"
         peer.spin(0.02)
