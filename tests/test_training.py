@@ -2,6 +2,7 @@
 multi-process training and the command lines."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -221,8 +222,10 @@ def test_torchrun_two_processes_stay_in_sync(tmp_path):
            "--set", "stop_at_success=0", "--set", f"run_dir={tmp_path}"]
     out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
-    sums = [line.split()[-1] for line in out.stdout.splitlines() if "parameter checksum" in line]
-    assert len(sums) == 2 and sums[0] == sums[1], out.stdout  # gradients were all-reduced
+    # The two ranks share stdout, so their lines may interleave mid-line: match, not split.
+    sums = dict(re.findall(r"rank (\d): parameter checksum ([-+0-9.eE]+)", out.stdout))
+    assert sorted(sums) == ["0", "1"], out.stdout
+    assert sums["0"] == sums["1"], out.stdout  # gradients were all-reduced
     ckpts = list(tmp_path.glob("*/checkpoints/latest.pt"))
     assert len(ckpts) == 1 and len(list(tmp_path.iterdir())) == 1  # rank 0 alone writes
     ck = ckpt_io.load(ckpts[0])
