@@ -197,6 +197,8 @@ class SimBridge(Node):
         self.reset_client.call_async(Trigger.Request()).add_done_callback(self._on_reset_done)
 
     def _on_reset_done(self, future) -> None:
+        if self._phase != "resetting":  # an answer after the run ended (a deadline passed)
+            return
         res = future.result()
         if res is None or not res.success:
             self._fail(f"reset_memory failed: {getattr(res, 'message', 'no answer')}")
