@@ -10,40 +10,28 @@ on one machine do not hear each other.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from dnc_policy.sim_loop import colcon_build as sim_loop_colcon_build
+from dnc_policy.sim_loop import default_domain, executable, install_environ
+from dnc_policy.sim_loop import ros_environ as sim_loop_ros_environ
 
 ROOT = Path(__file__).resolve().parents[1]
-PY_SITE = f"lib/python{sys.version_info.major}.{sys.version_info.minor}/site-packages"
-DOMAIN_ID = 20 + os.getpid() % 180  # 0..232 are valid Fast DDS domain ids
+DOMAIN_ID = default_domain()  # this session's own
 
 
 def ros_environ() -> dict:
     """This process's environment for ROS: the session's domain, localhost only."""
-    env = dict(os.environ)
-    env.update(ROS_DOMAIN_ID=str(DOMAIN_ID), ROS_LOCALHOST_ONLY="1",
-               ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", PYTHONUNBUFFERED="1",
-               RCUTILS_COLORIZED_OUTPUT="0")
-    env.pop("ROS_STATIC_PEERS", None)
-    return env
+    return sim_loop_ros_environ(DOMAIN_ID)
 
 
 def colcon_build(base: Path) -> Path:
     """``colcon build`` of ros2_ws into ``base``; returns the install space."""
-    colcon = Path(sys.executable).parent / "colcon"
-    cmd = [str(colcon if colcon.exists() else shutil.which("colcon")),
-           "--log-base", str(base / "log"), "build",
-           "--base-paths", str(ROOT / "ros2_ws" / "src"),
-           "--build-base", str(base / "build"), "--install-base", str(base / "install")]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, f"colcon build failed:\n{out.stdout}\n{out.stderr}"
-    return base / "install"
+    return sim_loop_colcon_build(ROOT / "ros2_ws" / "src", base, timeout=300)
 
 
 class Workspace:
@@ -52,15 +40,13 @@ class Workspace:
     def __init__(self, install: Path):
         self.install = install
         self.prefix = install / "dnc_policy"
-        self.env = ros_environ()
-        # What `source install/setup.bash` adds for an ament_python package (+ the
-        # project root, so the sim bridge finds the `sim` envs).
-        self.env["PYTHONPATH"] = os.pathsep.join(
-            [str(self.prefix / PY_SITE), str(ROOT), self.env.get("PYTHONPATH", "")])
-        self.env["AMENT_PREFIX_PATH"] = str(self.prefix)
+        # What `source install/setup.bash` adds (+ the project root, so the sim bridge
+        # finds the `sim` envs).
+        self.env = install_environ(install, ros_environ())
+        self.env["PYTHONPATH"] += os.pathsep + str(ROOT)
 
     def exe(self, name: str) -> Path:
-        return self.prefix / "lib" / "dnc_policy" / name
+        return Path(executable(self.install, name)[0])
 
 
 def ros_args(params: dict) -> list[str]:

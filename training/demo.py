@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import argparse
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -28,18 +27,6 @@ STEPS = 6
 
 def step(k: int, text: str) -> None:
     print(f"[{k}/{STEPS}] {text}", flush=True)
-
-
-def colcon_build(ws: Path) -> Path:
-    """``colcon build`` of ``ws`` (ros2_ws): its install space."""
-    colcon = Path(sys.executable).parent / "colcon"
-    cmd = [str(colcon if colcon.exists() else shutil.which("colcon") or "colcon"),
-           "--log-base", str(ws / "log"), "build", "--base-paths", str(ws / "src"),
-           "--build-base", str(ws / "build"), "--install-base", str(ws / "install")]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if out.returncode != 0:
-        raise RuntimeError(f"colcon build failed:\n{out.stdout}\n{out.stderr}")
-    return ws / "install"
 
 
 def main(argv=None) -> int:
@@ -72,9 +59,9 @@ def main(argv=None) -> int:
             f"ROS 2 for {a.ros_episodes} episodes")
     ros, ros_same = None, False
     try:
-        from dnc_policy.sim_loop import describe, run_sim_loop
+        from dnc_policy.sim_loop import colcon_build, describe, run_sim_loop
 
-        install = colcon_build(ROOT / "ros2_ws")
+        install = colcon_build(ROOT / "ros2_ws" / "src", ROOT / "ros2_ws")
         ros = run_sim_loop(onnx_path, episodes=a.ros_episodes, install=install,
                            log_dir=run_dir / "ros")
         print("      " + describe(ros).replace("\n", "\n      "))

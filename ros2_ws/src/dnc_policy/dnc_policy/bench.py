@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .sim_loop import ros_environ
+
 TARGET_P99_US = 1000.0
 TARGET_RATIO = 1.5
 QOS_DEPTH = 1000
@@ -155,11 +157,8 @@ def main(argv=None) -> dict:
     if not Path(a.model).is_file():
         p.exit(2, f"error: model {a.model!r} does not exist\n")
 
-    domain = a.domain if a.domain is not None else 20 + os.getpid() % 180
-    env = dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_LOCALHOST_ONLY="1",
-               ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
-    os.environ.update({k: env[k] for k in ("ROS_DOMAIN_ID", "ROS_LOCALHOST_ONLY",
-                                           "ROS_AUTOMATIC_DISCOVERY_RANGE")})
+    env = ros_environ(a.domain)
+    os.environ.update({k: v for k, v in env.items() if k.startswith("ROS_")})
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
     from std_msgs.msg import Float32MultiArray

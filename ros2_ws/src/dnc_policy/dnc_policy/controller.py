@@ -28,6 +28,9 @@ from .runtime import PolicyRuntime
 from .settings import PolicySettings, SettingsError
 
 
+DEBUG_STATE = ("usage", "write_weights", "read_weights")  # a DNC's; an LSTM has none
+
+
 @dataclass
 class Tick:
     """One published action: the policy's (``safe`` False) or the safe action."""
@@ -336,12 +339,8 @@ class PolicyController:
     def debug_fields(self) -> dict[str, np.ndarray]:
         """The value and, for a DNC, usage and read/write weights of the last tick."""
         out = {"value": np.asarray(self.runtime.outputs["value"], np.float32).reshape(-1)}
-        names = [n for n, _ in self.runtime.state_spec]
-        if any(n in names for n in ("usage", "write_weights", "read_weights")):
-            snap = self.runtime.snapshot()
-            for n in ("usage", "write_weights", "read_weights"):
-                if n in snap:
-                    out[n] = snap[n][0]
+        for name, arr in self.runtime.snapshot(DEBUG_STATE).items():
+            out[name] = arr[0]
         return out
 
     def status(self, now: float) -> dict[str, str]:

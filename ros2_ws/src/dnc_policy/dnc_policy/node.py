@@ -306,12 +306,20 @@ class PolicyNode(LifecycleNode):
             log.info(msg)
 
 
-def main(args=None) -> int:
+def init_ros(args=None) -> list:
+    """``rclpy.init`` with our own SIGINT/SIGTERM handling: a signal only appends to the
+    returned list, so the main loop ends and the program can still publish and save on
+    its way out (rclpy's own handler would shut the context down first)."""
     rclpy.init(args=args if args is not None else sys.argv,
                signal_handler_options=SignalHandlerOptions.NO)
-    stopping = []
+    stopping: list = []
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stopping.append(True))
+    return stopping
+
+
+def main(args=None) -> int:
+    stopping = init_ros(args)
     node = PolicyNode()
     code = 0
     try:

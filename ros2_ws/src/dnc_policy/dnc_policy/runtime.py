@@ -287,10 +287,12 @@ class PolicyRuntime:
         self._write_state(snap)
         self._pending_reset[idx] = 1.0
 
-    def snapshot(self) -> dict[str, np.ndarray]:
-        """A host copy of the current state, ``{name: [batch, ...]}``."""
+    def snapshot(self, names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+        """A host copy of the current state, ``{name: [batch, ...]}`` (only ``names``,
+        if given)."""
         return {name: v.numpy().copy() for (name, _), v in
-                zip(self.state_spec, self._states[self._current])}
+                zip(self.state_spec, self._states[self._current])
+                if names is None or name in names}
 
     def restore(self, snapshot: dict[str, np.ndarray]) -> None:
         """Make ``snapshot`` (from :meth:`snapshot` or :meth:`load_state`) the state."""

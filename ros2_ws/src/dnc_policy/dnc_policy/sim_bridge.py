@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import signal
 import sys
 import time
 from pathlib import Path
@@ -38,11 +37,11 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
-from rclpy.signals import SignalHandlerOptions
 from std_msgs.msg import Bool, Float32, Float32MultiArray
 from std_srvs.srv import Trigger
 
-from .node import array_msg, qos_profile
+from .files import atomic_write
+from .node import array_msg, init_ros, qos_profile
 from .settings import RELIABILITIES, Param, SettingsError, check_names
 
 BRIDGE_PARAMETERS: dict[str, Param] = {
@@ -75,7 +74,7 @@ def to_env_action(flat: np.ndarray, space):
 
     flat = np.asarray(flat, np.float32)
     if isinstance(space, spaces.Discrete):
-        return int(round(float(flat[0]))) + int(space.start)
+        return round(float(flat[0])) + int(space.start)
     if isinstance(space, spaces.MultiDiscrete):
         return (np.round(flat).astype(np.int64).reshape(space.shape)
                 + np.asarray(space.start, np.int64))
@@ -354,11 +353,8 @@ class SimBridge(Node):
                   f"{d.get('rejected_inputs')} rejected inputs, providers {d.get('providers')}",
                   flush=True)
         if self.p["summary_path"]:
-            path = Path(self.p["summary_path"])
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.tmp")
-            tmp.write_text(json.dumps(s, indent=1))
-            tmp.replace(path)
+            text = json.dumps(s, indent=1).encode()
+            atomic_write(self.p["summary_path"], lambda f: f.write(text))
 
     def _fail(self, why: str) -> None:
         self.failed = why
@@ -367,11 +363,7 @@ class SimBridge(Node):
 
 
 def main(args=None) -> int:
-    rclpy.init(args=args if args is not None else sys.argv,
-               signal_handler_options=SignalHandlerOptions.NO)
-    stopping = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stopping.append(True))
+    stopping = init_ros(args)
     try:
         bridge = SimBridge()
     except (SettingsError, ValueError) as e:

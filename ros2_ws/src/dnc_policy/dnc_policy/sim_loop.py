@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -36,16 +37,52 @@ def config_dir(install: Path | None) -> Path:
     return Path(get_package_share_directory("dnc_policy")) / "config"
 
 
-def commands(install: Path | None) -> tuple[list[str], list[str], dict]:
-    env = dict(os.environ)
-    if install is None:
-        return ([sys.executable, "-m", "dnc_policy.node"],
-                [sys.executable, "-m", "dnc_policy.sim_bridge"], env)
+def default_domain() -> int:
+    """A ROS domain id of this process's own (0..232 are valid Fast DDS ids)."""
+    return 20 + os.getpid() % 180
+
+
+def ros_environ(domain: int | None = None, base: dict | None = None) -> dict:
+    """``base`` (default: this process's environment) on ROS domain ``domain`` (default:
+    :func:`default_domain`), discovery on localhost only: a run never reaches a robot on
+    the network, and runs side by side do not hear each other."""
+    env = dict(os.environ if base is None else base)
+    env.update(ROS_DOMAIN_ID=str(default_domain() if domain is None else domain),
+               ROS_LOCALHOST_ONLY="1", ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
+               PYTHONUNBUFFERED="1", RCUTILS_COLORIZED_OUTPUT="0")
+    env.pop("ROS_STATIC_PEERS", None)
+    return env
+
+
+def install_environ(install: Path, env: dict) -> dict:
+    """``env`` plus what ``source install/setup.bash`` adds for this ament_python package."""
     prefix = install / "dnc_policy"
+    env = dict(env)
     env["PYTHONPATH"] = os.pathsep.join([str(prefix / PY_SITE), env.get("PYTHONPATH", "")])
     env["AMENT_PREFIX_PATH"] = os.pathsep.join([str(prefix), env.get("AMENT_PREFIX_PATH", "")])
-    exe = prefix / "lib" / "dnc_policy"
-    return [str(exe / "policy_node")], [str(exe / "sim_bridge")], env
+    return env
+
+
+def colcon_build(src: Path, base: Path, timeout: float = 600.0) -> Path:
+    """``colcon build`` of the packages under ``src`` into ``base``/{build,install,log};
+    the install space. RuntimeError with colcon's output if it fails."""
+    colcon = Path(sys.executable).parent / "colcon"
+    cmd = [str(colcon if colcon.exists() else shutil.which("colcon") or "colcon"),
+           "--log-base", str(base / "log"), "build", "--base-paths", str(src),
+           "--build-base", str(base / "build"), "--install-base", str(base / "install")]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+    if out.returncode != 0:
+        raise RuntimeError(f"colcon build failed:\n{out.stdout}\n{out.stderr}")
+    return base / "install"
+
+
+def executable(install: Path | None, name: str) -> list[str]:
+    """The command of an executable of this package: from a colcon install space, or
+    (``install`` None) this Python environment's module."""
+    if install is None:
+        module = {"policy_node": "node"}.get(name, name)
+        return [sys.executable, "-m", f"dnc_policy.{module}"]
+    return [str(install / "dnc_policy" / "lib" / "dnc_policy" / name)]
 
 
 def run_sim_loop(model: str | Path, episodes: int = 20, seed: int = 0,
@@ -56,10 +93,10 @@ def run_sim_loop(model: str | Path, episodes: int = 20, seed: int = 0,
     both processes' output if the bridge fails or the node dies."""
     install = Path(install) if install is not None else None
     config = config_dir(install)
-    node_cmd, bridge_cmd, env = commands(install)
-    env.update(ROS_DOMAIN_ID=str(domain if domain is not None else 20 + os.getpid() % 180),
-               ROS_LOCALHOST_ONLY="1", ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
-               PYTHONUNBUFFERED="1", RCUTILS_COLORIZED_OUTPUT="0")
+    node_cmd, bridge_cmd = executable(install, "policy_node"), executable(install, "sim_bridge")
+    env = ros_environ(domain)
+    if install is not None:
+        env = install_environ(install, env)
     logs = Path(log_dir) if log_dir else Path(tempfile.mkdtemp(prefix="sim_loop_"))
     logs.mkdir(parents=True, exist_ok=True)
     summary = logs / "summary.json"
