@@ -1,4 +1,4 @@
-"""The step interface that every recurrent core (DNC, LSTM, later NTM) implements.
+"""The step interface that every recurrent core (DNC, LSTM, GRU, later NTM) implements.
 
 A core is an ``nn.Module`` with
 
@@ -16,6 +16,8 @@ Training, export and deployment only use this interface, so they treat every cor
 
 from __future__ import annotations
 
+import math
+import numbers
 from typing import Any, NamedTuple, Sequence
 
 import torch
@@ -125,3 +127,11 @@ def check_positive(**values: int) -> None:
     for name, value in values.items():
         if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def check_finite(**values: float) -> None:
+    """Raise ``ValueError`` for the first argument that is not a finite real number."""
+    for name, value in values.items():
+        if (not isinstance(value, numbers.Real) or isinstance(value, bool)
+                or not math.isfinite(value)):
+            raise ValueError(f"{name} must be a finite number, got {value!r}")

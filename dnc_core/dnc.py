@@ -15,7 +15,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import addressing as A
-from .core import RecurrentCore, check_positive
+from .core import RecurrentCore, check_finite, check_positive
+from .lstm import init_forget_bias
 
 
 class DNCState(NamedTuple):
@@ -67,6 +68,9 @@ class DNCCore(RecurrentCore):
             push the interface layer hard. (The LSTM's output itself is tanh-bounded.)
         read_top_k: 0 for dense content reads, K > 0 for sparse reads over the K most
             similar slots (see :func:`addressing.content_weighting`).
+        forget_bias: the controller's forget-gate bias at initialisation (see
+            :class:`~dnc_core.lstm.LSTMCore`; 1.0 as in Sonnet's LSTM, which deepmind/dnc
+            uses). Only the initial parameters depend on it.
     """
 
     kind = "dnc"
@@ -74,7 +78,7 @@ class DNCCore(RecurrentCore):
 
     def __init__(self, input_size: int, hidden_size: int = 64, memory_slots: int = 16,
                  word_size: int = 16, read_heads: int = 1, clip: float = 20.0,
-                 read_top_k: int = 0):
+                 read_top_k: int = 0, forget_bias: float = 1.0):
         super().__init__()
         check_positive(input_size=input_size, hidden_size=hidden_size,
                        memory_slots=memory_slots, word_size=word_size, read_heads=read_heads)
@@ -83,9 +87,11 @@ class DNCCore(RecurrentCore):
                              f"(0 = dense reads), got {read_top_k!r}")
         if clip < 0:
             raise ValueError(f"clip must be >= 0 (0 disables clipping), got {clip!r}")
+        check_finite(forget_bias=forget_bias)
         self.input_size, self.hidden_size = input_size, hidden_size
         self.memory_slots, self.word_size, self.read_heads = memory_slots, word_size, read_heads
         self.clip, self.read_top_k = float(clip), read_top_k
+        self.forget_bias = float(forget_bias)
         n, w, r = memory_slots, word_size, read_heads
         self.state_spec = (("h", (hidden_size,)), ("c", (hidden_size,)), ("memory", (n, w)),
                            ("usage", (n,)), ("link", (n, n)), ("precedence", (n,)),
@@ -98,12 +104,14 @@ class DNCCore(RecurrentCore):
         self.interface_size = sum(self._split)
         self.feature_size = hidden_size + r * w
         self.controller = nn.LSTMCell(input_size + r * w, hidden_size)
+        init_forget_bias(self.controller, self.forget_bias)
         self.interface = nn.Linear(hidden_size, self.interface_size)
 
     def config(self) -> dict:
         return dict(input_size=self.input_size, hidden_size=self.hidden_size,
                     memory_slots=self.memory_slots, word_size=self.word_size,
-                    read_heads=self.read_heads, clip=self.clip, read_top_k=self.read_top_k)
+                    read_heads=self.read_heads, clip=self.clip, read_top_k=self.read_top_k,
+                    forget_bias=self.forget_bias)
 
     def parse_interface(self, v: Tensor) -> Interface:
         """Split the raw interface vector ``[B, interface_size]`` and apply activations."""

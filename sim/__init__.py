@@ -5,7 +5,7 @@
 =====================  ==========================================================
 ``dnc/Copy-v0``        DNC Copy task as RL (MultiBinary action each step)
 ``dnc/RepeatCopy-v0``  DNC Repeat-Copy task as RL
-``dnc/TMaze-v0``       one-bit cue, corridor of configurable length, turn at the end
+``dnc/TMaze-v0``       one-bit cue, corridor of fixed or drawn length, turn at the end
 ``dnc/ProceduralMaze-v0``  new random maze per episode, local view, several trials
 ``dnc/MemoryNav-v0``   unicycle robot (cmd_vel action) reaches a briefly shown goal
 ``dnc/CartPolePO-v0``  CartPole-v1 with positions only (:class:`sim.wrappers.HideVelocity`)

@@ -24,7 +24,8 @@ def int_arg(name: str, value: object, low: int | None = None, high: int | None =
     """Return ``value`` as an ``int`` in ``[low, high]`` (either bound may be ``None``)."""
     expected = f"an integer in {_range_text(low, high)}"
     if isinstance(value, bool) or not isinstance(value, Integral):
-        raise ValueError(f"{name} must be {expected}, got {value!r}")
+        # ValueError for a wrong type too: one exception for every bad argument.
+        raise ValueError(f"{name} must be {expected}, got {value!r}")  # noqa: TRY004
     value = int(value)
     if (low is not None and value < low) or (high is not None and value > high):
         raise ValueError(f"{name} must be {expected}, got {value!r}")
@@ -43,13 +44,45 @@ def float_arg(
     ``low_open``."""
     expected = f"a finite number in {_range_text(low, high, low_open=low_open)}"
     if isinstance(value, bool) or not isinstance(value, Real):
-        raise ValueError(f"{name} must be {expected}, got {value!r}")
+        raise ValueError(f"{name} must be {expected}, got {value!r}")  # noqa: TRY004
     value = float(value)
     too_low = low is not None and (value <= low if low_open else value < low)
     too_high = high is not None and value > high
     if not math.isfinite(value) or too_low or too_high:
         raise ValueError(f"{name} must be {expected}, got {value!r}")
     return value
+
+
+def int_range_arg(name: str, value: object, low: int, high: int) -> tuple[int, int]:
+    """Return ``value`` as ``(lo, hi)`` with ``low <= lo <= hi <= high``.
+
+    ``value`` is an integer (a fixed setting: ``(value, value)``) or a list or tuple of
+    two integers ``[lo, hi]``, an inclusive range an environment draws from at every
+    reset (see :func:`draw_int`).
+    """
+    expected = (f"an integer in {_range_text(low, high)} or a range [lo, hi] of two such "
+                "integers with lo <= hi")
+
+    def is_int(v: object) -> bool:
+        return isinstance(v, Integral) and not isinstance(v, bool)
+
+    if is_int(value):
+        bounds = (int(value), int(value))
+    elif isinstance(value, (list, tuple)) and len(value) == 2 and all(map(is_int, value)):
+        bounds = (int(value[0]), int(value[1]))
+    else:
+        raise ValueError(f"{name} must be {expected}, got {value!r}")
+    if not low <= bounds[0] <= bounds[1] <= high:
+        raise ValueError(f"{name} must be {expected}, got {value!r}")
+    return bounds
+
+
+def draw_int(rng, bounds: tuple[int, int]) -> int:
+    """An integer drawn uniformly from the inclusive range ``bounds`` with ``rng`` (an
+    env's ``np_random``); a fixed setting (``lo == hi``) draws nothing, so it leaves the
+    env's random stream exactly as it was before ranges existed."""
+    lo, hi = bounds
+    return lo if lo == hi else int(rng.integers(lo, hi + 1))
 
 
 def choice_arg(name: str, value: object, choices: Iterable[object]) -> object:

@@ -98,7 +98,11 @@ class CodeGridRender:
 
     Subclasses implement ``_render_codes()`` (a 2-D int array of the codes above) and
     ``_ansi_header()`` (one line of text), and set ``render_mode``; ``rgb_array`` and
-    ``ansi`` then come for free.
+    ``ansi`` then come for free. An env whose grid changes size from episode to episode
+    (a drawn length or maze size) returns the largest grid's shape from
+    ``_rgb_canvas()``: its ``rgb_array`` frames are then that size in every episode (the
+    grid in the top-left corner, the rest ``BLANK``), so a video of several episodes
+    keeps one frame size and one scale.
     """
 
     render_mode: str | None
@@ -110,10 +114,19 @@ class CodeGridRender:
     def _ansi_header(self) -> str:
         return ""
 
+    def _rgb_canvas(self) -> tuple[int, int] | None:
+        """``(rows, cols)`` of every ``rgb_array`` frame's grid, or None: each frame's own."""
+        return None
+
     def render(self):
         if self.render_mode is None:
             return warn_no_render_mode()
         codes = self._render_codes()
         if self.render_mode == "ansi":
             return codes_to_ansi(codes, self._ansi_header())
+        canvas = self._rgb_canvas()
+        if canvas is not None and canvas != codes.shape:
+            full = np.full(canvas, BLANK, codes.dtype)
+            full[: codes.shape[0], : codes.shape[1]] = codes
+            codes = full
         return codes_to_rgb(codes, cell_size(max(codes.shape), self.max_frame_px))

@@ -60,10 +60,10 @@ def run(steps: int = 20_000, repeats: int = 5) -> list[tuple[str, float, int | N
 
 def format_table(rows, steps: int, repeats: int) -> str:
     lines = [
-        f"sim.bench: raw env steps/s, median of {repeats} x {steps} steps, 1 process, "
-        "random pre-sampled actions,",
-        "gymnasium.make(id, disable_env_checker=True) (registered wrappers kept, "
-        "passive checker off)",
+        (f"sim.bench: raw env steps/s, median of {repeats} x {steps} steps, 1 process, "
+         "random pre-sampled actions,"),
+        ("gymnasium.make(id, disable_env_checker=True) (registered wrappers kept, "
+         "passive checker off)"),
         f"{'env id':<24}{'steps/s':>12}{'target':>10}  result",
     ]
     for env_id, rate, target, passed in rows:

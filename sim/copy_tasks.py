@@ -16,6 +16,8 @@ copied step earns +1 and the best episode return is ``k * L``). The episode alwa
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
@@ -52,7 +54,7 @@ class RepeatCopyEnv(CodeGridRender, gym.Env):
         render_mode: ``None``, ``"rgb_array"`` or ``"ansi"``.
     """
 
-    metadata = {"render_modes": ["rgb_array", "ansi"], "render_fps": 4}
+    metadata: ClassVar[dict] = {"render_modes": ["rgb_array", "ansi"], "render_fps": 4}
     _show_repeats = True
 
     def __init__(

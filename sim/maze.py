@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 from numpy.lib.stride_tricks import sliding_window_view
 
-from sim._checks import choice_arg, float_arg, int_arg, render_mode_arg
+from sim._checks import choice_arg, draw_int, float_arg, int_arg, int_range_arg, render_mode_arg
 from sim._render import AGENT, FREE, GOAL, SEEN, WALL, CodeGridRender
 
 # Action -> (row, column) step: 0 north (up), 1 east, 2 south, 3 west.
@@ -64,27 +66,37 @@ class ProceduralMazeEnv(CodeGridRender, gym.Env):
     moderate memory task; ``respawn="random"`` additionally requires self-localisation,
     and ``size`` >= 10 is hard.
 
+    Randomised sizes: ``size=[lo, hi]`` draws each episode's maze size uniformly from
+    ``lo..hi`` at reset (from ``np_random``, before the maze is carved). The observation
+    (a fixed window) does not depend on the size. ``self.size`` and ``self.grid_width``
+    describe the current episode's maze (``hi`` before the first reset),
+    ``self.size_range`` is the ``(lo, hi)`` the env was made with, ``self.max_steps`` the
+    current episode's limit; ``rgb_array`` frames are drawn on the ``hi`` maze's canvas,
+    so they keep one size across episodes.
+
     Observation ``Box(0, 1, (2 * w * w + 1,), float32)`` with ``w = 2 * view_radius + 1``:
     the window's walls (row-major, 1 = wall), the window's goal indicator, and a flag that
     is 1 on the first observation of each trial. Action ``Discrete(4)``: 0 north, 1 east,
     2 south, 3 west (moving into a wall is a no-op). Reward: ``goal_reward`` per goal,
     ``-step_penalty`` on every other step. Episodes are *truncated* after ``max_steps``
-    (default ``8 * size * size * n_trials``); ``info["is_success"]`` (all trials done) and
-    ``info["trial_steps"]`` are set on the final step, ``trial_steps`` also whenever a
-    trial ends.
+    (default ``8 * size * size * n_trials`` with the episode's size); ``info["is_success"]``
+    (all trials done) and ``info["trial_steps"]`` are set on the final step,
+    ``trial_steps`` also whenever a trial ends. The reset info holds ``info["trial"]`` (0)
+    and ``info["size"]`` (this episode's maze size).
 
     Args:
-        size: maze cells per side, 2..50.
+        size: maze cells per side, 2..50, or a range ``[lo, hi]`` (list or tuple,
+            ``2 <= lo <= hi <= 50``) to draw it from at every reset.
         view_radius: half-width of the square view window, 1..5.
         n_trials: goals to reach per episode, 1..100.
         respawn: ``"start"`` (the episode's start cell) or ``"random"`` (any free square).
         goal_reward: reward for reaching the goal, in (0, 10].
         step_penalty: cost of every other step, in [0, 1].
-        max_steps: truncation limit, >= 1.
+        max_steps: truncation limit, >= 1; default ``8 * size * size * n_trials``.
         render_mode: ``None``, ``"rgb_array"`` or ``"ansi"``.
     """
 
-    metadata = {"render_modes": ["rgb_array", "ansi"], "render_fps": 8}
+    metadata: ClassVar[dict] = {"render_modes": ["rgb_array", "ansi"], "render_fps": 8}
 
     def __init__(
         self,
@@ -97,27 +109,31 @@ class ProceduralMazeEnv(CodeGridRender, gym.Env):
         max_steps: int | None = None,
         render_mode: str | None = None,
     ):
-        self.size = int_arg("size", size, 2, 50)
+        self.size_range = int_range_arg("size", size, 2, 50)
         self.view_radius = int_arg("view_radius", view_radius, 1, 5)
         self.n_trials = int_arg("n_trials", n_trials, 1, 100)
         self.respawn = choice_arg("respawn", respawn, ("start", "random"))
         self.goal_reward = float_arg("goal_reward", goal_reward, 0.0, 10.0, low_open=True)
         self.step_penalty = float_arg("step_penalty", step_penalty, 0.0, 1.0)
-        self.max_steps = (
-            8 * self.size * self.size * self.n_trials
-            if max_steps is None
-            else int_arg("max_steps", max_steps, 1, None)
-        )
+        self._max_steps = None if max_steps is None else int_arg("max_steps", max_steps, 1,
+                                                                 None)
         self.render_mode = render_mode_arg(render_mode, self.metadata)
-        self.grid_width = 2 * self.size + 1
         window = 2 * self.view_radius + 1
         self.observation_space = spaces.Box(0.0, 1.0, (2 * window * window + 1,), np.float32)
         self.action_space = spaces.Discrete(4)
+        self._set_size(self.size_range[1])
         w = self.grid_width
-        self._offsets = tuple(dr * w + dc for dr, dc in MOVES)
         self._new_maze(carve_maze(self.size, self.np_random), w + 1, w + 1)
 
     # ------------------------------------------------------------------ episode setup
+    def _set_size(self, size: int) -> None:
+        """Make ``size`` the current maze size (grid width, move offsets, step limit)."""
+        self.size = size
+        self.grid_width = w = 2 * size + 1
+        self._offsets = tuple(dr * w + dc for dr, dc in MOVES)
+        self.max_steps = (8 * size * size * self.n_trials if self._max_steps is None
+                          else self._max_steps)
+
     def _new_maze(self, walls: np.ndarray, start: int, goal: int) -> None:
         """Install a maze, start and goal (flat square indices), and tabulate every view."""
         self.walls = walls
@@ -151,6 +167,7 @@ class ProceduralMazeEnv(CodeGridRender, gym.Env):
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
         rng = self.np_random
+        self._set_size(draw_int(rng, self.size_range))
         walls = carve_maze(self.size, rng)
         cells = self.size * self.size
         start_cell = int(rng.integers(cells))
@@ -162,7 +179,7 @@ class ProceduralMazeEnv(CodeGridRender, gym.Env):
             for cell in (start_cell, goal_cell)
         )
         self._new_maze(walls, start, goal)
-        return self._trial_start_obs(), {"trial": 0}
+        return self._trial_start_obs(), {"trial": 0, "size": self.size}
 
     def _respawn(self) -> None:
         if self.respawn == "start":
@@ -210,6 +227,10 @@ class ProceduralMazeEnv(CodeGridRender, gym.Env):
         codes.flat[self.goal] = GOAL
         codes.flat[self._pos] = AGENT
         return codes
+
+    def _rgb_canvas(self) -> tuple[int, int]:
+        side = 2 * self.size_range[1] + 1
+        return side, side
 
     def _ansi_header(self) -> str:
         return (

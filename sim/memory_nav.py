@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from sim._checks import float_arg, int_arg, render_mode_arg
+from sim._checks import draw_int, float_arg, int_arg, int_range_arg, render_mode_arg
 from sim._render import draw_ring, draw_segment, fill_disc, warn_no_render_mode
 
 GOAL_BOUND = 3.0  # |goal offset| / half_size is at most 2 * sqrt(2) < 3 inside the arena
@@ -38,14 +39,27 @@ class MemoryNavEnv(gym.Env):
     Reward: ``progress_coef * (previous distance - distance)`` (metres) minus
     ``step_penalty`` each step, plus +1 on reaching the goal. Episodes are *truncated*
     after ``max_steps``; ``info["is_success"]`` and ``info["distance"]`` are set on the
-    final step.
+    final step; the reset info holds ``info["distance"]`` (start to goal) and
+    ``info["cue_steps"]`` (this episode's briefing length).
+
+    Randomised briefing: ``cue_steps=[lo, hi]`` draws each episode's number of steps with
+    the goal shown uniformly from ``lo..hi`` at reset (from ``np_random``, after the pose
+    and goal, so a seed gives the same start and goal whatever the range). The
+    ``goal_visible`` flag marks the briefing, so a policy must store the goal during
+    however many steps it gets rather than rely on a fixed moment. ``self.cue_steps`` is
+    the current episode's value (``hi`` before the first reset), ``self.cue_steps_range``
+    the ``(lo, hi)`` the env was made with. (The arena size has no range: positions are
+    observed divided by the half-size, so a per-episode size would change the meaning of
+    the observation and of ``v_max`` without the policy seeing it.)
 
     Args:
         arena_size: side of the square arena in metres, (0.5, 100].
         v_max: top linear speed in m/s, (0, 10].
         w_max: top angular speed in rad/s, (0, 10].
         dt: control period in seconds, (0, 1].
-        cue_steps: steps during which the goal is visible, 1..max_steps - 1.
+        cue_steps: steps during which the goal is visible, 1..max_steps - 1, or a range
+            ``[lo, hi]`` (list or tuple, ``1 <= lo <= hi <= max_steps - 1``) to draw it
+            from at every reset.
         goal_radius: success radius in metres, (0, arena_size / 4].
         min_goal_distance: smallest start-to-goal distance in metres, [0, arena_size / 2].
         step_penalty: cost per step, [0, 1]. progress_coef: shaping weight, [0, 10].
@@ -53,7 +67,7 @@ class MemoryNavEnv(gym.Env):
         render_mode: ``None`` or ``"rgb_array"``.
     """
 
-    metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
+    metadata: ClassVar[dict] = {"render_modes": ["rgb_array"], "render_fps": 10}
 
     def __init__(
         self,
@@ -74,7 +88,8 @@ class MemoryNavEnv(gym.Env):
         self.w_max = float_arg("w_max", w_max, 0.0, 10.0, low_open=True)
         self.dt = float_arg("dt", dt, 0.0, 1.0, low_open=True)
         self.max_steps = int_arg("max_steps", max_steps, 2, 100_000)
-        self.cue_steps = int_arg("cue_steps", cue_steps, 1, self.max_steps - 1)
+        self.cue_steps_range = int_range_arg("cue_steps", cue_steps, 1, self.max_steps - 1)
+        self.cue_steps = self.cue_steps_range[1]
         half = self.arena_size / 2
         self.goal_radius = float_arg("goal_radius", goal_radius, 0.0, half / 2, low_open=True)
         self.min_goal_distance = float_arg("min_goal_distance", min_goal_distance, 0.0, half)
@@ -117,9 +132,10 @@ class MemoryNavEnv(gym.Env):
             if math.hypot(gx - self.x, gy - self.y) >= min_distance:
                 break
         self.goal_x, self.goal_y = gx, gy
+        self.cue_steps = draw_int(rng, self.cue_steps_range)
         self._t = 0
         self._dist = math.hypot(gx - self.x, gy - self.y)
-        return self._obs(), {"distance": self._dist}
+        return self._obs(), {"distance": self._dist, "cue_steps": self.cue_steps}
 
     def step(self, action):
         v, w = float(action[0]), float(action[1])

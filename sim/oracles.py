@@ -110,7 +110,7 @@ class MazeMemoryAgent:
         self.pos = (0, 0)
 
     def _update_map(self, obs: np.ndarray) -> None:
-        window = int(round(math.sqrt((obs.size - 1) / 2)))
+        window = round(math.sqrt((obs.size - 1) / 2))
         r = window // 2
         walls = obs[: window * window].reshape(window, window)
         goal = obs[window * window : -1].reshape(window, window)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from sim._checks import float_arg, int_arg, render_mode_arg
+from sim._checks import draw_int, float_arg, int_arg, int_range_arg, render_mode_arg
 from sim._render import (
     AGENT,
     CUE_LEFT,
@@ -39,28 +41,45 @@ class TMazeEnv(CodeGridRender, gym.Env):
     truncated BPTT. A memoryless policy cannot beat chance (50 % success), because the
     junction observation is identical for both cues.
 
+    Randomised lengths: ``length=[lo, hi]`` draws each episode's corridor length
+    uniformly from ``lo..hi`` (inclusive) at reset, from the env's ``np_random`` (so
+    ``reset(seed=...)`` fixes the sequence of lengths; the cue is drawn first, so a seed
+    gives the same cue whatever the range). A policy trained on one fixed length can
+    solve it by counting steps instead of watching for the junction; train on a range
+    and evaluate beyond it (``python -m training.evaluate CKPT --env-kwargs length=300``).
+    ``self.length`` is the current episode's length (``hi`` before the first reset),
+    ``self.length_range`` the ``(lo, hi)`` the env was made with (``(n, n)`` for an
+    integer), and ``self.max_steps`` the current episode's limit. The observation space
+    does not depend on the length; ``rgb_array`` frames are drawn on the ``hi`` corridor's
+    canvas, so they keep one size across episodes.
+
     Observation ``Box(0, 1, (4,), float32)``: ``[cue_left, cue_right, in_corridor,
     at_junction]``. Action ``Discrete(3)``: 0 forward, 1 turn left, 2 turn right (turning
     inside the corridor and going forward at the junction bump the wall: no move).
     Episodes *terminate* on a turn at the junction and are *truncated* after
-    ``max_steps`` (default ``4 * (length + 1)``); the optimal episode takes ``length + 1``
-    steps. ``info["is_success"]`` is set on the final step; ``info["cue"]`` (0 left,
-    1 right) is in the reset info, for analysis only.
+    ``max_steps`` (default ``4 * (length + 1)`` of the episode's length); the optimal
+    episode takes ``length + 1`` steps. ``info["is_success"]`` is set on the final step;
+    the reset info holds ``info["cue"]`` (0 left, 1 right; for analysis only) and
+    ``info["length"]`` (this episode's corridor length).
 
     Args:
-        length: corridor length (steps from the start to the junction), 1..100000.
-        cue_steps: number of initial observations that show the cue, 1..length.
+        length: corridor length (steps from the start to the junction), 1..100000, or a
+            range ``[lo, hi]`` (list or tuple, ``1 <= lo <= hi <= 100000``) to draw it
+            from at every reset.
+        cue_steps: number of initial observations that show the cue, 1..length
+            (1..lo for a range).
         step_penalty: cost of every non-final step, in [0, 1].
         bump_penalty: cost of a step that bumps a wall, in [0, 1]; default
             ``step_penalty``. A larger value (e.g. 0.1) stops a policy from idling in
             the corridor with turns, so its deterministic (argmax) version walks
             straight to the junction -- what a deployed policy does.
         wrong_reward: reward for the wrong arm, in [-10, 1).
-        max_steps: truncation limit, > length; default ``4 * (length + 1)``.
+        max_steps: truncation limit, > length (> hi for a range); default
+            ``4 * (length + 1)`` with each episode's length.
         render_mode: ``None``, ``"rgb_array"`` or ``"ansi"``.
     """
 
-    metadata = {"render_modes": ["rgb_array", "ansi"], "render_fps": 8}
+    metadata: ClassVar[dict] = {"render_modes": ["rgb_array", "ansi"], "render_fps": 8}
 
     def __init__(
         self,
@@ -72,19 +91,18 @@ class TMazeEnv(CodeGridRender, gym.Env):
         max_steps: int | None = None,
         render_mode: str | None = None,
     ):
-        self.length = int_arg("length", length, 1, MAX_LENGTH)
-        self.cue_steps = int_arg("cue_steps", cue_steps, 1, self.length)
+        self.length_range = int_range_arg("length", length, 1, MAX_LENGTH)
+        lo, hi = self.length_range
+        self.cue_steps = int_arg("cue_steps", cue_steps, 1, lo)
         self.step_penalty = float_arg("step_penalty", step_penalty, 0.0, 1.0)
         self.bump_penalty = (self.step_penalty if bump_penalty is None
                              else float_arg("bump_penalty", bump_penalty, 0.0, 1.0))
         self.wrong_reward = float_arg("wrong_reward", wrong_reward, -10.0, 1.0)
         if self.wrong_reward >= 1.0:
             raise ValueError(f"wrong_reward must be in [-10.0, 1.0), got {wrong_reward!r}")
-        self.max_steps = (
-            4 * (self.length + 1)
-            if max_steps is None
-            else int_arg("max_steps", max_steps, self.length + 1, None)
-        )
+        self._max_steps = None if max_steps is None else int_arg("max_steps", max_steps,
+                                                                 hi + 1, None)
+        self._set_length(hi)
         self.render_mode = render_mode_arg(render_mode, self.metadata)
         self.observation_space = spaces.Box(0.0, 1.0, (4,), np.float32)
         self.action_space = spaces.Discrete(3)
@@ -95,6 +113,10 @@ class TMazeEnv(CodeGridRender, gym.Env):
         self._obs_table = obs
         self._cue, self._pos, self._arm, self._t = 0, 0, 0, 0
 
+    def _set_length(self, length: int) -> None:
+        self.length = length
+        self.max_steps = 4 * (length + 1) if self._max_steps is None else self._max_steps
+
     def _obs(self) -> np.ndarray:
         shown = self._cue + 1 if self._t < self.cue_steps else 0
         return self._obs_table[shown, int(self._pos == self.length)].copy()
@@ -102,8 +124,9 @@ class TMazeEnv(CodeGridRender, gym.Env):
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
         self._cue = int(self.np_random.integers(2))  # 0: goal in the left arm, 1: right
+        self._set_length(draw_int(self.np_random, self.length_range))
         self._pos, self._arm, self._t = 0, 0, 0
-        return self._obs(), {"cue": self._cue}
+        return self._obs(), {"cue": self._cue, "length": self.length}
 
     def step(self, action):
         action = int(action)
@@ -138,6 +161,9 @@ class TMazeEnv(CodeGridRender, gym.Env):
         row = {0: 2, LEFT: 1, RIGHT: 3}[self._arm]
         codes[row, self._pos + 1] = AGENT
         return codes
+
+    def _rgb_canvas(self) -> tuple[int, int]:
+        return 5, self.length_range[1] + 3
 
     def _ansi_header(self) -> str:
         cue = "right" if self._cue else "left"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
@@ -83,7 +85,7 @@ def _base_name(env: gym.Env) -> str:
 class NumpyCartPoleEnv(CartPoleEnv):
     """CartPole-v1 with an ``rgb_array`` renderer drawn in numpy (no pygame needed)."""
 
-    metadata = {"render_modes": ["rgb_array"], "render_fps": CartPoleEnv.metadata["render_fps"]}
+    metadata: ClassVar[dict] = {"render_modes": ["rgb_array"], "render_fps": CartPoleEnv.metadata["render_fps"]}
 
     def render(self):
         if self.render_mode is None:

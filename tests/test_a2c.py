@@ -8,7 +8,8 @@ import torch
 from gymnasium import spaces
 
 from training.a2c import (EpisodeTracker, a2c_loss, build_policy, collect_rollout,
-                          compute_gae, make_envs, start_carry)
+                          compute_gae, make_envs, replay, rollout_advantages, start_carry,
+                          to_sequences)
 from training.config import TrainConfig
 from training.spaces import ObsFlattener, action_spec, to_env_actions
 
@@ -95,12 +96,17 @@ def test_gae_bootstraps_the_rollout_end():
 
 
 # -- the rollout against the real vector env ----------------------------------------------
+def collect(policy, envs, carry, steps, flatten, window=None, tracker=None):
+    return collect_rollout(policy, envs, carry, steps, flatten, envs.single_action_space,
+                           window, tracker)
+
+
 @pytest.mark.parametrize("truncate", [False, True])
 def test_rollout_masks_autoreset_rows_and_sets_resets(truncate):
     cfg, envs, flatten, policy = chain_setup(truncate, length=3)
     carry = start_carry(policy, envs, [0, 1], torch.device("cpu"))
     tracker = EpisodeTracker(2, 100)
-    r, carry = collect_rollout(policy, envs, carry, 9, flatten, envs.single_action_space, tracker)
+    r, carry = collect(policy, envs, carry, 9, flatten, tracker=tracker)
     # Episodes of 3 steps: steps 0-2 real, 3 autoreset, 4-6 real, 7 autoreset, 8 real.
     valid = torch.tensor([1, 1, 1, 0, 1, 1, 1, 0, 1.0])
     resets = torch.tensor([1, 0, 0, 0, 1, 0, 0, 0, 1.0])  # first obs of each episode
@@ -117,57 +123,172 @@ def test_rollout_masks_autoreset_rows_and_sets_resets(truncate):
     envs.close()
 
 
+def value_by_hand(policy, observations):
+    """V of the last observation, the memory carried from a fresh start over all."""
+    state = policy.initial_state(1)
+    with torch.no_grad():
+        for t, o in enumerate(observations):
+            out, state = policy(torch.tensor([[o]]), state, torch.tensor([float(t == 0)]))
+    return out.value[0]
+
+
 def test_truncation_bootstrap_is_the_value_of_the_final_obs_under_the_carried_memory():
     cfg, envs, flatten, policy = chain_setup(truncate=True, length=3, num_envs=1)
     carry = start_carry(policy, envs, [0], torch.device("cpu"))
-    r, _ = collect_rollout(policy, envs, carry, 5, flatten, envs.single_action_space)
+    r, _ = collect(policy, envs, carry, 5, flatten)
     # Replay the episode by hand: obs 0, 1, 2 then the final obs 3, memory carried along.
-    state = policy.initial_state(1)
-    with torch.no_grad():
-        for t, o in enumerate([0.0, 1.0, 2.0, 3.0]):
-            out, state = policy(torch.tensor([[o]]), state, torch.tensor([1.0 if t == 0 else 0.0]))
-    torch.testing.assert_close(r.value[3, 0].detach(), out.value[0])
+    v_final = value_by_hand(policy, [0.0, 1.0, 2.0, 3.0])
+    torch.testing.assert_close(r.value[3, 0], v_final)
     # A fresh memory would give another value: the memory really is carried.
     with torch.no_grad():
         fresh, _ = policy(torch.tensor([[3.0]]), policy.initial_state(1))
-    assert not torch.allclose(fresh.value, out.value)
+    assert not torch.allclose(fresh.value[0], v_final)
     # And GAE uses it: with lambda = 1 the return-to-go of step 0 is 1 + g + g^2 + g^3 V.
-    loss, _ = a2c_loss(r, cfg)  # runs end to end
-    adv = compute_gae(r.rewards, r.value.detach(), r.bootstrap, r.terminated, r.truncated,
-                      r.valid, cfg.gamma, cfg.gae_lambda)
-    g, v_final = cfg.gamma, float(out.value)
-    expect = 1 + g + g ** 2 + g ** 3 * v_final
-    torch.testing.assert_close(adv[0, 0] + r.value[0, 0].detach(), torch.tensor(expect))
+    adv = rollout_advantages(r, cfg.gamma, cfg.gae_lambda)
+    g = cfg.gamma
+    expect = 1 + g + g ** 2 + g ** 3 * float(v_final)
+    torch.testing.assert_close(adv[0, 0] + r.value[0, 0], torch.tensor(expect))
+    envs.close()
+
+
+@pytest.mark.parametrize("truncate", [False, True])
+def test_an_episode_ending_on_the_rollouts_last_row(truncate):
+    """The episode ends on row 2 of a 3-step rollout: a termination bootstraps 0, a
+    truncation V(final obs) under the episode's memory (the rollout's bootstrap); the
+    done flag is carried, so the next rollout's first row is the invalid autoreset row
+    and its second row starts the new episode with a reset memory."""
+    cfg, envs, flatten, policy = chain_setup(truncate, length=3, num_envs=1)
+    carry = start_carry(policy, envs, [0], torch.device("cpu"))
+    r, carry = collect(policy, envs, carry, 3, flatten)
+    assert r.valid[:, 0].tolist() == [1, 1, 1] and bool(carry.prev_done[0])
+    v_final = value_by_hand(policy, [0.0, 1.0, 2.0, 3.0])
+    torch.testing.assert_close(r.bootstrap[0], v_final)
+    adv = rollout_advantages(r, cfg.gamma, cfg.gae_lambda)
+    last = 1.0 + (cfg.gamma * float(v_final) if truncate else 0.0) - float(r.value[2, 0])
+    torch.testing.assert_close(adv[2, 0], torch.tensor(last))
+    nxt, _ = collect(policy, envs, carry, 3, flatten)
+    assert nxt.valid[:, 0].tolist() == [0, 1, 1] and nxt.resets[:, 0].tolist() == [0, 1, 0]
+    assert float(nxt.rewards[0, 0]) == 0.0
+    torch.testing.assert_close(nxt.value[1:, 0], r.value[:2, 0], rtol=0, atol=0)
     envs.close()
 
 
 def test_memory_resets_at_episode_start_inside_a_rollout():
     cfg, envs, flatten, policy = chain_setup(truncate=False, length=3, num_envs=1)
     carry = start_carry(policy, envs, [0], torch.device("cpu"))
-    r, _ = collect_rollout(policy, envs, carry, 8, flatten, envs.single_action_space)
+    r, _ = collect(policy, envs, carry, 8, flatten)
     # Every episode sees the same observations 0, 1, 2 from a reset memory, so the values
     # of its steps repeat exactly: nothing leaks from the previous episode.
-    v = r.value[:, 0].detach()
+    v = r.value[:, 0]
     torch.testing.assert_close(v[4:7], v[0:3], rtol=0, atol=0)
     envs.close()
 
 
-def test_rollouts_are_truncated_bptt():
+# -- the gradient window (bptt) ---------------------------------------------------------------
+def replayed(policy, envs, flatten, steps, window, seeds=(0, 1)):
+    carry = start_carry(policy, envs, list(seeds), torch.device("cpu"))
+    r, carry = collect(policy, envs, carry, steps, flatten, window)
+    seq = to_sequences(r, torch.zeros_like(r.rewards))
+    return r, seq, carry
+
+
+def test_bptt_gradient_reaches_the_start_of_the_episode_and_stops_at_its_boundary():
+    # Episodes of 6 steps + 1 autoreset row: rows 0-5 episode 1, 6 autoreset, 7-13 ep. 2.
+    cfg, envs, flatten, policy = chain_setup(truncate=False, length=6, num_envs=1)
+    _, seq, _ = replayed(policy, envs, flatten, 12, 12, seeds=(0,))
+    obs = seq.obs.clone().requires_grad_(True)
+    seq.obs = obs
+    logp, _, value = replay(policy, policy, seq)
+    # The last action of episode 1 (row 5) depends on its first observation (row 0)...
+    (g,) = torch.autograd.grad(logp[0, 5], obs, retain_graph=True)
+    assert g[0, 0].abs().sum() > 0 and g[0, 6:].abs().sum() == 0
+    # ...and a step of episode 2 (row 9) on episode 2's first observation (row 7) but
+    # not at all on episode 1, even though the memory ran on through the same sequence.
+    (g,) = torch.autograd.grad(logp[0, 9] + value[0, 9], obs)
+    assert g[0, 7].abs().sum() > 0
+    assert g[0, :7].abs().sum() == 0  # exactly zero across the episode boundary
+    envs.close()
+
+
+def test_bptt_window_cuts_the_gradient_but_not_the_memory():
+    # One long episode; rollout 12 replayed as sequences of 4 from the stored states.
+    cfg, envs, flatten, policy = chain_setup(truncate=False, length=50, num_envs=2)
+    r, seq, _ = replayed(policy, envs, flatten, 12, 4)
+    assert len(seq) == 2 * 3 and seq.obs.shape[:2] == (6, 4)
+    # Sequence k*B + b is env b's steps 4k..4k+3, from the state the rollout had there.
+    torch.testing.assert_close(seq.obs[2 * 2 + 1], r.obs[8:12, 1])
+    with torch.no_grad():
+        logp, _, value = replay(policy, policy, seq)
+    for k in range(3):
+        for b in range(2):
+            torch.testing.assert_close(value[k * 2 + b], r.value[4 * k:4 * k + 4, b])
+            torch.testing.assert_close(logp[k * 2 + b], r.logp[4 * k:4 * k + 4, b])
+    # The stored start states are the carried memory, not a fresh one: replaying the
+    # third window from zeros gives other values.
+    fresh = type(seq.start_state)(*(torch.zeros_like(s) for s in seq.start_state))
+    seq_fresh = seq.select(torch.arange(len(seq)))
+    seq_fresh.start_state = fresh
+    with torch.no_grad():
+        _, _, v_fresh = replay(policy, policy, seq_fresh)
+    assert not torch.allclose(v_fresh[4], value[4])
+    # With gradients: a window's start state is a leaf, the previous window is not reached.
+    obs = seq.obs.clone().requires_grad_(True)
+    seq.obs = obs
+    logp, _, _ = replay(policy, policy, seq)
+    (g,) = torch.autograd.grad(logp[4, 3], obs)  # env 0, window 2, last step
+    assert g[4, 0].abs().sum() > 0 and g[[0, 1, 2, 3, 5]].abs().sum() == 0
+    envs.close()
+
+
+def test_collection_keeps_no_graph_and_rollouts_chain_their_state():
     cfg, envs, flatten, policy = chain_setup(truncate=False, length=50, num_envs=2)
     carry = start_carry(policy, envs, [0, 1], torch.device("cpu"))
-    opt = torch.optim.SGD(policy.parameters(), lr=1e-3)
-    for _ in range(3):  # without the detach, the 2nd backward would reach a freed graph
-        r, carry = collect_rollout(policy, envs, carry, 4, flatten, envs.single_action_space)
-        loss, _ = a2c_loss(r, cfg)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        assert carry.state.memory.grad_fn is not None  # the carry is live until detached
-    r, _ = collect_rollout(policy, envs, carry, 1, flatten, envs.single_action_space)
-    # The graph of the new rollout starts at the detached state: its leaves are params.
-    grads = torch.autograd.grad(r.value.sum(), [carry.state.memory], allow_unused=True)
-    assert grads[0] is None
+    r1, carry = collect(policy, envs, carry, 4, flatten)
+    r2, _ = collect(policy, envs, carry, 4, flatten)
+    assert r1.logp.grad_fn is None and r1.value.grad_fn is None
+    assert all(s.grad_fn is None for s in r1.final_state)
+    for a, b in zip(r2.start_states, r1.final_state):
+        torch.testing.assert_close(a[0], b, rtol=0, atol=0)
     envs.close()
+
+
+# -- the A2C loss -----------------------------------------------------------------------------
+def hand_sequences(valid, adv, returns, logp=None, value=None):
+    """A Sequences of one row per entry (L = len) with the given numbers."""
+    from training.rollout import Sequences
+    adv, valid, returns = (torch.tensor([x], dtype=torch.float32) for x in (adv, valid, returns))
+    zeros = torch.zeros_like(adv)
+    return Sequences(obs=zeros[..., None], actions=zeros.long(), resets=zeros, valid=valid,
+                     logp=zeros if logp is None else torch.tensor([logp]),
+                     value=zeros if value is None else torch.tensor([value]),
+                     advantages=adv, returns=returns, start_state=())
+
+
+def test_a2c_loss_masks_invalid_rows_and_normalises_over_valid_rows_only():
+    valid = [1.0, 1.0, 0.0, 1.0]
+    adv, ret = [1.0, 2.0, 100.0, 3.0], [0.5, 1.0, -50.0, 2.0]
+    seq = hand_sequences(valid, adv, ret)
+    logp = torch.tensor([[-0.1, -0.2, -9.0, -0.3]])
+    entropy = torch.tensor([[1.0, 0.5, 7.0, 0.25]])
+    value = torch.tensor([[0.0, 0.5, 3.0, 1.0]])
+    cfg = TrainConfig(value_coef=0.5, entropy_coef=0.01, normalize_advantages=True)
+    loss, parts = a2c_loss(logp, entropy, value, seq, cfg)
+    a = np.array([1.0, 2.0, 3.0])  # the valid rows only
+    a = (a - a.mean()) / (a.std() + 1e-8)
+    pg = -np.mean(a * np.array([-0.1, -0.2, -0.3]))
+    vl = 0.5 * np.mean((np.array([0.5, 1.0, 2.0]) - np.array([0.0, 0.5, 1.0])) ** 2)
+    ent = np.mean([1.0, 0.5, 0.25])
+    assert parts["losses/policy"] == pytest.approx(pg, rel=1e-5)
+    assert parts["losses/value"] == pytest.approx(vl, rel=1e-5)
+    assert parts["losses/entropy"] == pytest.approx(ent, rel=1e-6)
+    assert float(loss) == pytest.approx(pg + 0.5 * vl - 0.01 * ent, rel=1e-5)
+    # Whatever the invalid row holds, the loss and its gradient do not change.
+    seq2 = hand_sequences(valid, [1.0, 2.0, -7.0, 3.0], [0.5, 1.0, 9.0, 2.0])
+    logp2 = logp.clone().requires_grad_(True)
+    loss2, _ = a2c_loss(logp2, entropy, value, seq2, cfg)
+    assert loss2.item() == pytest.approx(loss.item(), rel=1e-6)
+    loss2.backward()
+    assert logp2.grad[0, 2] == 0
 
 
 # -- spaces ---------------------------------------------------------------------------------

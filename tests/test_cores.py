@@ -1,9 +1,13 @@
-"""The DNC and LSTM cores: state contract, reset, batch independence, gradients, memory."""
+"""The DNC, LSTM and GRU cores: state contract, reset, batch independence, gradients,
+memory, the LSTMs' forget-gate bias."""
+
+import io
+import math
 
 import pytest
 import torch
 
-from dnc_core import DNCCore, LSTMCore, make_core
+from dnc_core import ActionSpec, ActorCritic, DNCCore, GRUCore, LSTMCore, make_core
 
 
 def small_dnc(**kw):
@@ -13,7 +17,8 @@ def small_dnc(**kw):
 
 
 CORES = {"dnc": small_dnc, "dnc_top_k": lambda: small_dnc(read_top_k=3),
-         "lstm": lambda: LSTMCore(input_size=5, hidden_size=16)}
+         "lstm": lambda: LSTMCore(input_size=5, hidden_size=16),
+         "gru": lambda: GRUCore(input_size=5, hidden_size=16)}
 
 
 def random_state(core, batch, gen):
@@ -177,6 +182,10 @@ def test_bad_dnc_arguments_are_clear_errors(kwargs, message):
 
 def test_make_core_by_name():
     assert isinstance(make_core("lstm", input_size=3, hidden_size=4), LSTMCore)
+    gru = make_core("gru", input_size=3, hidden_size=4)
+    assert isinstance(gru, GRUCore) and gru.kind == "gru"
+    assert gru.config() == {"input_size": 3, "hidden_size": 4}
+    assert make_core("gru", **gru.config()).config() == gru.config()
     core = make_core("dnc", **small_dnc().config())
     assert core.config() == small_dnc().config()
     with pytest.raises(ValueError, match="unknown core 'ntm'"):
@@ -245,3 +254,154 @@ def test_step_composes_the_addressing_functions_as_designed():
             torch.testing.assert_close(f, f_ref, rtol=1e-12, atol=1e-12)
             for name, got, want in zip(state._fields, state, s_ref):
                 torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12, msg=name)
+
+
+# -- the GRU core --------------------------------------------------------------------------
+def test_gru_state_spec_and_step_are_a_gru_cell():
+    torch.manual_seed(11)
+    core = GRUCore(input_size=5, hidden_size=16).double()
+    assert core.state_spec == (("h", (16,)),) and core.feature_size == 16
+    state = core.initial_state(3)
+    assert state._fields == ("h",) and state.h.shape == (3, 16) and (state.h == 0).all()
+    gen = torch.Generator().manual_seed(12)
+    cell = core.cell
+    for _ in range(5):
+        x = torch.randn(3, 5, generator=gen, dtype=torch.float64)
+        h = state.h
+        # Cho et al. 2014 as PyTorch orders it: gates (reset r, update z, new n).
+        gi, gh = x @ cell.weight_ih.T + cell.bias_ih, h @ cell.weight_hh.T + cell.bias_hh
+        (ir, iz, i_n), (hr, hz, hn) = gi.chunk(3, -1), gh.chunk(3, -1)
+        r, z = torch.sigmoid(ir + hr), torch.sigmoid(iz + hz)
+        want = (1 - z) * torch.tanh(i_n + r * hn) + z * h
+        f, state = core.step(x, state)
+        core.check_state(state, 3)
+        torch.testing.assert_close(f, want, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(state.h, want, rtol=1e-12, atol=1e-12)
+    assert state.h.abs().max() > 0.05  # really moved away from zero
+    with pytest.raises(ValueError, match="hidden_size must be a positive integer"):
+        GRUCore(5, 0)
+
+
+@pytest.mark.parametrize("name", ["lstm", "gru"])
+def test_gradcheck_of_the_baseline_cores_float64(name):
+    torch.manual_seed(13)
+    core = {"lstm": lambda: LSTMCore(3, 4), "gru": lambda: GRUCore(3, 4)}[name]().double()
+    gen = torch.Generator().manual_seed(14)
+    x = torch.randn(2, 3, dtype=torch.float64, generator=gen, requires_grad=True)
+    start = [torch.randn(2, 4, dtype=torch.float64, generator=gen, requires_grad=True)
+             for _ in core.state_spec]
+    reset = torch.tensor([0.0, 1.0], dtype=torch.float64)
+
+    def fn(x, *state):
+        f, new = core.step(x, core.state_type(*state), reset)
+        return (f,) + tuple(new)
+
+    assert torch.autograd.gradcheck(fn, (x, *start))
+    out = fn(x, *start)
+    sum(o.sum() for o in out).backward()
+    for s in start:  # row 1 was reset: its incoming state gets no gradient
+        assert (s.grad[1] == 0).all() and s.grad[0].abs().sum() > 0
+
+
+# -- the forget-gate bias of the LSTM (core and DNC controller) ----------------------------
+def _lstm_core(**kw):
+    core = LSTMCore(5, 16, **kw)
+    return core, core.cell, 5
+
+
+def _dnc_core(**kw):
+    core = small_dnc(**kw)
+    return core, core.controller, 5 + 2 * 6  # the controller reads [x, r]: D + R*W
+
+
+def lstm_cells():
+    """``{name: build(forget_bias=...) -> (core, its nn.LSTMCell, the cell's input size)}``."""
+    return {"lstm": _lstm_core, "dnc": _dnc_core}
+
+
+def forget_slice(cell):
+    """The effective (summed) bias of each gate, in PyTorch's order i, f, g, o."""
+    return (cell.bias_ih + cell.bias_hh).detach().chunk(4)
+
+
+@pytest.mark.parametrize("name", ["lstm", "dnc"])
+@pytest.mark.parametrize("forget_bias", [None, 1.0, 0.0, -0.5, 2])
+def test_forget_bias_sets_only_the_forget_slice(name, forget_bias):
+    kw = {} if forget_bias is None else {"forget_bias": forget_bias}
+    want = 1.0 if forget_bias is None else float(forget_bias)
+    torch.manual_seed(15)
+    core, cell, d_in = lstm_cells()[name](**kw)
+    torch.manual_seed(15)  # PyTorch's own init from the same draws
+    ref = torch.nn.LSTMCell(d_in, 16)
+    assert core.forget_bias == want and core.config()["forget_bias"] == want
+    # The summed forget slice is exactly the option (bias_hh's part is 0).
+    _, f, _, _ = forget_slice(cell)
+    assert f.dtype == torch.float32 and (f == want).all()
+    assert (cell.bias_hh[16:32] == 0).all() and (cell.bias_ih[16:32] == want).all()
+    # Everything else is bit for bit PyTorch's default init.
+    torch.testing.assert_close(cell.weight_ih, ref.weight_ih, rtol=0, atol=0)
+    torch.testing.assert_close(cell.weight_hh, ref.weight_hh, rtol=0, atol=0)
+    for mine, theirs in ((cell.bias_ih, ref.bias_ih), (cell.bias_hh, ref.bias_hh)):
+        for sl in (slice(0, 16), slice(32, 64)):  # gates i and (g, o)
+            torch.testing.assert_close(mine[sl], theirs[sl], rtol=0, atol=0)
+    # The option does not shift the random stream: the DNC's interface layer is the same.
+    if name == "dnc":
+        torch.manual_seed(15)
+        plain = small_dnc(forget_bias=0.0)
+        torch.testing.assert_close(core.interface.weight, plain.interface.weight, rtol=0, atol=0)
+
+
+def test_forget_bias_changes_the_first_step_as_expected():
+    """With c_{t-1} = 1 and zero input weights, c_t = sigmoid(forget bias) + i·g."""
+    core = LSTMCore(2, 3, forget_bias=2.0)
+    with torch.no_grad():
+        for p in (core.cell.weight_ih, core.cell.weight_hh):
+            p.zero_()
+        for sl in (slice(0, 3), slice(6, 12)):  # gates i, g, o: bias 0
+            core.cell.bias_ih[sl] = 0.0
+            core.cell.bias_hh[sl] = 0.0
+    state = core.state_type(torch.zeros(1, 3), torch.ones(1, 3))
+    _, new = core.step(torch.randn(1, 2), state)
+    # i = 0.5, g = tanh(0) = 0: c = sigmoid(2) * 1
+    torch.testing.assert_close(new.c, torch.full((1, 3), 1 / (1 + math.exp(-2.0))))
+
+
+@pytest.mark.parametrize("name", ["lstm", "dnc"])
+def test_forget_bias_round_trips_through_config(name):
+    torch.manual_seed(16)
+    core, _, _ = lstm_cells()[name](forget_bias=0.25)
+    cfg = core.config()
+    assert cfg["forget_bias"] == 0.25
+    again = make_core(core.kind, **cfg)
+    assert again.forget_bias == 0.25 and again.config() == cfg
+    _, f, _, _ = forget_slice(again.cell if name == "lstm" else again.controller)
+    assert (f == 0.25).all()
+
+
+@pytest.mark.parametrize("name", ["lstm", "dnc"])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf"), "1.0", None, True])
+def test_non_finite_forget_bias_is_a_clear_error(name, bad):
+    with pytest.raises(ValueError, match="forget_bias must be a finite number"):
+        lstm_cells()[name](forget_bias=bad)
+
+
+@pytest.mark.parametrize("name", ["lstm", "dnc"])
+def test_a_fresh_policys_checkpoint_holds_the_forget_bias(name):
+    """What a checkpoint stores right after init (policy_config + policy_state, saved
+    and loaded the way training/checkpoint.py does) has forget slice 1 and rebuilds."""
+    torch.manual_seed(17)
+    core, _, _ = lstm_cells()[name]()
+    policy = ActorCritic(core, 5, ActionSpec.discrete(3))
+    buf = io.BytesIO()
+    torch.save({"policy_config": policy.config(), "policy_state": policy.state_dict()}, buf)
+    buf.seek(0)
+    ck = torch.load(buf, weights_only=True)
+    assert ck["policy_config"]["core_config"]["forget_bias"] == 1.0
+    prefix = "core.cell." if name == "lstm" else "core.controller."
+    st = ck["policy_state"]
+    summed = st[prefix + "bias_ih"] + st[prefix + "bias_hh"]
+    assert (summed[16:32] == 1.0).all() and not (summed[:16] == 1.0).any()
+    rebuilt = ActorCritic.from_config(ck["policy_config"])
+    rebuilt.load_state_dict(st)
+    for k, v in policy.state_dict().items():
+        torch.testing.assert_close(rebuilt.state_dict()[k], v, rtol=0, atol=0, msg=k)

@@ -84,9 +84,15 @@ SPECS = {
     "nav": LSTM16 + ["env=dnc/MemoryNav-v0", "env_kwargs.max_steps=40"] + FEW,  # Box
     "copy": LSTM16 + ["env=dnc/Copy-v0", "env_kwargs={bits: 3, length: 3}"] + FEW,  # MultiBinary
     "multi": LSTM16 + [f"env={DIAL}"] + FEW,  # MultiDiscrete
+    # A small GRU (state h only), a few updates. Built through the config overrides (the
+    # core's name comes from dnc_core.CORES), not the trainer's --core flag.
+    "gru": ["core=gru", "core_config.hidden_size=16", "env_kwargs.length=3"] + FEW,
 }
 KINDS = {"lstm": "discrete", "dnc": "discrete", "nav": "box", "copy": "multi_binary",
-         "multi": "multi_discrete"}
+         "multi": "multi_discrete", "gru": "discrete"}
+CORE_OF = {"dnc": "dnc", "gru": "gru"}  # the others are LSTMs
+STATE_NAMES = {"dnc": ["h", "c", "memory", "usage", "link", "precedence", "read_weights",
+                       "write_weights", "read_vectors"], "gru": ["h"], "lstm": ["h", "c"]}
 # Box means forced outside the bounds in dim 0 (high 0.5), inside in dim 1 (|w| <= 2).
 NAV_BIAS = (3.0, 0.3)
 
@@ -205,8 +211,7 @@ def test_graph_is_valid_with_the_contracted_inputs_outputs_and_dynamic_batch(mod
     assert opset.get("", opset.get("ai.onnx", 0)) >= 17
 
     names = [n for n, _ in policy.state_spec]
-    assert names == (["h", "c", "memory", "usage", "link", "precedence", "read_weights",
-                      "write_weights", "read_vectors"] if name == "dnc" else ["h", "c"])
+    assert names == STATE_NAMES[CORE_OF.get(name, "lstm")]
     kind = KINDS[name]
     dist = ["action_mean", "action_log_std"] if kind == "box" else ["logits"]
     assert [i.name for i in model.graph.input] == (
@@ -252,7 +257,7 @@ def test_contract_describes_the_checkpoint_and_the_graph(models, name):
     assert c["state"] == [{"name": n, "shape": list(s)} for n, s in policy.state_spec]
     assert c["core"] == {"kind": ck["policy_config"]["core"],
                          "config": ck["policy_config"]["core_config"]}
-    assert c["core"]["kind"] == ("dnc" if name == "dnc" else "lstm")
+    assert c["core"]["kind"] == CORE_OF.get(name, "lstm")
     assert c["env"] == {"id": ck["env"], "kwargs": ck["env_kwargs"]}
     norm = c["obs_normalizer"]
     assert norm["enabled"] is True
@@ -326,7 +331,7 @@ def test_box_actions_come_out_clipped_to_the_bounds(models):
 
 # -- parity --------------------------------------------------------------------------------
 @pytest.mark.parametrize("batch", [1, 4])
-@pytest.mark.parametrize("name", ["dnc", "lstm"])
+@pytest.mark.parametrize("name", ["dnc", "lstm", "gru"])
 def test_parity_with_pytorch_on_env_observations(models, name, batch):
     m = models(name)
     policy, ck = m.load()
@@ -429,8 +434,26 @@ def test_cli_exits_nonzero_when_parity_fails(models, tmp_path, capsys, monkeypat
     assert "-> FAIL" in text and f"PARITY FAILED: {out}" in text
 
 
+def test_cli_default_parity_check_passes_for_a_gru(models, tmp_path, capsys):
+    """The export CLI with its defaults: parity over 1000 steps at batch 1 and 4."""
+    m = models("gru")
+    out = tmp_path / "gru.onnx"
+    rc = onnx_export.main([str(m.checkpoint), "-o", str(out)])
+    text = capsys.readouterr().out
+    assert rc == 0, text
+    assert "(gru, dnc/TMaze-v0)" in text
+    parity = [ln for ln in text.splitlines() if ln.startswith("  parity batch ")]
+    assert [ln.split(":")[0] for ln in parity] == ["  parity batch 1", "  parity batch 4"]
+    assert all("1000 steps" in ln and ln.endswith("-> PASS") for ln in parity), text
+    model = onnx.load(str(out))
+    assert [i.name for i in model.graph.input] == ["obs", "reset", "state_in.h"]
+    c = json.loads({q.key: q.value for q in model.metadata_props}[CONTRACT_KEY])
+    assert c["state"] == [{"name": "h", "shape": [16]}]
+    assert c["core"] == {"kind": "gru", "config": {"input_size": 4, "hidden_size": 16}}
+
+
 # -- evaluation through the runtime equals evaluation of the checkpoint --------------------
-@pytest.mark.parametrize("name", ["lstm", "dnc"])
+@pytest.mark.parametrize("name", ["lstm", "dnc", "gru"])
 def test_onnx_evaluation_equals_checkpoint_evaluation(models, name, capsys):
     m = models(name)
     onnx_evaluate.main([str(m.onnx), "--episodes", "30", "--json"])

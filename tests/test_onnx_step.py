@@ -1,4 +1,4 @@
-"""A whole DNC step exports to ONNX and runs in ONNX Runtime exactly like PyTorch.
+"""A whole core step (DNC, LSTM, GRU) exports to ONNX and runs in ONNX Runtime exactly like PyTorch.
 
 This is the proof that the allocation's exclusive product (no ``torch.cumprod``) and its
 tie-breaking (no sort) are exportable and deterministic across back-ends, including the
@@ -11,7 +11,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from dnc_core import DNCCore, LSTMCore
+from dnc_core import DNCCore, GRUCore, LSTMCore
 
 
 class Step(torch.nn.Module):
@@ -49,14 +49,15 @@ def exported(request, tmp_path_factory):
     kind = request.node.callspec.params["kind"]
     if kind not in _EXPORTED:
         torch.manual_seed(0)
-        core = (DNCCore(input_size=12, hidden_size=32, memory_slots=16, word_size=8,
-                        read_heads=2) if kind == "dnc" else LSTMCore(12, 32)).eval()
+        core = {"dnc": lambda: DNCCore(input_size=12, hidden_size=32, memory_slots=16,
+                                       word_size=8, read_heads=2),
+                "lstm": lambda: LSTMCore(12, 32), "gru": lambda: GRUCore(12, 32)}[kind]().eval()
         path = tmp_path_factory.mktemp("onnx") / f"{kind}_step.onnx"
         _EXPORTED[kind] = (core, path, export_step(core, path))
     return _EXPORTED[kind]
 
 
-@pytest.mark.parametrize("kind", ["dnc", "lstm"])
+@pytest.mark.parametrize("kind", ["dnc", "lstm", "gru"])
 def test_exported_graph_is_valid_and_has_no_cumprod(kind, exported):
     _, path, names = exported
     model = onnx.load(str(path))
@@ -67,7 +68,7 @@ def test_exported_graph_is_valid_and_has_no_cumprod(kind, exported):
     assert model.opset_import[0].version >= 17
 
 
-@pytest.mark.parametrize("kind", ["dnc", "lstm"])
+@pytest.mark.parametrize("kind", ["dnc", "lstm", "gru"])
 def test_onnx_runtime_matches_pytorch_over_200_steps_with_resets(kind, exported):
     core, path, names = exported
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from dnc_core import ActionSpec, ActorCritic, DNCCore, LSTMCore, RunningNorm
+from dnc_core import ActionSpec, ActorCritic, DNCCore, GRUCore, LSTMCore, RunningNorm
 
 SPECS = {
     "discrete": ActionSpec.discrete(3),
@@ -18,11 +18,12 @@ SPECS = {
 
 def make_policy(kind, core="dnc"):
     torch.manual_seed(0)
-    c = DNCCore(6, 16, 8, 4, 1) if core == "dnc" else LSTMCore(6, 16)
+    c = {"dnc": lambda: DNCCore(6, 16, 8, 4, 1), "lstm": lambda: LSTMCore(6, 16),
+         "gru": lambda: GRUCore(6, 16)}[core]()
     return ActorCritic(c, 6, SPECS[kind])
 
 
-@pytest.mark.parametrize("core", ["dnc", "lstm"])
+@pytest.mark.parametrize("core", ["dnc", "lstm", "gru"])
 @pytest.mark.parametrize("kind", sorted(SPECS))
 def test_act_and_evaluate_agree(kind, core):
     policy = make_policy(kind, core)

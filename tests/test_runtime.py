@@ -138,7 +138,7 @@ def test_missing_file_and_unavailable_providers(models, tmp_path):
 
 # -- ticks ---------------------------------------------------------------------------------
 @pytest.mark.parametrize("name, batch", [("lstm", 1), ("lstm", 4), ("dnc", 1), ("dnc", 4),
-                                         ("nav", 4)])
+                                         ("gru", 1), ("gru", 4), ("nav", 4)])
 def test_step_equals_the_pytorch_policy_over_episodes_with_resets(models, name, batch):
     m = models(name)
     policy, ck = m.load()

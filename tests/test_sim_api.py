@@ -23,6 +23,13 @@ ALLOWED_WARNINGS = {
     "dnc/CartPolePO-v0": ".*different from the unwrapped version",
     "dnc/MemoryNav-v0": ".*symmetric and normalized space",
 }
+# The randomised forms: a setting drawn from [lo, hi] at every reset.
+RANGE_CASES = [
+    ("dnc/TMaze-v0", {"length": [3, 12]}),
+    ("dnc/TMaze-v0", {"length": (1, 40), "cue_steps": 1, "max_steps": 60}),
+    ("dnc/ProceduralMaze-v0", {"size": [2, 6]}),
+    ("dnc/MemoryNav-v0", {"cue_steps": [1, 8]}),
+]
 
 
 def test_all_ids_registered():
@@ -58,6 +65,36 @@ def test_check_env_passes_without_unexpected_warnings(env_id):
         check_env(target)
 
 
+@pytest.mark.parametrize(("env_id", "kwargs"), RANGE_CASES)
+@pytest.mark.parametrize("render_mode", [None, "rgb_array"])
+def test_check_env_passes_with_drawn_settings(env_id, kwargs, render_mode):
+    env = gymnasium.make(env_id, render_mode=render_mode, **kwargs).unwrapped
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        if env_id in ALLOWED_WARNINGS:
+            warnings.filterwarnings("ignore", message=ALLOWED_WARNINGS[env_id])
+        check_env(env)
+
+
+@pytest.mark.parametrize(("env_id", "kwargs"), RANGE_CASES)
+def test_drawn_settings_keep_spaces_and_frame_size(env_id, kwargs):
+    """Spaces do not depend on the drawn value, and rgb_array frames keep one size across
+    episodes of different drawn sizes (the grid envs draw on the largest canvas)."""
+    env = gymnasium.make(env_id, render_mode="rgb_array", **kwargs)
+    fixed = gymnasium.make(env_id)
+    assert env.observation_space == fixed.observation_space
+    assert env.action_space == fixed.action_space
+    shapes = set()
+    for seed in range(8):
+        obs, _ = env.reset(seed=seed)
+        assert env.observation_space.contains(obs)
+        shapes.add(env.render().shape)
+        obs, *_ = env.step(env.action_space.sample())
+        assert env.observation_space.contains(obs)
+        shapes.add(env.render().shape)
+    assert len(shapes) == 1
+
+
 @pytest.mark.parametrize("env_id", sim.ENV_IDS)
 def test_spaces_are_flat_float32_boxes(env_id):
     env = gymnasium.make(env_id)
@@ -68,8 +105,8 @@ def test_spaces_are_flat_float32_boxes(env_id):
     assert obs.dtype == np.float32 and space.contains(obs)
 
 
-def _trajectory(env_id, seed, n_steps=400):
-    env = gymnasium.make(env_id)
+def _trajectory(env_id, seed, n_steps=400, **kwargs):
+    env = gymnasium.make(env_id, **kwargs)
     env.action_space.seed(123)
     actions = [env.action_space.sample() for _ in range(n_steps)]
     obs, _ = env.reset(seed=seed)
@@ -90,6 +127,14 @@ def test_same_seed_same_trajectory(env_id):
         np.testing.assert_array_equal(x, y)
     c = _trajectory(env_id, seed=8)
     assert len(a) != len(c) or any(not np.array_equal(x, y) for x, y in zip(a, c))
+
+
+@pytest.mark.parametrize(("env_id", "kwargs"), RANGE_CASES)
+def test_same_seed_same_trajectory_with_drawn_settings(env_id, kwargs):
+    a, b = _trajectory(env_id, 7, **kwargs), _trajectory(env_id, 7, **kwargs)
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x, y)
 
 
 @pytest.mark.parametrize("env_id", sim.ENV_IDS)
@@ -133,6 +178,20 @@ def test_ansi_text(env_id):
         ("dnc/TMaze-v0", {"step_penalty": -0.1}, "step_penalty"),
         ("dnc/TMaze-v0", {"length": 10, "max_steps": 10}, "max_steps"),
         ("dnc/TMaze-v0", {"length": True}, "length"),
+        ("dnc/TMaze-v0", {"length": [30, 5]}, "length"),
+        ("dnc/TMaze-v0", {"length": [0, 5]}, "length"),
+        ("dnc/TMaze-v0", {"length": [5, 100_001]}, "length"),
+        ("dnc/TMaze-v0", {"length": [5, 10, 20]}, "length"),
+        ("dnc/TMaze-v0", {"length": [5.0, 10]}, "length"),
+        ("dnc/TMaze-v0", {"length": "5-10"}, "length"),
+        ("dnc/TMaze-v0", {"length": [5, 10], "cue_steps": 6}, "cue_steps"),
+        ("dnc/TMaze-v0", {"length": [5, 10], "max_steps": 10}, "max_steps"),
+        ("dnc/ProceduralMaze-v0", {"size": [6, 3]}, "size"),
+        ("dnc/ProceduralMaze-v0", {"size": [1, 3]}, "size"),
+        ("dnc/ProceduralMaze-v0", {"size": [3, 51]}, "size"),
+        ("dnc/MemoryNav-v0", {"cue_steps": [0, 3]}, "cue_steps"),
+        ("dnc/MemoryNav-v0", {"cue_steps": [3, 40], "max_steps": 40}, "cue_steps"),
+        ("dnc/MemoryNav-v0", {"cue_steps": [4, 2]}, "cue_steps"),
         ("dnc/ProceduralMaze-v0", {"size": 1}, "size"),
         ("dnc/ProceduralMaze-v0", {"view_radius": 0}, "view_radius"),
         ("dnc/ProceduralMaze-v0", {"respawn": "nowhere"}, "respawn"),
@@ -155,7 +214,14 @@ def test_bad_arguments_raise_clear_value_error(env_id, kwargs, name):
 def test_error_message_states_the_expected_range():
     with pytest.raises(ValueError) as excinfo:
         gymnasium.make("dnc/TMaze-v0", length=0)
-    assert str(excinfo.value) == "length must be an integer in [1, 100000], got 0"
+    assert str(excinfo.value) == ("length must be an integer in [1, 100000] or a range "
+                                  "[lo, hi] of two such integers with lo <= hi, got 0")
+    with pytest.raises(ValueError) as excinfo:
+        gymnasium.make("dnc/TMaze-v0", length=[30, 5])
+    assert str(excinfo.value) == ("length must be an integer in [1, 100000] or a range "
+                                  "[lo, hi] of two such integers with lo <= hi, got [30, 5]")
+    with pytest.raises(ValueError, match=r"^size must be an integer in \[2, 50\] or a range"):
+        gymnasium.make("dnc/ProceduralMaze-v0", size=(2, 3, 4))
     with pytest.raises(ValueError, match=r"one of \('start', 'random'\)"):
         gymnasium.make("dnc/ProceduralMaze-v0", respawn="nowhere")
 
@@ -166,7 +232,7 @@ def test_sync_vector_env_runs(env_id):
     obs, _ = envs.reset(seed=0)
     assert obs.shape == (2, *envs.single_observation_space.shape)
     for _ in range(50):
-        obs, reward, terminated, truncated, _ = envs.step(envs.action_space.sample())
+        obs, reward, *_ = envs.step(envs.action_space.sample())
     assert obs.dtype == np.float32 and reward.shape == (2,)
     envs.close()
 

@@ -77,7 +77,7 @@ def test_observation_window_and_trial_flag():
     env = gymnasium.make("dnc/ProceduralMaze-v0", size=4, view_radius=1)
     obs, info = env.reset(seed=2)
     u = env.unwrapped
-    assert obs.shape == (19,) and info == {"trial": 0}
+    assert obs.shape == (19,) and info == {"trial": 0, "size": 4}
     r, c = divmod(u._pos, u.grid_width)
     np.testing.assert_array_equal(obs[:9].reshape(3, 3), u.walls[r - 1 : r + 2, c - 1 : c + 2])
     assert obs[-1] == 1.0
@@ -93,7 +93,7 @@ def test_trial_end_respawns_at_start_and_reports_steps():
     oracle = MazeBFSOracle(env)
     steps = 0
     while True:
-        obs, reward, terminated, truncated, info = env.step(oracle.act(obs))
+        obs, reward, terminated, _, info = env.step(oracle.act(obs))
         steps += 1
         if reward > 0:
             break
@@ -124,3 +124,62 @@ def test_truncation_reports_failure_and_trial_steps():
         _, reward, terminated, truncated, info = env.step(blocked)
         assert reward == pytest.approx(-0.01) and not terminated
     assert truncated and info == {"is_success": False, "trial_steps": ()}
+
+
+# ------------------------------------------------------------------ randomised sizes
+def _sizes(env, seed, n):
+    first = env.reset(seed=seed)[1]["size"]
+    return [first] + [env.reset()[1]["size"] for _ in range(n - 1)]
+
+
+def test_drawn_sizes_stay_in_bounds_cover_both_ends_and_shape_the_maze():
+    env = gymnasium.make("dnc/ProceduralMaze-v0", size=[2, 5], n_trials=2)
+    u = env.unwrapped
+    assert u.size_range == (2, 5) and u.size == 5  # before the first reset: hi
+    seen = []
+    for seed in range(80):
+        obs, info = env.reset(seed=seed)
+        n = info["size"]
+        seen.append(n)
+        assert u.size == n and u.walls.shape == (2 * n + 1, 2 * n + 1)
+        assert u.grid_width == 2 * n + 1 and u.max_steps == 8 * n * n * 2
+        assert obs.shape == env.observation_space.shape
+    assert set(seen) == {2, 3, 4, 5}
+    fixed = gymnasium.make("dnc/ProceduralMaze-v0", size=[2, 5], max_steps=77).unwrapped
+    fixed.reset(seed=0)
+    assert fixed.max_steps == 77
+
+
+def test_same_seed_same_sizes_and_mazes_different_seeds_differ():
+    a, b = (gymnasium.make("dnc/ProceduralMaze-v0", size=(2, 12)) for _ in range(2))
+    assert _sizes(a, 3, 15) == _sizes(b, 3, 15)
+    a.reset(seed=9)
+    b.reset(seed=9)
+    np.testing.assert_array_equal(a.unwrapped.walls, b.unwrapped.walls)
+    assert _sizes(a, 4, 15) != _sizes(b, 3, 15)
+
+
+def test_a_fixed_size_draws_nothing_and_reports_its_size():
+    """A one-value range leaves the random stream as before: same maze for the seed."""
+    env = gymnasium.make("dnc/ProceduralMaze-v0", size=5)
+    walls = carve_maze(5, np.random.default_rng(np.random.SeedSequence(11)))
+    assert env.reset(seed=11)[1] == {"trial": 0, "size": 5}
+    np.testing.assert_array_equal(env.unwrapped.walls, walls)
+
+
+def test_bfs_oracle_solves_every_drawn_size():
+    env = gymnasium.make("dnc/ProceduralMaze-v0", size=[2, 8], n_trials=2)
+    sizes = set()
+    for seed in range(30):
+        env.reset(seed=seed)
+        sizes.add(env.unwrapped.size)
+        shortest = _shortest(env)
+        _, _, info = run_episode(env, MazeBFSOracle(env), seed=seed)
+        assert info["is_success"] is True and info["trial_steps"] == (shortest,) * 2
+    assert len(sizes) >= 5
+
+
+@pytest.mark.parametrize("size", [[6, 3], [1, 4], [3, 51], [2, 3, 4], [2.0, 3], "2..5"])
+def test_bad_size_ranges_raise_value_error_naming_the_argument(size):
+    with pytest.raises(ValueError, match=r"^size must be an integer in \[2, 50\] or a range"):
+        gymnasium.make("dnc/ProceduralMaze-v0", size=size)

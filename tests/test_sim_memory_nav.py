@@ -88,3 +88,55 @@ def test_success_reward_and_truncation():
     start_distance = env.reset(seed=3)[1]["distance"]
     # progress shaping telescopes: return = progress + success bonus - step penalties
     assert ret == pytest.approx(start_distance - info["distance"] + 1.0 - 0.01 * steps)
+
+
+# -------------------------------------------------------------- randomised briefing
+def test_drawn_cue_steps_stay_in_bounds_cover_both_ends_and_are_reproducible():
+    env = gymnasium.make("dnc/MemoryNav-v0", cue_steps=[1, 4])
+    u = env.unwrapped
+    assert u.cue_steps_range == (1, 4) and u.cue_steps == 4  # before the first reset: hi
+    draws = [env.reset(seed=s)[1]["cue_steps"] for s in range(60)]
+    assert set(draws) == {1, 2, 3, 4}
+    again = gymnasium.make("dnc/MemoryNav-v0", cue_steps=(1, 4))
+    assert [again.reset(seed=s)[1]["cue_steps"] for s in range(60)] == draws
+
+    def sequence(seed):  # one seeded reset, then the unseeded ones continue its stream
+        return [env.reset(seed=seed)[1]["cue_steps"]] + [
+            env.reset()[1]["cue_steps"] for _ in range(15)]
+
+    assert sequence(1) == sequence(1) and sequence(1) != sequence(2)
+
+
+def test_goal_is_visible_for_exactly_the_drawn_cue_steps():
+    env = gymnasium.make("dnc/MemoryNav-v0", cue_steps=[1, 6])
+    for seed in range(12):
+        obs, info = env.reset(seed=seed)
+        visible = [obs[4]]
+        for _ in range(8):
+            obs, *_ = env.step(np.zeros(2, np.float32))
+            visible.append(obs[4])
+        assert visible == [1.0] * info["cue_steps"] + [0.0] * (9 - info["cue_steps"])
+
+
+def test_seed_gives_the_same_start_and_goal_whatever_the_range():
+    fixed, drawn = gymnasium.make("dnc/MemoryNav-v0"), gymnasium.make("dnc/MemoryNav-v0",
+                                                                      cue_steps=[1, 9])
+    for seed in range(10):
+        assert fixed.reset(seed=seed)[1]["distance"] == drawn.reset(seed=seed)[1]["distance"]
+        f, d = fixed.unwrapped, drawn.unwrapped
+        assert (f.x, f.y, f.theta, f.goal_x, f.goal_y) == (d.x, d.y, d.theta, d.goal_x, d.goal_y)
+    assert fixed.reset(seed=0)[1]["cue_steps"] == 3
+
+
+def test_oracle_succeeds_with_any_drawn_briefing():
+    env = gymnasium.make("dnc/MemoryNav-v0", cue_steps=[1, 10])
+    assert _success_rate(env, MemoryNavOracle(env)) >= 0.95
+
+
+@pytest.mark.parametrize(("kwargs", "high"), [({"cue_steps": [0, 3]}, 199),
+                                              ({"cue_steps": [5, 2]}, 199),
+                                              ({"cue_steps": [3, 40], "max_steps": 40}, 39),
+                                              ({"cue_steps": [1, 2, 3]}, 199)])
+def test_bad_cue_step_ranges_raise_value_error_naming_the_argument(kwargs, high):
+    with pytest.raises(ValueError, match=rf"^cue_steps must be an integer in \[1, {high}\] or"):
+        gymnasium.make("dnc/MemoryNav-v0", **kwargs)

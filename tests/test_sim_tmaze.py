@@ -101,3 +101,122 @@ def test_bump_penalty_applies_to_wall_bumps_only():
     assert default.step(1)[1] == pytest.approx(-0.03)  # defaults to step_penalty
     with pytest.raises(ValueError, match="bump_penalty"):
         gymnasium.make("dnc/TMaze-v0", bump_penalty=2.0)
+
+
+# ---------------------------------------------------------------- randomised lengths
+def _lengths(env, seed, n):
+    """The drawn lengths of ``n`` episodes: one seeded reset, then unseeded ones."""
+    first = env.reset(seed=seed)[1]["length"]
+    return [first] + [env.reset()[1]["length"] for _ in range(n - 1)]
+
+
+def test_drawn_lengths_stay_in_bounds_and_cover_both_ends():
+    env = gymnasium.make("dnc/TMaze-v0", length=[3, 7])
+    lengths = _lengths(env, 0, 300)
+    assert set(lengths) == {3, 4, 5, 6, 7}
+    counts = np.bincount(lengths)[3:]
+    assert counts.min() > 30  # roughly uniform: 60 expected per value
+    assert env.unwrapped.length_range == (3, 7)
+    assert gymnasium.make("dnc/TMaze-v0", length=(3, 7)).unwrapped.length_range == (3, 7)
+
+
+def test_same_seed_same_lengths_and_different_seeds_differ():
+    env = gymnasium.make("dnc/TMaze-v0", length=[1, 1000])
+    a, b = _lengths(env, 5, 20), _lengths(gymnasium.make("dnc/TMaze-v0", length=[1, 1000]), 5, 20)
+    assert a == b
+    assert _lengths(env, 6, 20) != a
+
+
+def test_seed_gives_the_same_cue_whatever_the_length_range():
+    fixed = gymnasium.make("dnc/TMaze-v0", length=10)
+    drawn = gymnasium.make("dnc/TMaze-v0", length=[2, 50])
+    for seed in range(20):
+        assert fixed.reset(seed=seed)[1]["cue"] == drawn.reset(seed=seed)[1]["cue"]
+
+
+def test_fixed_length_is_a_one_value_range_and_reports_its_length():
+    env = gymnasium.make("dnc/TMaze-v0", length=6)
+    u = env.unwrapped
+    assert u.length_range == (6, 6) and u.length == 6 and u.max_steps == 28
+    assert env.reset(seed=0)[1] == {"cue": env.unwrapped._cue, "length": 6}
+
+
+def test_length_and_max_steps_follow_the_drawn_length():
+    env = gymnasium.make("dnc/TMaze-v0", length=[2, 9])
+    u = env.unwrapped
+    assert u.length == 9 and u.max_steps == 40  # before the first reset: hi
+    seen = set()
+    for seed in range(30):
+        _, info = env.reset(seed=seed)
+        n = info["length"]
+        seen.add(n)
+        assert u.length == n and u.max_steps == 4 * (n + 1)
+        for step in range(1, 4 * (n + 1) + 1):  # bumping into the corridor wall forever
+            *_, terminated, truncated, _ = env.step(LEFT)
+            assert not terminated and truncated == (step == 4 * (n + 1))
+    assert len(seen) > 4
+    given = gymnasium.make("dnc/TMaze-v0", length=[2, 9], max_steps=15).unwrapped
+    for seed in range(10):
+        given.reset(seed=seed)
+        assert given.max_steps == 15
+
+
+def test_junction_is_flagged_at_the_drawn_length():
+    env = gymnasium.make("dnc/TMaze-v0", length=[1, 12])
+    for seed in range(15):
+        obs, info = env.reset(seed=seed)
+        flags = [obs[3]]
+        for _ in range(info["length"]):
+            obs, *_ = env.step(FORWARD)
+            flags.append(obs[3])
+        assert flags == [0.0] * info["length"] + [1.0]
+
+
+def test_cue_following_oracle_solves_every_drawn_length():
+    env = gymnasium.make("dnc/TMaze-v0", length=[1, 60], cue_steps=1)
+    lengths = set()
+    for seed in range(60):
+        ret, steps, info = run_episode(env, TMazeOracle(), seed=seed)
+        n = env.unwrapped.length
+        lengths.add(n)
+        assert info["is_success"] is True and steps == n + 1
+        assert ret == pytest.approx(1.0 - 0.01 * n)
+    assert len(lengths) > 20
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"length": [30, 5]}, "length"),
+        ({"length": [0, 5]}, "length"),
+        ({"length": [5, 100_001]}, "length"),
+        ({"length": [5, 10, 20]}, "length"),
+        ({"length": [5]}, "length"),
+        ({"length": [5, 7.5]}, "length"),
+        ({"length": {"lo": 5, "hi": 10}}, "length"),
+        ({"length": [5, 10], "cue_steps": 6}, "cue_steps"),
+        ({"length": [5, 10], "max_steps": 10}, "max_steps"),
+    ],
+)
+def test_bad_length_ranges_raise_value_error_naming_the_argument(kwargs, name):
+    expected = {"length": r"length must be an integer in \[1, 100000\] or a range \[lo, hi\]",
+                "cue_steps": r"cue_steps must be an integer in \[1, 5\]",
+                "max_steps": r"max_steps must be an integer in \[11, inf\)"}[name]
+    with pytest.raises(ValueError, match=rf"^{expected}"):
+        gymnasium.make("dnc/TMaze-v0", **kwargs)
+
+
+def test_rendering_follows_the_drawn_length_on_one_canvas():
+    ansi = gymnasium.make("dnc/TMaze-v0", length=[2, 8], render_mode="ansi")
+    rgb = gymnasium.make("dnc/TMaze-v0", length=[2, 8], render_mode="rgb_array")
+    shapes = set()
+    for seed in range(12):
+        n = ansi.reset(seed=seed)[1]["length"]
+        assert rgb.reset(seed=seed)[1]["length"] == n
+        lines = ansi.render().splitlines()
+        assert lines[3].count(".") == n and len(lines[3]) == n + 3  # the drawn corridor
+        frame = rgb.render()
+        shapes.add(frame.shape)
+        cell = frame.shape[0] // 5
+        assert frame.shape == (5 * cell, 11 * cell, 3)  # the hi = 8 canvas: 5 x (8 + 3)
+    assert len(shapes) == 1

@@ -18,6 +18,7 @@ from training import checkpoint as ckpt_io
 from training.a2c import train
 from training.config import CONFIG_DIR, ConfigError, TrainConfig, resolve
 from training.evaluate import evaluate
+from training.ppo import train as ppo_train
 
 ROOT = Path(__file__).resolve().parents[1]
 # Small and quick: an LSTM on a short T-maze whose wall bumps cost enough that the
@@ -34,6 +35,9 @@ def quick_cfg(tmp_path, *extra):
 # -- configuration ------------------------------------------------------------------------
 def test_embedded_default_is_the_tmaze_dnc_file_and_every_config_validates():
     assert TrainConfig.load(CONFIG_DIR / "tmaze_dnc.yaml") == TrainConfig().validate()
+    assert TrainConfig.load(CONFIG_DIR / "ppo_tmaze_dnc.yaml") == TrainConfig.default("ppo")
+    assert resolve(None, [], algo="ppo") == TrainConfig.default("ppo")
+    assert TrainConfig().env_kwargs["length"] == [5, 30]  # randomised: no counting
     files = sorted(CONFIG_DIR.glob("*.yaml"))
     assert len(files) >= 2
     for f in files:
@@ -115,15 +119,19 @@ def test_atomic_save_never_leaves_half_a_file(tmp_path):
 
 
 # -- learning, evaluation, resume -------------------------------------------------------------
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+TRAINERS = {"a2c": train, "ppo": ppo_train}
+
+
+@pytest.fixture(scope="module", params=["a2c", "ppo"])
+def trained(request, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("runs")
-    cfg = quick_cfg(tmp)
-    result = train(cfg, progress=False)
+    extra = ["update_epochs=4", "num_minibatches=2"] if request.param == "ppo" else []
+    cfg = resolve(None, QUICK + [f"run_dir={tmp}"] + extra, algo=request.param)
+    result = TRAINERS[cfg.algo](cfg, progress=False)
     return cfg, result
 
 
-def test_a2c_learns_the_short_tmaze_and_evaluates_deterministically(trained):
+def test_trainer_learns_the_short_tmaze_and_evaluates_deterministically(trained):
     cfg, result = trained
     assert result["success"] >= 0.95  # stopped early on the rolling training success
     run = Path(result["run_dir"])
@@ -149,20 +157,22 @@ def test_checkpoint_holds_what_export_needs(trained):
 
 
 def test_resume_continues_step_counter_optimiser_and_rng(trained, tmp_path):
-    _, result = trained
+    cfg0, result = trained
+    fit = TRAINERS[cfg0.algo]
     ck = ckpt_io.load(result["checkpoint"])
     steps, updates = ck["global_step"], ck["update"]
     adam_step = ck["optimizer_state"]["state"][0]["step"]
-    extra = 3 * 16 * 32  # three more updates
+    extra = 3 * cfg0.num_envs * cfg0.rollout_steps  # three more updates
+    steps_per_update = 1 if cfg0.algo == "a2c" else cfg0.update_epochs * cfg0.num_minibatches
     outs = []
     for i in range(2):
         cfg = TrainConfig.from_dict(ck["config"]).override(
             [f"total_steps={steps + extra}", "stop_at_success=0"])
         run = tmp_path / f"resume{i}"
-        outs.append(train(cfg, resume=result["checkpoint"], progress=False, run_dir=run))
+        outs.append(fit(cfg, resume=result["checkpoint"], progress=False, run_dir=run))
         new = ckpt_io.load(outs[-1]["checkpoint"])
         assert new["global_step"] == steps + extra and new["update"] == updates + 3
-        assert new["optimizer_state"]["state"][0]["step"] == adam_step + 3
+        assert new["optimizer_state"]["state"][0]["step"] == adam_step + 3 * steps_per_update
         rows = (run / "metrics.csv").read_text().splitlines()
         assert int(rows[-1].split(",")[0]) == steps + extra
     # Same checkpoint, same RNG state and env seeds: the two resumed runs are identical.
@@ -170,8 +180,8 @@ def test_resume_continues_step_counter_optimiser_and_rng(trained, tmp_path):
     # ...and the saved RNG state is what drives them: another state, another run.
     other = dict(ck, torch_rng_state=torch.Generator().manual_seed(12345).get_state())
     ckpt_io.atomic_save(other, tmp_path / "other_rng.pt")
-    out = train(cfg, resume=str(tmp_path / "other_rng.pt"), progress=False,
-                run_dir=tmp_path / "resume_other")
+    out = fit(cfg, resume=str(tmp_path / "other_rng.pt"), progress=False,
+              run_dir=tmp_path / "resume_other")
     assert out["param_checksum"] != outs[0]["param_checksum"]
 
 
@@ -202,7 +212,7 @@ if "test/MultiSpace-v0" not in gym.registry:
 
 @pytest.mark.parametrize("env_id", ["CartPole-v1", "FrozenLake-v1", "dnc/MemoryNav-v0",
                                     "dnc/Copy-v0", "test/MultiSpace-v0"])
-@pytest.mark.parametrize("core", ["dnc", "lstm"])
+@pytest.mark.parametrize("core", ["dnc", "lstm", "gru"])
 def test_trainer_accepts_every_space_kind(tmp_path, env_id, core):
     cfg = resolve(None, ["threads=1", "num_envs=2", "rollout_steps=8", "total_steps=48",
                          f"run_dir={tmp_path}", "checkpoint_every=16"], env=env_id, core=core)
@@ -243,6 +253,22 @@ def test_cli_errors_name_the_problem(tmp_path):
     assert out.returncode == 2 and "does not exist" in out.stderr
     out = run("-m", "training.a2c", "--resume", str(tmp_path))
     assert out.returncode == 2 and "has no checkpoints/latest.pt" in out.stderr
+    out = run("-m", "training.ppo", "--set", "bptt=5")
+    assert out.returncode == 2 and "bptt: 5 must divide rollout_steps (32)" in out.stderr
+    ppo_file = tmp_path / "ppo.yaml"
+    ppo_file.write_text("algo: ppo\n")
+    out = run("-m", "training.a2c", "--config", str(ppo_file))
+    assert out.returncode == 2 and "algo is 'ppo', but this is the a2c trainer" in out.stderr
+
+
+def test_a_checkpoint_resumes_only_with_its_own_trainer(trained):
+    cfg, result = trained
+    other = "ppo" if cfg.algo == "a2c" else "a2c"
+    out = subprocess.run([sys.executable, "-m", f"training.{other}", "--resume",
+                          result["run_dir"]], cwd=ROOT, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 2
+    assert f"was trained by {cfg.algo}; resume it with python -m training.{cfg.algo}" in out.stderr
 
 
 def test_async_vector_env_trains_like_sync(tmp_path):

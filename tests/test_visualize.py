@@ -2,8 +2,8 @@
 or exported ONNX through the runtime), its memory drawn as a PNG and a GIF.
 
 The policies are the ones ``test_export.py`` trains with the real trainer and exports,
-once per session: "dnc" (a small DNC on a length-3 T-maze) and "nav" (an LSTM with Box
-actions on MemoryNav)."""
+once per session: "dnc" (a small DNC on a length-3 T-maze), "nav" (an LSTM with Box
+actions on MemoryNav) and "gru" (a small GRU on a length-3 T-maze)."""
 
 from __future__ import annotations
 
@@ -204,6 +204,23 @@ def test_lstm_core_plots_controller_activations(models, tmp_path, capsys):
     code, _, err = cli([m.onnx, "--out", tmp_path], capsys)
     assert code == 0
     assert "no DNC memory" in err and "h and c" in err
+    check_png(tmp_path / "memory.png")
+    assert check_gif(tmp_path / "memory.gif") == t
+
+
+def test_gru_core_plots_its_hidden_state_only(models, tmp_path, capsys):
+    m = models("gru")  # GRU core (state h only) on a length-3 T-maze
+    rec = visualize.record_episode(m.checkpoint, seed=0)
+    t = rec["meta"]["length"]
+    assert not visualize.has_memory(rec) and rec["meta"]["core"]["kind"] == "gru"
+    assert rec["meta"]["state_names"] == ["h"] and rec["state.h"].shape == (t, 16)
+    assert "state.c" not in rec and visualize.unit_states(rec) == ["h"]
+    # The ONNX file through the runtime records the same hidden state.
+    rec_onnx = visualize.record_episode(m.onnx, seed=0)
+    np.testing.assert_allclose(rec_onnx["state.h"], rec["state.h"], atol=1e-5)
+    code, _, err = cli([m.onnx, "--out", tmp_path], capsys)
+    assert code == 0
+    assert "no DNC memory" in err and "its h activations" in err and "h and c" not in err
     check_png(tmp_path / "memory.png")
     assert check_gif(tmp_path / "memory.gif") == t
 

@@ -210,7 +210,8 @@ def run_config(metrics_csv: Path) -> dict:
 
 
 def train_command(run: Run) -> list[str]:
-    cmd = [sys.executable, "-m", "training.a2c", "--config", str(run.config),
+    algo = TrainConfig.load(run.config).algo  # the trainer the config was written for
+    cmd = [sys.executable, "-m", f"training.{algo}", "--config", str(run.config),
            "--seed", str(run.seed), "--no-progress", "--set", "threads=1",
            "--set", "stop_at_success=0", "--set", "log_every=1",
            "--set", f"run_dir={run.folder}"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import inspect
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,19 +30,29 @@ class ConfigError(ValueError):
 
 @dataclass
 class TrainConfig:
+    # Which trainer the config is for: "a2c" (python -m training.a2c) or "ppo"
+    # (python -m training.ppo). Each has its own embedded default (ALGO_DEFAULTS).
+    algo: str = "a2c"
     # What to train
     env: str = "dnc/TMaze-v0"
-    # A wall bump costs 0.1 (a step 0.01): the policy learns to walk the corridor
-    # straight, so its deterministic version does too (see sim/tmaze.py).
-    env_kwargs: dict = field(default_factory=lambda: {"length": 10, "bump_penalty": 0.1})
+    # Corridor lengths drawn per episode from [5, 30], so the policy cannot count steps;
+    # evaluate beyond them with `training.evaluate --env-kwargs length=300`. A wall bump
+    # costs 0.1 (a step 0.01): the policy learns to walk the corridor straight, so its
+    # deterministic version does too (see sim/tmaze.py).
+    env_kwargs: dict = field(default_factory=lambda: {"length": [5, 30], "bump_penalty": 0.1})
     core: str = "dnc"
     core_config: dict = field(default_factory=lambda: {
         "hidden_size": 64, "memory_slots": 16, "word_size": 16, "read_heads": 1})
     head_hidden: int = 0
-    # A2C
+    # Rollouts and the gradient window
     total_steps: int = 1_500_000
     num_envs: int = 16
-    rollout_steps: int = 32
+    rollout_steps: int = 64
+    # Truncated-BPTT window: each env's rollout is replayed in sequences of `bptt`
+    # steps, each from the state the rollout really had at its start (stored); the
+    # reset mask cuts the gradient at every episode start. 0 = the whole rollout.
+    # Must divide rollout_steps. See docs/TRAINING.md.
+    bptt: int = 0
     gamma: float = 0.99
     gae_lambda: float = 0.95
     lr: float = 1e-3
@@ -52,6 +63,13 @@ class TrainConfig:
     max_grad_norm: float = 0.5
     normalize_obs: bool = True
     normalize_advantages: bool = True
+    # PPO only (python -m training.ppo; A2C makes one gradient step per rollout)
+    update_epochs: int = 10
+    num_minibatches: int = 4  # minibatches of whole sequences per epoch
+    clip_coef: float = 0.2
+    clip_schedule: str = "constant"  # "constant" or "linear" (to 0 with the lr)
+    clip_value: float = 0.0  # value clipping range around the old value; 0 = off
+    target_kl: float = 0.0  # stop an update's epochs once approx KL exceeds it; 0 = off
     # Stop early once the rolling success rate over `success_window` episodes reaches
     # this (0 disables early stopping).
     stop_at_success: float = 0.98
@@ -66,7 +84,8 @@ class TrainConfig:
     log_every: int = 10  # updates between log lines / TensorBoard points
     checkpoint_every: int = 100_000  # env steps between checkpoints (and one at the end)
 
-    CHOICES = {"lr_schedule": ("linear", "constant"), "device": ("auto", "cpu", "cuda"),
+    CHOICES = {"algo": ("a2c", "ppo"), "lr_schedule": ("linear", "constant"),
+               "clip_schedule": ("linear", "constant"), "device": ("auto", "cpu", "cuda"),
                "vector_env": ("sync", "async"), "core": tuple(CORES)}
 
     def validate(self) -> "TrainConfig":
@@ -77,18 +96,30 @@ class TrainConfig:
             if getattr(self, key) not in choices:
                 raise ConfigError(f"{key}: {getattr(self, key)!r} is not one of {list(choices)}")
         for key in ("total_steps", "num_envs", "rollout_steps", "threads", "log_every",
-                    "checkpoint_every", "success_window"):
+                    "checkpoint_every", "success_window", "update_epochs", "num_minibatches"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key}: must be >= 1, got {getattr(self, key)}")
         for key in ("gamma", "gae_lambda", "stop_at_success"):
             if not 0.0 <= getattr(self, key) <= 1.0:
                 raise ConfigError(f"{key}: must be in [0, 1], got {getattr(self, key)}")
-        for key in ("lr", "adam_eps", "max_grad_norm"):
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.type == "float" and not math.isfinite(value):
+                raise ConfigError(f"{f.name}: must be a finite number, got {value!r}")
+        for key in ("lr", "adam_eps", "max_grad_norm", "clip_coef"):
             if getattr(self, key) <= 0:
                 raise ConfigError(f"{key}: must be > 0, got {getattr(self, key)}")
-        for key in ("value_coef", "entropy_coef", "head_hidden"):
+        for key in ("value_coef", "entropy_coef", "head_hidden", "bptt", "clip_value",
+                    "target_kl"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"{key}: must be >= 0, got {getattr(self, key)}")
+        if self.rollout_steps % self.window != 0:
+            raise ConfigError(f"bptt: {self.bptt} must divide rollout_steps "
+                              f"({self.rollout_steps}); 0 means the whole rollout")
+        if self.algo == "ppo" and self.num_minibatches > self.num_envs * self.sequences_per_env:
+            raise ConfigError(f"num_minibatches: {self.num_minibatches} is more than the "
+                              f"{self.num_envs * self.sequences_per_env} sequences of a rollout "
+                              f"(num_envs x rollout_steps / bptt)")
         self._validate_core_config()
         _check_env_id(self.env)
         return self
@@ -109,8 +140,25 @@ class TrainConfig:
                     raise ConfigError(f"core_config.{key}: expected {want.__name__}, "
                                       f"got {type(value).__name__} {value!r}")
 
+    @property
+    def window(self) -> int:
+        """The gradient window in steps (``bptt``, or the whole rollout when 0)."""
+        return self.bptt or self.rollout_steps
+
+    @property
+    def sequences_per_env(self) -> int:
+        return self.rollout_steps // self.window
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    @classmethod
+    def default(cls, algo: str = "a2c") -> "TrainConfig":
+        """The embedded default of a trainer (``training/configs/tmaze_dnc.yaml`` for
+        A2C, ``ppo_tmaze_dnc.yaml`` for PPO hold the same values)."""
+        if algo not in ALGO_DEFAULTS:
+            raise ConfigError(f"algo: {algo!r} is not one of {list(ALGO_DEFAULTS)}")
+        return dataclasses.replace(cls(), algo=algo, **ALGO_DEFAULTS[algo])
 
     # -- building ------------------------------------------------------------------------
     @classmethod
@@ -123,7 +171,9 @@ class TrainConfig:
             if key not in names:
                 raise ConfigError(f"{source}: unknown key {key!r}{_suggest(key, names)}")
         data = {k: _yaml11_float(v) if _FIELD_TYPES[k] == "float" else v for k, v in data.items()}
-        cfg = cls(**data)
+        algo = data.get("algo", cls.algo)
+        base = cls.default(algo) if algo in ALGO_DEFAULTS else cls()  # validate() says why
+        cfg = dataclasses.replace(base, **data)
         # Options of the default core or env do not carry over to another one.
         if "core" in data and "core_config" not in data and cfg.core != cls.core:
             cfg.core_config = {}
@@ -175,6 +225,16 @@ class TrainConfig:
 
 _FIELD_TYPES = {f.name: f.type for f in dataclasses.fields(TrainConfig)}
 
+# Where a trainer's embedded default differs from the dataclass defaults (A2C's).
+# PPO's are the RL-Zoo settings for recurrent PPO on POMDPs (16 envs x 32 steps, 10
+# epochs of 2 minibatches, gamma = lambda = 0.98, no entropy bonus), measured in
+# docs/TRAINING.md.
+ALGO_DEFAULTS: dict[str, dict[str, Any]] = {
+    "a2c": {},
+    "ppo": {"rollout_steps": 32, "update_epochs": 10, "num_minibatches": 2, "gamma": 0.98,
+            "gae_lambda": 0.98, "entropy_coef": 0.0},
+}
+
 
 def _yaml11_float(value: Any) -> Any:
     """PyYAML (YAML 1.1) reads ``3e-4`` as a string; take it as the float it means."""
@@ -211,10 +271,19 @@ def _suggest(key: str, names: list[str]) -> str:
 
 
 def resolve(config: str | None = None, overrides: list[str] | None = None,
-            **explicit: Any) -> TrainConfig:
-    """Defaults, then the YAML file, then ``--set`` overrides, then explicit CLI flags
-    (``env``, ``core``, ``seed``, ``device``, ``total_steps``) that are not None."""
-    cfg = TrainConfig.load(config) if config else TrainConfig().validate()
+            algo: str | None = None, **explicit: Any) -> TrainConfig:
+    """The trainer's default (``algo``; A2C's when None), then the YAML file, then
+    ``--set`` overrides, then explicit CLI flags (``env``, ``core``, ``seed``,
+    ``device``, ``total_steps``) that are not None. A file written for one trainer is
+    refused by the other (its hyperparameters were chosen for it)."""
+    if config:
+        cfg = TrainConfig.load(config)
+        if algo is not None and cfg.algo != algo:
+            raise ConfigError(f"{config}: algo is {cfg.algo!r}, but this is the {algo} "
+                              f"trainer (set algo: {algo} in the file, or use "
+                              f"python -m training.{cfg.algo})")
+    else:
+        cfg = TrainConfig.default(algo or "a2c").validate()
     sets = list(overrides or [])
     sets += [f"{k}={v}" for k, v in explicit.items() if v is not None]
     return cfg.override(sets) if sets else cfg

@@ -6,7 +6,7 @@ binary cross-entropy on the output phase only; the figure of merit is the per-bi
 (the fraction of output bits on the wrong side of 0.5).
 
     python -m training.copy_task                 # DNC, default sizes, until < 1% error
-    python -m training.copy_task --core lstm --max-iters 3000
+    python -m training.copy_task --core lstm --max-iters 3000   # or --core gru
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from dnc_core import make_core
+from dnc_core import CORES, make_core
 
 
 @dataclass
@@ -110,7 +110,7 @@ def train_copy(core: str = "dnc", bits: int = 8, max_length: int = 8, batch: int
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--core", choices=["dnc", "lstm"], default="dnc")
+    p.add_argument("--core", choices=list(CORES), default="dnc")
     p.add_argument("--bits", type=int, default=8)
     p.add_argument("--max-length", type=int, default=8)
     p.add_argument("--batch", type=int, default=32)

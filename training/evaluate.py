@@ -5,12 +5,21 @@ Episode ``k`` runs in a fresh ``gymnasium.make(env, **env_kwargs)`` reset with s
 Episodes run ``--batch`` at a time, one batch row each, with the memory carried across
 steps and reset at each episode's first step, so the figures do not depend on the batch
 size. ``export.evaluate`` uses the same episode-to-seed rule for ONNX policies.
+
+``--env-kwargs key=value`` (repeatable; the value is read as JSON, else kept as a
+string) overrides the checkpoint's stored env kwargs for the evaluation, to test a
+policy beyond what it was trained on: ``--env-kwargs length=300``,
+``--env-kwargs 'length=[5,30]'``, ``--env-kwargs bump_penalty=0.1``. A key the env does
+not take, or a value it refuses, is a one-line error (exit status 2).
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
+import inspect
 import json
+from collections.abc import Iterable
 
 import gymnasium as gym
 import numpy as np
@@ -78,6 +87,87 @@ def run_episodes(act, env_id: str, env_kwargs: dict, episodes: int, seed: int = 
             "returns": returns.tolist(), "lengths": lengths.tolist(), "successes": successes}
 
 
+class EnvKwargsError(ValueError):
+    """An ``--env-kwargs`` item is malformed, names a key the env does not take, or gives
+    a value the env refuses. The message is one line, fit for the command line."""
+
+
+def env_kwarg_names(env_id: str) -> tuple[str, ...] | None:
+    """The keyword arguments ``gymnasium.make(env_id, ...)`` passes on to the env: the
+    parameters of its entry point (the env class's ``__init__`` or the factory function)
+    plus the registered default kwargs; None when the entry point takes ``**kwargs``
+    (anything may be accepted)."""
+    from gymnasium.envs.registration import load_env_creator
+
+    spec = gym.spec(env_id)
+    creator = spec.entry_point
+    if isinstance(creator, str):
+        creator = load_env_creator(creator)
+    target = creator.__init__ if inspect.isclass(creator) else creator
+    names = []
+    for param in inspect.signature(target).parameters.values():
+        if param.kind is param.VAR_KEYWORD:
+            return None
+        if param.kind in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY) and \
+                param.name != "self":
+            names.append(param.name)
+    names += [k for k in (spec.kwargs or {}) if k not in names]
+    return tuple(names)
+
+
+def _check_keys(env_id: str, keys: Iterable[str]) -> None:
+    accepted = env_kwarg_names(env_id)
+    if accepted is None:
+        return
+    for key in keys:
+        if key not in accepted:
+            close = difflib.get_close_matches(key, accepted, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise EnvKwargsError(f"--env-kwargs: {env_id} has no keyword argument {key!r}"
+                                 f"{hint}; it accepts: {', '.join(accepted)}")
+
+
+def parse_env_kwargs(items: Iterable[str] | None, env_id: str | None = None) -> dict:
+    """``["key=value", ...]`` -> ``{key: value}``; each value is parsed as JSON
+    (``300``, ``[5, 30]``, ``0.1``, ``true``, ``null``) or, when that fails, kept as the
+    plain string (``respawn=random``). A later item overrides an earlier one with the
+    same key. With ``env_id``, every key must be a keyword argument of that env.
+
+    Raises :class:`EnvKwargsError` (a ``ValueError``) with a one-line message.
+    """
+    out: dict = {}
+    for item in items or ():
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise EnvKwargsError(f"--env-kwargs expects key=value (e.g. length=300), "
+                                 f"got {item!r}")
+        try:
+            out[key] = json.loads(text)
+        except json.JSONDecodeError:
+            out[key] = text
+    if env_id is not None:
+        _check_keys(env_id, out)
+    return out
+
+
+def resolve_env_kwargs(env_id: str, stored: dict, overrides: dict | None) -> dict:
+    """The kwargs an evaluation runs with: ``stored`` (the checkpoint's or the contract's)
+    updated by ``overrides``. With overrides, their keys are checked against the env and
+    one env is built, so a refused value is an :class:`EnvKwargsError` (the env's own
+    ``ValueError`` message, one line) before any episode runs."""
+    merged = {**stored, **(overrides or {})}
+    if overrides:
+        _check_keys(env_id, overrides)
+        try:
+            gym.make(env_id, **merged).close()
+        except (ValueError, TypeError) as e:
+            given = " ".join(f"{k}={json.dumps(v)}" for k, v in overrides.items())
+            message = " ".join(str(e).split()) or type(e).__name__
+            raise EnvKwargsError(f"--env-kwargs {given}: {message}") from None
+    return merged
+
+
 class TorchActor:
     """Stateful batch actor over a PyTorch policy (the memory lives here)."""
 
@@ -93,20 +183,29 @@ class TorchActor:
 
 
 def evaluate(checkpoint: str, episodes: int = 100, seed: int = 0, batch: int = 16,
-             deterministic: bool = True) -> dict:
+             deterministic: bool = True, env_kwargs: dict | None = None) -> dict:
+    """Evaluate a checkpoint; ``env_kwargs`` overrides keys of its stored env kwargs
+    (:func:`resolve_env_kwargs`; :class:`EnvKwargsError` for a bad key or value)."""
     policy, ckpt = load_policy(checkpoint)
+    kwargs = resolve_env_kwargs(ckpt["env"], ckpt["env_kwargs"], env_kwargs)
     torch.manual_seed(seed)  # sampled actions (--sample) are reproducible too
     batch = max(1, min(batch, episodes))  # the actor's batch must equal run_episodes'
-    result = run_episodes(TorchActor(policy, batch, deterministic), ckpt["env"],
-                          ckpt["env_kwargs"], episodes, seed, batch)
-    result.update(env=ckpt["env"], checkpoint=str(checkpoint), deterministic=deterministic)
+    result = run_episodes(TorchActor(policy, batch, deterministic), ckpt["env"], kwargs,
+                          episodes, seed, batch)
+    result.update(env=ckpt["env"], env_kwargs=kwargs, env_kwargs_override=dict(env_kwargs or {}),
+                  checkpoint=str(checkpoint), deterministic=deterministic)
     return result
 
 
 def format_result(r: dict) -> str:
     success = "n/a (env reports none)" if r["success_rate"] is None else f"{r['success_rate']:.3f}"
     mode = "deterministic" if r.get("deterministic", True) else "sampled"
-    return (f"{r['env']}: {r['episodes']} episodes (seeds {r['seed']}..{r['seed'] + r['episodes'] - 1}, "
+    kwargs = ", ".join(f"{k}={json.dumps(v)}" for k, v in r.get("env_kwargs", {}).items())
+    override = r.get("env_kwargs_override")
+    if override:
+        kwargs += f"; overridden: {', '.join(override)}"
+    seeds = f"{r['seed']}..{r['seed'] + r['episodes'] - 1}"
+    return (f"{r['env']}({kwargs}): {r['episodes']} episodes (seeds {seeds}, "
             f"{mode}): success {success}, return {r['return_mean']:.3f} ± {r['return_std']:.3f}, "
             f"length {r['length_mean']:.1f}")
 
@@ -119,9 +218,17 @@ def episode_args(p: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
     p.add_argument("--batch", type=int, default=16, help="episodes run side by side")
     p.add_argument("--sample", action="store_true", help="sample actions (default: mode)")
     p.add_argument("--json", action="store_true", help="print the full result as JSON")
+    p.add_argument("--env-kwargs", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one of the stored env kwargs for this evaluation "
+                        "(repeatable; VALUE is JSON, else a string), e.g. length=300 or "
+                        "'length=[5,30]'")
     a = p.parse_args(argv)
     if a.episodes < 1:
         p.error("--episodes must be >= 1")
+    try:  # the format now; keys and values once the env id is known (resolve_env_kwargs)
+        a.env_kwargs = parse_env_kwargs(a.env_kwargs)
+    except EnvKwargsError as e:
+        p.exit(2, f"error: {e}\n")
     return a
 
 
@@ -131,8 +238,8 @@ def main(argv=None) -> dict:
     a = episode_args(p, argv)
     torch.set_num_threads(2)
     try:
-        r = evaluate(a.checkpoint, a.episodes, a.seed, a.batch, not a.sample)
-    except CheckpointError as e:
+        r = evaluate(a.checkpoint, a.episodes, a.seed, a.batch, not a.sample, a.env_kwargs)
+    except (CheckpointError, EnvKwargsError) as e:
         p.exit(2, f"error: {e}\n")
     print(json.dumps(r) if a.json else format_result(r))
     return r

@@ -5,8 +5,8 @@
 Writes ``memory.png`` (over the steps of the episode: the observation, the action
 probabilities and the action taken, the reward; for a DNC core the write weights and the
 write intensity, the read weights of each read head, the usage, and at the end of the
-episode the temporal link matrix and the memory; for an LSTM core, which has no external
-memory, the controller's hidden and cell activations) and ``memory.gif`` (the env's
+episode the temporal link matrix and the memory; for an LSTM or GRU core, which has no
+external memory, its hidden activations h, and the LSTM's cell state c) and ``memory.gif`` (the env's
 ``rgb_array`` frame at each step beside the memory state at that step).
 
 A checkpoint (``.pt`` or a run folder) runs the PyTorch policy; an ``.onnx`` file runs
@@ -154,7 +154,8 @@ def record_episode(model_path: str | Path, env_id: str | None = None,
       ``reward [T]``, ``value [T]``, ``logits [T, K]`` or ``action_mean [T, A]``;
     - ``state.<name> [T, ...]`` for every state tensor (the state *after* step t, e.g.
       ``state.write_weights [T, N]``, ``state.read_weights [T, R, N]``,
-      ``state.usage [T, N]``, ``state.link [T, N, N]``; ``state.h``/``state.c`` for LSTM);
+      ``state.usage [T, N]``, ``state.link [T, N, N]``; ``state.h``/``state.c`` for LSTM,
+      ``state.h`` for GRU);
     - ``frames [T, H, W, 3]`` uint8 (the env before step t) when the env renders, else
       absent;
 
@@ -244,6 +245,20 @@ def has_memory(rec: dict) -> bool:
     return all(f"state.{k}" in rec for k in ("write_weights", "read_weights", "usage", "link"))
 
 
+# What a core without external memory shows: its hidden state h and, for an LSTM, its
+# cell state c (a GRU has h only).
+_UNIT_STATES = {"h": "hidden state h", "c": "cell state c"}
+
+
+def unit_states(rec: dict) -> list[str]:
+    """The recorded per-unit state names of a memoryless core, in drawing order."""
+    return [n for n in _UNIT_STATES if f"state.{n}" in rec]
+
+
+def _core_label(rec: dict) -> str:
+    return str(rec["meta"]["core"].get("kind", "?")).upper()
+
+
 # --------------------------------------------------------------------------------------
 # Plotting
 # --------------------------------------------------------------------------------------
@@ -303,9 +318,10 @@ def plot_memory(rec: dict, path: str | Path) -> Path:
         rows += [(f"read{i}", hm) for i in range(r_heads)]
         rows += [("usage", hm)]
     else:
-        hs = rec["state.h"].shape[1]
+        units = unit_states(rec)
+        hs = rec[f"state.{units[0]}"].shape[1]
         hm = max(1.6, min(5.0, 0.06 * hs))
-        rows += [("h", hm), ("c", hm)]
+        rows += [(n, hm) for n in units]
     ratios = [h for _, h in rows]
     fig_h = 1.6 + 0.62 * sum(ratios)
     fig = plt.figure(figsize=(16 if memory else 11, fig_h), dpi=100)
@@ -427,14 +443,13 @@ def plot_memory(rec: dict, path: str | Path) -> Path:
         fig.colorbar(im, cax=cax).set_label("value", fontsize=8)
         cax.tick_params(labelsize=7)
     else:
-        heat("h", rec["state.h"].T, "unit", "h", cmap="RdBu_r")
-        heat("c", rec["state.c"].T, "unit", "c", cmap="RdBu_r")
-        for name, key in (("h", "state.h"), ("c", "state.c")):
+        for name in unit_states(rec):
+            arr = rec[f"state.{name}"]
+            heat(name, arr.T, "unit", name, cmap="RdBu_r")
             ax, _ = axes[name]
-            arr = rec[key]
             lim = max(1e-6, float(np.abs(arr).max()))
             ax.images[0].set_clim(-lim, lim)
-            ax.set_title(f"LSTM {'hidden state h' if name == 'h' else 'cell state c'} "
+            ax.set_title(f"{_core_label(rec)} {_UNIT_STATES[name]} "
                          "(unit × step): this core has no external memory", fontsize=9,
                          loc="left")
     for name, (ax, _) in axes.items():
@@ -456,7 +471,7 @@ def plot_memory(rec: dict, path: str | Path) -> Path:
 def write_gif(rec: dict, path: str | Path, fps: float = 3.0, progress: bool = False) -> Path:
     """One GIF frame per step: the env's frame before step t (if it renders) beside the
     state after step t (DNC: usage, write and read weights as bars, the link matrix;
-    LSTM: h and c)."""
+    LSTM: h and c; GRU: h)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -515,15 +530,20 @@ def write_gif(rec: dict, path: str | Path, fps: float = 3.0, progress: bool = Fa
         ax.set_xticks(ax.get_yticks())
         ax.tick_params(labelsize=6)
     else:
-        h, c = rec["state.h"], rec["state.c"]
-        x = np.arange(h.shape[1])
-        artists["bars"] = [ax.bar(x - 0.2, h[0], 0.4, color="tab:blue", label="h"),
-                           ax.bar(x + 0.2, c[0], 0.4, color="tab:orange", label="c")]
-        artists["series"] = [h, c]
-        lim = max(1e-6, float(max(np.abs(h).max(), np.abs(c).max())))
+        units = unit_states(rec)
+        series = [rec[f"state.{n}"] for n in units]
+        x = np.arange(series[0].shape[1])
+        k = len(series)
+        width = 0.8 / k
+        colors = {"h": "tab:blue", "c": "tab:orange"}
+        artists["bars"] = [ax.bar(x + (j - (k - 1) / 2) * width, s[0], width,
+                                  color=colors[n], label=n)
+                           for j, (n, s) in enumerate(zip(units, series))]
+        artists["series"] = series
+        lim = max(1e-6, max(float(np.abs(s).max()) for s in series))
         ax.set_ylim(-lim, lim)
-        ax.set_xlabel("LSTM unit (no external memory)")
-        ax.legend(fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2,
+        ax.set_xlabel(f"{_core_label(rec)} unit (no external memory)")
+        ax.legend(fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=k,
                   frameon=False, title="controller state after the step", title_fontsize=9)
     head = fig.suptitle("", fontsize=9)
     m = rec["meta"]
@@ -613,7 +633,8 @@ def main(argv=None) -> dict:
     m = rec["meta"]
     if not has_memory(rec):
         print(f"note: the {m['core'].get('kind')} core has no DNC memory (no write/read "
-              f"weights, usage or links); plotting its h and c activations instead",
+              f"weights, usage or links); plotting its {' and '.join(unit_states(rec))} "
+              f"activations instead",
               file=sys.stderr)
     out = Path(a.out) if a.out else default_out_dir(a.model)
     success = {None: "n/a", True: "yes", False: "no"}[m["success"]]

@@ -28,7 +28,7 @@ from .runtime import PolicyRuntime
 from .settings import PolicySettings, SettingsError
 
 
-DEBUG_STATE = ("usage", "write_weights", "read_weights")  # a DNC's; an LSTM has none
+DEBUG_STATE = ("usage", "write_weights", "read_weights")  # a DNC's; LSTM, GRU have none
 
 
 @dataclass

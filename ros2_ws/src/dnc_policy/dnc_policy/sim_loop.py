@@ -88,9 +88,11 @@ def executable(install: Path | None, name: str) -> list[str]:
 def run_sim_loop(model: str | Path, episodes: int = 20, seed: int = 0,
                  install: str | Path | None = None, domain: int | None = None,
                  mode: str = "lockstep", log_dir: str | Path | None = None,
-                 timeout: float = 600.0) -> dict:
+                 timeout: float = 600.0, env_kwargs: dict | None = None) -> dict:
     """Run the node against the bridge; the bridge's summary (dict). RuntimeError with
-    both processes' output if the bridge fails or the node dies."""
+    both processes' output if the bridge fails or the node dies. ``env_kwargs``, when
+    given, replaces the env keyword arguments the bridge takes from the model (e.g. a
+    longer corridor than the policy was trained on)."""
     install = Path(install) if install is not None else None
     config = config_dir(install)
     node_cmd, bridge_cmd = executable(install, "policy_node"), executable(install, "sim_bridge")
@@ -107,8 +109,14 @@ def run_sim_loop(model: str | Path, episodes: int = 20, seed: int = 0,
         node_cmd + ["--ros-args", "--params-file", str(config / "policy.yaml"),
                     "--params-file", str(config / "sim.yaml"), "-p", f"model_path:={model}"],
         env=env, stdout=node_log, stderr=subprocess.STDOUT)
+    extra = []
+    if env_kwargs is not None:  # as a params file: a -p value would be parsed as YAML
+        kwargs_file = logs / "bridge_env_kwargs.yaml"
+        kwargs_file.write_text(json.dumps(  # JSON is YAML; the parameter is a JSON string
+            {"sim_bridge": {"ros__parameters": {"env_kwargs": json.dumps(env_kwargs)}}}))
+        extra = ["--params-file", str(kwargs_file)]
     bridge = subprocess.Popen(
-        bridge_cmd + ["--ros-args", "--params-file", str(config / "sim.yaml"),
+        bridge_cmd + ["--ros-args", "--params-file", str(config / "sim.yaml"), *extra,
                       "-p", f"model_path:={model}", "-p", f"episodes:={episodes}",
                       "-p", f"seed:={seed}", "-p", f"mode:={mode}",
                       "-p", f"summary_path:={summary}"],
@@ -165,12 +173,21 @@ def main(argv=None) -> int:
     p.add_argument("--install", default=None, help="colcon install space (ros2_ws/install)")
     p.add_argument("--domain", type=int, default=None, help="ROS domain id")
     p.add_argument("--logs", default=None, help="folder for the two logs and summary.json")
+    p.add_argument("--env-kwargs", default=None, metavar="JSON",
+                   help='env keyword arguments instead of the model\'s, e.g. \'{"length": 300}\'')
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     a = p.parse_args(argv)
     if not Path(a.model).is_file():
         p.exit(2, f"error: model {a.model!r} does not exist\n")
     try:
-        s = run_sim_loop(a.model, a.episodes, a.seed, a.install, a.domain, a.mode, a.logs)
+        kwargs = None if a.env_kwargs is None else json.loads(a.env_kwargs)
+    except json.JSONDecodeError as e:
+        p.exit(2, f"error: --env-kwargs is not JSON: {e}\n")
+    if kwargs is not None and not isinstance(kwargs, dict):
+        p.exit(2, "error: --env-kwargs must be a JSON object, e.g. '{\"length\": 300}'\n")
+    try:
+        s = run_sim_loop(a.model, a.episodes, a.seed, a.install, a.domain, a.mode, a.logs,
+                         env_kwargs=kwargs)
     except RuntimeError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -1,0 +1,276 @@
+"""What A2C and PPO share: rollout collection, GAE(λ) and the replay of stored sequences.
+
+Read with DESIGN.md §6. One rollout is ``rollout_steps`` steps of ``num_envs`` envs,
+collected without a graph (:func:`collect_rollout`). It stores what the update needs:
+raw (flattened) observations, the sampled actions, their log-probs and values, rewards,
+termination / truncation, the reset mask of every step, which rows are real
+transitions, and the recurrent state at the start of every gradient window.
+
+The update replays the rollout with gradients (:func:`replay`) as sequences of
+``window = bptt or rollout_steps`` steps per env. Each sequence starts from the state
+the rollout really had at its first step (stored at collection, never recomputed with
+newer weights), and the reset mask is applied at every step of the replay exactly as at
+collection, so a sequence that holds several episodes never carries memory (or
+gradient: ``apply_reset`` is a ``where``) across an episode start. Within a sequence the
+gradient of a late step reaches every earlier step of the same episode.
+
+Gymnasium 1.x vector envs autoreset on the step *after* an episode ends (NEXT_STEP).
+That step ignores its action and returns the new episode's first observation with
+reward 0: it is marked invalid and masked out of the losses and of GAE. Its forward ran
+on the ended episode's final observation with the memory that episode carried, so its
+value is V(final observation), the bootstrap a truncated episode needs. The observation
+after it starts a new episode: the next step's reset mask is set.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from dnc_core import ActorCritic
+from training.spaces import ObsFlattener, to_env_actions
+
+
+# --------------------------------------------------------------------------------------
+# Advantage estimation (pure, tested against hand-computed returns)
+# --------------------------------------------------------------------------------------
+def compute_gae(rewards: Tensor, values: Tensor, bootstrap: Tensor, terminated: Tensor,
+                truncated: Tensor, valid: Tensor, gamma: float, lam: float) -> Tensor:
+    """GAE(λ) over a time-major rollout; every argument is ``[T, B]`` but ``bootstrap [B]``.
+
+    ``values[t]`` is V(obs_t); ``bootstrap`` is V(obs_T) for the observation after the
+    rollout. Row ``t`` is a real transition iff ``valid[t]``. A truncated transition at
+    ``t`` bootstraps from ``values[t + 1]`` (or ``bootstrap``), which under NEXT_STEP
+    autoreset is V(final observation); a terminated one bootstraps 0. Returns the
+    advantages ``[T, B]``, 0 on invalid rows.
+    """
+    advantages = torch.zeros_like(rewards)
+    last = torch.zeros_like(bootstrap)
+    next_value = bootstrap
+    for t in reversed(range(rewards.shape[0])):
+        ended = torch.maximum(terminated[t], truncated[t])
+        delta = rewards[t] + gamma * next_value * (1.0 - terminated[t]) - values[t]
+        last = (delta + gamma * lam * (1.0 - ended) * last) * valid[t]
+        advantages[t] = last
+        next_value = values[t]
+    return advantages
+
+
+def rollout_advantages(r: "Rollout", gamma: float, lam: float) -> Tensor:
+    """GAE(λ) of a rollout with the collecting policy's values, ``[T, B]``."""
+    return compute_gae(r.rewards, r.value, r.bootstrap, r.terminated, r.truncated, r.valid,
+                       gamma, lam)
+
+
+# --------------------------------------------------------------------------------------
+# Episode statistics
+# --------------------------------------------------------------------------------------
+def _info_flags(info: dict, key: str, n: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(values, present)`` of a boolean info key of a vector env, or None if absent."""
+    if key not in info:
+        return None
+    mask = info.get(f"_{key}", np.ones(n, bool))
+    return np.where(mask, np.asarray(info[key], dtype=bool), False), mask
+
+
+class EpisodeTracker:
+    """Returns, lengths and successes of finished episodes, over a rolling window."""
+
+    def __init__(self, num_envs: int, window: int):
+        self.ret, self.len = np.zeros(num_envs), np.zeros(num_envs, np.int64)
+        self.returns, self.lengths = deque(maxlen=window), deque(maxlen=window)
+        self.successes = deque(maxlen=window)
+        self.episodes = 0
+
+    def step(self, reward, terminated, truncated, valid, info) -> None:
+        self.ret += reward * valid
+        self.len += valid
+        done = (terminated | truncated) & valid
+        if not done.any():
+            return
+        succ = _info_flags(info, "is_success", len(done))
+        for i in np.flatnonzero(done):
+            self.returns.append(float(self.ret[i]))
+            self.lengths.append(int(self.len[i]))
+            if succ is not None and succ[1][i]:
+                self.successes.append(float(succ[0][i]))
+            self.episodes += 1
+        self.ret[done], self.len[done] = 0.0, 0
+
+
+# --------------------------------------------------------------------------------------
+# Collection
+# --------------------------------------------------------------------------------------
+@dataclass
+class Carry:
+    """What one rollout hands to the next: the env's next observation, the recurrent
+    state, the reset mask for the next step and which envs just ended an episode."""
+
+    next_obs: np.ndarray
+    state: Any
+    reset: Tensor  # [B] 1 = the next observation starts an episode
+    prev_done: np.ndarray  # [B] the last step ended an episode (next step autoresets)
+
+
+@dataclass
+class Rollout:
+    """One rollout, time-major ``[T, B, ...]``, no graph."""
+
+    obs: Tensor  # [T, B, obs_dim] flattened raw observations
+    actions: Tensor  # [T, B, ...] the sampled (unclipped) actions
+    logp: Tensor  # [T, B] their log-probs under the collecting policy
+    value: Tensor  # [T, B] V(obs_t) under the carried memory
+    rewards: Tensor
+    terminated: Tensor
+    truncated: Tensor
+    valid: Tensor  # 0 on NEXT_STEP autoreset rows (the env ignored that action)
+    resets: Tensor  # the reset mask each step was taken with
+    bootstrap: Tensor  # [B] V(obs_T)
+    window: int  # steps per replayed sequence (bptt)
+    start_states: Any  # state tuple, each [T // window, B, ...]: before steps 0, w, 2w..
+    final_state: Any  # the state before obs_T (the next rollout starts from it)
+
+    @property
+    def steps(self) -> int:
+        return self.rewards.shape[0]
+
+
+def start_carry(policy: ActorCritic, envs: gym.vector.VectorEnv, seeds: list[int],
+                device: torch.device) -> Carry:
+    obs, _ = envs.reset(seed=seeds)
+    n = envs.num_envs
+    return Carry(obs, policy.initial_state(n, device=device), torch.ones(n, device=device),
+                 np.zeros(n, bool))
+
+
+@torch.no_grad()
+def collect_rollout(policy: ActorCritic, envs: gym.vector.VectorEnv, carry: Carry,
+                    steps: int, flatten: ObsFlattener, action_space: gym.Space,
+                    window: int | None = None,
+                    tracker: EpisodeTracker | None = None) -> tuple[Rollout, Carry]:
+    """Step ``envs`` ``steps`` times with ``policy`` from ``carry`` (no graph), storing
+    the state before every ``window``-th step for the replay."""
+    window = steps if window is None else window
+    if steps % window:
+        raise ValueError(f"window {window} must divide the rollout's {steps} steps")
+    device = carry.reset.device
+    state, reset, prev_done, next_obs = carry.state, carry.reset, carry.prev_done, carry.next_obs
+    n = envs.num_envs
+    obs_buf = torch.zeros((steps, n, flatten.dim), device=device)
+    logps, values, actions, resets, starts = [], [], [], [], []
+    rewards = np.zeros((steps, n), np.float32)
+    terms, truncs, valids = (np.zeros((steps, n), np.float32) for _ in range(3))
+    for t in range(steps):
+        if t % window == 0:
+            starts.append(state)
+        obs_buf[t] = torch.from_numpy(flatten(next_obs)).to(device)
+        resets.append(reset)
+        out, state = policy(obs_buf[t], state, reset)
+        dist = policy.distribution(out)
+        action = dist.sample()
+        logps.append(dist.log_prob(action))
+        values.append(out.value)
+        actions.append(action)
+        env_action = to_env_actions(policy.env_action(action).cpu().numpy(), action_space)
+        next_obs, reward, terminated, truncated, info = envs.step(env_action)
+        valid = ~prev_done  # NEXT_STEP: the step right after an episode end is a reset
+        rewards[t], terms[t], truncs[t], valids[t] = reward, terminated, truncated, valid
+        if tracker is not None:
+            tracker.step(reward, terminated, truncated, valid, info)
+        prev_done = (terminated | truncated) & valid
+        # An autoreset step returned the new episode's first observation: reset next.
+        reset = torch.from_numpy((~valid).astype(np.float32)).to(device)
+    boot, _ = policy(torch.from_numpy(flatten(next_obs)).to(device), state, reset)
+    as_t = lambda a: torch.from_numpy(a).to(device)  # noqa: E731
+    start_states = type(state)(*(torch.stack(s) for s in zip(*starts)))
+    rollout = Rollout(obs_buf, torch.stack(actions), torch.stack(logps), torch.stack(values),
+                      as_t(rewards), as_t(terms), as_t(truncs), as_t(valids),
+                      torch.stack(resets), boot.value, window, start_states, state)
+    return rollout, Carry(next_obs, state, reset, prev_done)
+
+
+# --------------------------------------------------------------------------------------
+# Sequences: the rollout cut into gradient windows, batch-first
+# --------------------------------------------------------------------------------------
+@dataclass
+class Sequences:
+    """The rollout as ``S = B * T / window`` sequences of ``L = window`` steps,
+    batch-first ``[S, L, ...]``; sequence ``k * B + b`` is env ``b``'s steps
+    ``k*L .. (k+1)*L - 1``, starting from ``start_state[k * B + b]``."""
+
+    obs: Tensor
+    actions: Tensor
+    resets: Tensor
+    valid: Tensor
+    logp: Tensor  # the collecting policy's log-probs
+    value: Tensor  # and values
+    advantages: Tensor
+    returns: Tensor  # advantages + values: the value targets
+    start_state: Any  # state tuple, each [S, ...]
+
+    def __len__(self) -> int:
+        return self.obs.shape[0]
+
+    def select(self, idx: Tensor) -> "Sequences":
+        """The sequences ``idx`` (a minibatch)."""
+        return Sequences(*(getattr(self, f)[idx] for f in _SEQ_FIELDS),
+                         start_state=type(self.start_state)(*(s[idx] for s in self.start_state)))
+
+
+_SEQ_FIELDS = ("obs", "actions", "resets", "valid", "logp", "value", "advantages", "returns")
+
+
+def to_sequences(r: Rollout, advantages: Tensor) -> Sequences:
+    """Cut a rollout (and its advantages ``[T, B]``) into its replay sequences."""
+    k, w = r.steps // r.window, r.window
+
+    def seq(x: Tensor) -> Tensor:  # [T, B, ...] -> [K, W, B, ...] -> [K * B, W, ...]
+        x = x.reshape(k, w, *x.shape[1:]).transpose(1, 2)
+        return x.reshape(k * x.shape[1], w, *x.shape[3:])
+
+    states = type(r.start_states)(*(s.reshape(-1, *s.shape[2:]) for s in r.start_states))
+    return Sequences(seq(r.obs), seq(r.actions), seq(r.resets), seq(r.valid), seq(r.logp),
+                     seq(r.value), seq(advantages), seq(advantages + r.value), states)
+
+
+def minibatches(n: int, count: int, generator: torch.Generator | None = None
+                ) -> Iterator[Tensor]:
+    """``count`` disjoint random index sets covering ``range(n)`` (sizes differ by <= 1):
+    every sequence, so every valid step, exactly once per epoch."""
+    perm = torch.randperm(n, generator=generator)
+    yield from torch.tensor_split(perm, count)
+
+
+def replay(model: nn.Module, policy: ActorCritic, seq: Sequences
+           ) -> tuple[Tensor, Tensor, Tensor]:
+    """Re-run sequences with gradients from their stored start states, applying each
+    step's reset mask: ``(log_prob, entropy, value)``, each ``[S, L]``.
+
+    ``model`` is what the forward passes call: the policy itself, or its
+    DistributedDataParallel wrapper (which averages the gradients across processes).
+    """
+    state, dists, values = seq.start_state, [], []
+    for t in range(seq.obs.shape[1]):
+        out, state = model(seq.obs[:, t], state, seq.resets[:, t])
+        dists.append(out.dist)
+        values.append(out.value)
+    dist = policy.distribution(type(out)(torch.stack(dists, 1), out.log_std, None))
+    return dist.log_prob(seq.actions), dist.entropy(), torch.stack(values, 1)
+
+
+def masked_mean(x: Tensor, mask: Tensor) -> Tensor:
+    """Mean of ``x`` over the rows where ``mask`` is 1."""
+    return (x * mask).sum() / mask.sum().clamp(min=1.0)
+
+
+def normalize(adv: Tensor, mask: Tensor) -> Tensor:
+    """Advantages normalised to mean 0, std 1 over the valid rows only (0 elsewhere)."""
+    mean = masked_mean(adv, mask)
+    std = masked_mean((adv - mean) ** 2, mask).sqrt()
+    return (adv - mean) / (std + 1e-8) * mask

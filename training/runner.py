@@ -1,0 +1,432 @@
+"""The training loop both trainers share: set-up, rollouts, checkpoints, logs, resume.
+
+``training.a2c`` and ``training.ppo`` each give :func:`train` their update (one function
+from a collected rollout to a gradient step or several); everything around it is here,
+so a run folder, a checkpoint, a resume or a ``torchrun`` launch behave the same for
+both, and a checkpoint from either exports and deploys the same way.
+
+The loop, per update (read with DESIGN.md §6 and training/rollout.py):
+
+1. learning rate (and PPO's clip range) from the schedule, linear in env steps;
+2. :func:`training.rollout.collect_rollout`: ``rollout_steps`` steps of ``num_envs``
+   envs without a graph, from the carried state;
+3. the trainer's update: GAE, replay of the stored sequences with gradients, loss,
+   gradient-norm clipping, optimiser step(s);
+4. observation normaliser updated with the rollout's observations (constant within a
+   rollout, so the replay sees what collection saw), pooled across processes;
+5. logs, checkpoints (atomic), early stop on the pooled rolling success.
+
+Several processes (``torchrun``): each rank steps its own envs (seeded by rank), the
+policy is wrapped in DistributedDataParallel (gloo on CPU, NCCL on GPU; set
+``DNC_DIST_BACKEND=gloo`` to force gloo), gradients are averaged in backward, success
+statistics and normaliser moments are all-reduced, and rank 0 alone logs and saves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Callable
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from tqdm import tqdm
+
+import sim  # noqa: F401  (registers the dnc/ envs)
+from dnc_core import CORES, ActorCritic, make_core
+from training import checkpoint as ckpt_io
+from training.config import ConfigError, TrainConfig, resolve
+from training.rollout import EpisodeTracker, Rollout, collect_rollout, start_carry
+from training.spaces import ObsFlattener, action_spec, describe_space
+
+
+# --------------------------------------------------------------------------------------
+# Set-up helpers
+# --------------------------------------------------------------------------------------
+def distributed() -> tuple[int, int]:
+    """``(rank, world_size)``; joins the process group when started by torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() and
+                                os.environ.get("DNC_DIST_BACKEND") != "gloo" else "gloo")
+    return (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+
+
+def make_envs(cfg: TrainConfig, seed: int) -> gym.vector.VectorEnv:
+    """The vector env (NEXT_STEP autoreset, Gymnasium's default), reset with seeds
+    ``seed .. seed + num_envs - 1``."""
+    try:
+        gym.spec(cfg.env)
+    except gym.error.Error as e:
+        raise ValueError(f"env {cfg.env!r} is not a registered Gymnasium id: {e}") from None
+    fns = [lambda: gym.make(cfg.env, **cfg.env_kwargs) for _ in range(cfg.num_envs)]
+    cls = gym.vector.AsyncVectorEnv if cfg.vector_env == "async" else gym.vector.SyncVectorEnv
+    return cls(fns, autoreset_mode=gym.vector.AutoresetMode.NEXT_STEP)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' requested but torch.cuda.is_available() is False")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":  # one GPU per process under torchrun
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+        return device
+    return torch.device(name)
+
+
+def new_run_dir(cfg: TrainConfig) -> Path:
+    """``<run_dir>/<env>_<core>_s<seed>_<timestamp>``, never an existing folder (runs
+    started in the same second get a suffix)."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = Path(cfg.run_dir) / f"{cfg.env.replace('/', '_')}_{cfg.core}_s{cfg.seed}_{stamp}"
+    path, k = base, 1
+    while True:
+        try:
+            path.mkdir(parents=True)
+            return path
+        except FileExistsError:
+            k += 1
+            path = base.with_name(f"{base.name}-{k}")
+
+
+def build_policy(cfg: TrainConfig, obs_dim: int, spec) -> ActorCritic:
+    core = make_core(cfg.core, input_size=obs_dim, **cfg.core_config)
+    return ActorCritic(core, obs_dim, spec, normalize_obs=cfg.normalize_obs,
+                       head_hidden=cfg.head_hidden)
+
+
+def memory_stats(state) -> dict:
+    """Scalars about the memory for logging (DNC states only)."""
+    if not hasattr(state, "usage"):
+        return {}
+    with torch.no_grad():
+        return {"memory/usage_mean": float(state.usage.mean()),
+                "memory/slots_used": float((state.usage > 0.5).float().mean()),
+                "memory/read_sharpness": float(state.read_weights.max(-1).values.mean()),
+                "memory/write_strength": float(state.write_weights.sum(-1).mean())}
+
+
+def _all_reduce_(tensor: torch.Tensor, world: int) -> torch.Tensor:
+    if world > 1:
+        dist.all_reduce(tensor)
+    return tensor
+
+
+@dataclass
+class Learner:
+    """What an update works with. ``model`` is what forward passes call: the policy, or
+    its DistributedDataParallel wrapper (which averages gradients across processes)."""
+
+    cfg: TrainConfig
+    policy: ActorCritic
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    world: int
+    progress: float = 0.0  # fraction of total_steps done before this update
+
+    def step(self, loss: torch.Tensor) -> float:
+        """Backward, clip the gradient norm, optimiser step; returns the norm."""
+        self.optimizer.zero_grad(set_to_none=False)
+        loss.backward()  # under DDP: gradients averaged across processes here
+        norm = nn.utils.clip_grad_norm_(self.policy.parameters(), self.cfg.max_grad_norm)
+        self.optimizer.step()
+        return float(norm)
+
+    def all_mean(self, value: float) -> float:
+        """``value`` averaged over processes (every rank takes the same decision)."""
+        t = torch.tensor([value], dtype=torch.float64)
+        return float(_all_reduce_(t, self.world)[0]) / self.world
+
+
+Update = Callable[[Learner, Rollout], dict]
+
+
+# --------------------------------------------------------------------------------------
+# Training
+# --------------------------------------------------------------------------------------
+def train(cfg: TrainConfig, update_fn: Update, resume: str | None = None,
+          progress: bool = True, run_dir: str | Path | None = None) -> dict:
+    """Train with ``update_fn``; return ``{"run_dir", "checkpoint", "success", "return",
+    "episodes", "global_step", "seconds", "param_checksum"}`` (rolling figures over the
+    last ``success_window`` episodes)."""
+    rank, world = distributed()
+    torch.set_num_threads(cfg.threads)
+    device = pick_device(cfg.device)
+    resumed = ckpt_io.load(resume, map_location=device) if resume else None
+
+    probe = gym.make(cfg.env, **cfg.env_kwargs)
+    flatten = ObsFlattener(probe.observation_space)
+    spec = action_spec(probe.action_space)
+    action_space, obs_space = probe.action_space, probe.observation_space
+    probe.close()
+
+    torch.manual_seed(cfg.seed + rank)  # before the weights are drawn
+    policy = build_policy(cfg, flatten.dim, spec).to(device)
+    optimizer = torch.optim.Adam(policy.parameters(), lr=cfg.lr, eps=cfg.adam_eps)
+    global_step, update = 0, 0
+    if resumed:
+        policy.load_state_dict(resumed["policy_state"])
+        optimizer.load_state_dict(resumed["optimizer_state"])
+        global_step, update = resumed["global_step"], resumed["update"]
+        restore_rng(resumed, cfg, rank, device)
+        run_dir = Path(resumed["run_dir"]) if run_dir is None else Path(run_dir)
+    else:
+        if run_dir is None:  # rank 0 alone writes (other ranks never touch the folder)
+            run_dir = new_run_dir(cfg) if rank == 0 else Path(cfg.run_dir) / f"rank{rank}"
+        run_dir = Path(run_dir)
+    if cfg.compile:
+        policy.core.compile_step()
+    model = policy
+    if world > 1:
+        # DDP starts every rank from rank 0's weights and averages the gradients in
+        # backward. A replay calls it once per step before one backward, which DDP
+        # supports. The normaliser's statistics are pooled by hand after each update
+        # (_update_normaliser), so DDP need not broadcast buffers at every forward.
+        model = nn.parallel.DistributedDataParallel(
+            policy, device_ids=[device.index] if device.type == "cuda" else None,
+            broadcast_buffers=False)
+    learner = Learner(cfg, policy, model, optimizer, world)
+
+    # Env seeds: distinct per rank and env, and per resume (a resumed run starts fresh
+    # episodes; episodes in flight at the checkpoint are not continued).
+    env_seed = cfg.seed * 100_003 + rank * cfg.num_envs + update * 7919
+    envs = make_envs(cfg, env_seed)
+    carry = start_carry(policy, envs, [env_seed + i for i in range(cfg.num_envs)], device)
+    tracker = EpisodeTracker(cfg.num_envs, cfg.success_window)
+
+    log = _Logger(run_dir, cfg, global_step, progress) if rank == 0 else None
+    steps_per_update = cfg.num_envs * cfg.rollout_steps * world
+    start, first_step, last_ckpt_step, latest = time.perf_counter(), global_step, global_step, None
+    while global_step < cfg.total_steps:
+        # Linear in env steps (not updates), so a resume with more envs or processes
+        # still ends at 0 and never goes negative.
+        learner.progress = min(1.0, global_step / cfg.total_steps)
+        lr = cfg.lr * (1.0 - learner.progress) if cfg.lr_schedule == "linear" else cfg.lr
+        for g in optimizer.param_groups:
+            g["lr"] = lr
+        policy.eval()  # no dropout or the like in our cores; eval/train are the same
+        rollout, carry = collect_rollout(policy, envs, carry, cfg.rollout_steps, flatten,
+                                         action_space, cfg.window, tracker)
+        parts = update_fn(learner, rollout)
+        if cfg.normalize_obs:  # after the update: constant within a rollout
+            _update_normaliser(policy, rollout.obs.reshape(-1, flatten.dim).cpu().numpy(),
+                               world, device)
+        update += 1
+        global_step += steps_per_update
+
+        success, n_success = _rolling(tracker.successes, world)
+        if log:
+            fps = (global_step - first_step) / max(time.perf_counter() - start, 1e-9)
+            log.update(global_step, update, tracker, success, fps, lr, parts,
+                       memory_stats(carry.state), force=global_step >= cfg.total_steps)
+        # Pooled figures: every process takes the same decision (no DDP deadlock).
+        stop = (cfg.stop_at_success > 0 and n_success >= min(cfg.success_window, 20) * world
+                and success >= cfg.stop_at_success)
+        if rank == 0 and (global_step - last_ckpt_step >= cfg.checkpoint_every
+                          or global_step >= cfg.total_steps or stop):
+            latest = save_checkpoint(cfg, policy, optimizer, run_dir, flatten, obs_space,
+                                     action_space, global_step, update)
+            last_ckpt_step = global_step
+        if stop:
+            break
+
+    envs.close()
+    if log:
+        log.close()
+    flat_params = torch.cat([p.detach().reshape(-1).cpu() for p in policy.parameters()])
+    return {"run_dir": str(run_dir), "checkpoint": str(latest) if latest else None,
+            "success": _rolling(tracker.successes, world)[0],
+            "return": float(np.mean(tracker.returns)) if tracker.returns else float("nan"),
+            "episodes": tracker.episodes, "global_step": global_step,
+            "seconds": time.perf_counter() - start,
+            "param_checksum": float(flat_params.double().abs().sum())}
+
+
+class _Logger:
+    """Rank 0's outputs: progress bar, TensorBoard events, metrics.csv, config.yaml."""
+
+    COLUMNS = ["global_step", "episodes", "return", "success", "length", "fps",
+               "policy_loss", "value_loss", "entropy", "grad_norm", "lr", "wall_s"]
+
+    def __init__(self, run_dir: Path, cfg: TrainConfig, global_step: int, progress: bool):
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError as e:
+            raise ImportError("TensorBoard logging needs the 'train' extra: "
+                              "pip install 'dnc-policy[train]'") from e
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.yaml").write_text(_yaml_dump(cfg.to_dict()))
+        self.cfg, self.start = cfg, time.perf_counter()
+        self.writer = SummaryWriter(str(run_dir))
+        new_csv = not (run_dir / "metrics.csv").exists()
+        self.csv_file = open(run_dir / "metrics.csv", "a", newline="")
+        self.csv = csv.writer(self.csv_file)
+        if new_csv:
+            self.csv.writerow(self.COLUMNS)
+        self.bar = tqdm(total=cfg.total_steps, initial=min(global_step, cfg.total_steps),
+                        disable=not progress, unit="step", dynamic_ncols=True,
+                        desc=f"{cfg.algo} {cfg.core} {cfg.env}")
+
+    def update(self, global_step, update, tracker, success, fps, lr, parts, memory,
+               force=False) -> None:
+        ret = float(np.mean(tracker.returns)) if tracker.returns else float("nan")
+        length = float(np.mean(tracker.lengths)) if tracker.lengths else float("nan")
+        self.bar.update(max(0, min(global_step, self.cfg.total_steps) - self.bar.n))
+        self.bar.set_postfix(fps=f"{fps:.0f}", ret=f"{ret:.2f}",
+                             success=f"{success:.2f}" if success == success else "-")
+        if not (force or update % self.cfg.log_every == 0):
+            return
+        scalars = {"charts/return": ret, "charts/success": success,
+                   "charts/episode_length": length, "charts/fps": fps, "charts/lr": lr,
+                   "charts/episodes": tracker.episodes, **parts, **memory}
+        for k, v in scalars.items():
+            if v == v:  # NaN until an episode has finished
+                self.writer.add_scalar(k, v, global_step)
+        self.csv.writerow([global_step, tracker.episodes, ret, success, length, round(fps),
+                           parts["losses/policy"], parts["losses/value"],
+                           parts["losses/entropy"], parts["losses/grad_norm"], lr,
+                           round(time.perf_counter() - self.start, 4)])
+        self.csv_file.flush()
+
+    def close(self) -> None:
+        self.bar.close()
+        self.writer.close()
+        self.csv_file.close()
+
+
+def _rolling(window: deque, world: int) -> tuple[float, int]:
+    """``(mean, count)`` of a rolling window pooled over processes (NaN when empty)."""
+    s = torch.tensor([float(sum(window)), float(len(window))], dtype=torch.float64)
+    _all_reduce_(s, world)
+    return (float(s[0] / s[1]) if s[1] > 0 else float("nan")), int(s[1])
+
+
+def restore_rng(ckpt: dict, cfg: TrainConfig, rank: int, device: torch.device) -> None:
+    """Rank 0 continues the saved random streams exactly (CPU, and CUDA where saved);
+    other ranks, whose streams were not saved, get their own seed derived from the
+    update count, so ranks never share sampling noise."""
+    if rank == 0:
+        torch.set_rng_state(ckpt["torch_rng_state"].cpu())
+        if device.type == "cuda" and ckpt.get("cuda_rng_state") is not None:
+            torch.cuda.set_rng_state(ckpt["cuda_rng_state"].cpu(), device)
+    else:
+        torch.manual_seed(cfg.seed + rank + 7919 * ckpt["update"])
+
+
+def _update_normaliser(policy: ActorCritic, obs: np.ndarray, world: int,
+                       device: torch.device) -> None:
+    """Fold this rollout's observations into the normaliser; with several processes,
+    every process folds in every process's (count, mean, variance) in rank order, the
+    same parallel-Welford path as one process, so all stay identical."""
+    x = torch.from_numpy(obs).to(device=device, dtype=torch.float64)
+    moments = torch.cat([torch.tensor([float(len(x))], dtype=torch.float64, device=device),
+                         x.mean(0), x.var(0, unbiased=False)])
+    parts = [moments]
+    if world > 1:
+        parts = [torch.zeros_like(moments) for _ in range(world)]
+        dist.all_gather(parts, moments)
+    d = x.shape[1]
+    for m in parts:
+        policy.obs_norm.update_moments(m[0], m[1:1 + d], m[1 + d:])
+
+
+def save_checkpoint(cfg: TrainConfig, policy: ActorCritic, optimizer, run_dir: Path,
+                    flatten: ObsFlattener, obs_space, action_space, global_step: int,
+                    update: int) -> Path:
+    """Atomically write ``checkpoints/step_<n>.pt`` and ``checkpoints/latest.pt``."""
+    data = {"format": ckpt_io.FORMAT, "version": ckpt_io.VERSION,
+            "policy_config": policy.config(),
+            "policy_state": {k: v.detach().cpu() for k, v in policy.state_dict().items()},
+            "optimizer_state": optimizer.state_dict(),
+            "env": cfg.env, "env_kwargs": dict(cfg.env_kwargs),
+            "observation_space": describe_space(obs_space),
+            "action_space": describe_space(action_space), "obs_dim": flatten.dim,
+            "global_step": global_step, "update": update, "config": cfg.to_dict(),
+            "torch_rng_state": torch.get_rng_state(),
+            "cuda_rng_state": torch.cuda.get_rng_state() if torch.cuda.is_available() else None,
+            "run_dir": str(run_dir),
+            "versions": ckpt_io.versions()}
+    folder = run_dir / "checkpoints"
+    ckpt_io.atomic_save(data, folder / f"step_{global_step:010d}.pt")
+    return ckpt_io.atomic_save(data, folder / "latest.pt")
+
+
+def _yaml_dump(data: dict) -> str:
+    import yaml
+    return yaml.safe_dump(data, sort_keys=False)
+
+
+def cli(algo: str, update_fn: Update, doc: str, argv=None) -> dict:
+    """The command line of ``python -m training.<algo>`` (both trainers share it)."""
+    p = argparse.ArgumentParser(prog=f"python -m training.{algo}",
+                                description=doc.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog=doc.split("\n\n", 1)[1])
+    p.add_argument("--config", help="YAML file over the embedded default (training/configs/)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key (repeatable; core_config.hidden_size=128)")
+    p.add_argument("--env", help="any registered Gymnasium env id")
+    p.add_argument("--core", choices=sorted(CORES))
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--total-steps", type=int)
+    p.add_argument("--resume", metavar="RUN_OR_CKPT",
+                   help="continue a run (its folder or a checkpoint) with its config")
+    p.add_argument("--no-progress", action="store_true")
+    a = p.parse_args(argv)
+    try:
+        return _run(p, a, algo, update_fn)
+    except (ConfigError, ckpt_io.CheckpointError) as e:
+        p.exit(2, f"error: {e}\n")
+
+
+def _run(p: argparse.ArgumentParser, a: argparse.Namespace, algo: str,
+         update_fn: Update) -> dict:
+    explicit = dict(env=a.env, core=a.core, seed=a.seed, device=a.device,
+                    total_steps=a.total_steps)
+    if a.resume:
+        saved = ckpt_io.load(a.resume)
+        cfg = TrainConfig.from_dict(saved["config"], source=f"checkpoint {a.resume}")
+        if a.config or a.env or a.core:
+            p.error("--resume takes the run's own config; only --set, --seed, --device and "
+                    "--total-steps may change it")
+        if cfg.algo != algo:
+            raise ConfigError(f"checkpoint {a.resume} was trained by {cfg.algo}; resume it "
+                              f"with python -m training.{cfg.algo}")
+        cfg = cfg.override(a.set + [f"{k}={v}" for k, v in explicit.items() if v is not None])
+    else:
+        cfg = resolve(a.config, a.set, algo=algo, **explicit)
+    result = train(cfg, update_fn, resume=a.resume, progress=not a.no_progress)
+    rank = int(os.environ.get("RANK", "0"))
+    if rank == 0:
+        print(f"run: {result['run_dir']}\ncheckpoint: {result['checkpoint']}\n"
+              f"steps: {result['global_step']}  episodes: {result['episodes']}  "
+              f"success (last {cfg.success_window}): {result['success']:.3f}  "
+              f"return: {result['return']:.3f}  time: {result['seconds']:.0f} s")
+    if dist.is_initialized():  # lets a user (and the tests) see that ranks stayed in sync
+        print(f"rank {rank}: parameter checksum {result['param_checksum']:.10g}")
+    if dist.is_initialized():
+        # Leave together: rank 0 may still be writing its last checkpoint, and a rank
+        # that tears gloo down alone can abort the other one's connection.
+        dist.barrier()
+        dist.destroy_process_group()
+        # torch 2.13 + gloo: a non-zero rank can abort at interpreter teardown
+        # ("terminate called without an active exception", ~10% of runs) from a
+        # c10d thread destroyed while joinable. All output is written and closed by
+        # now, so leave without running static destructors.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+    return result
