@@ -105,7 +105,7 @@ def test_end_to_end_tiny_study(tmp_path):
             assert len(csvs) == 1
             s = summarize_run(csvs[0], 0.0, min_episodes=1)
             assert s.total_steps == 4096  # the budget override and stop_at_success=0 held
-            assert s.total_steps // (16 * 64) == len(s.steps)  # log_every=1: a row per update
+            assert s.total_steps // (16 * 32) == len(s.steps)  # log_every=1: a row per update
             assert (csvs[0].parent / "code_version.txt").read_text().strip()
     summaries = result["summaries"]["tmaze"]
     assert all(s.reached for core in ("dnc", "lstm") for s in summaries[core])

@@ -223,13 +223,16 @@ def test_trainer_accepts_every_space_kind(tmp_path, env_id, core):
 
 
 # -- several processes -----------------------------------------------------------------------
-def test_torchrun_two_processes_stay_in_sync(tmp_path):
+@pytest.mark.parametrize("algo", ["a2c", "ppo"])
+def test_torchrun_two_processes_stay_in_sync(tmp_path, algo):
     torchrun = Path(sys.executable).parent / "torchrun"
     env = {**os.environ, "DNC_DIST_BACKEND": "gloo", "OMP_NUM_THREADS": "1"}
-    cmd = [str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "training.a2c",
+    cmd = [str(torchrun), "--standalone", "--nproc_per_node=2", "-m", f"training.{algo}",
            "--no-progress", "--core", "lstm", "--total-steps", "4096",
            "--set", "threads=1", "--set", "num_envs=4", "--set", "rollout_steps=16",
            "--set", "stop_at_success=0", "--set", f"run_dir={tmp_path}"]
+    if algo == "ppo":  # several minibatch steps and the pooled KL early stop, in sync
+        cmd += ["--set", "update_epochs=3", "--set", "target_kl=0.02"]
     out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     # The two ranks share stdout, so their lines may interleave mid-line: match, not split.

@@ -203,6 +203,16 @@ def settings_differ(configs: list[TrainConfig | dict], cores_too: bool = False) 
     return [k for k in keys if any(d.get(k) != dicts[0].get(k) for d in dicts[1:])]
 
 
+def parameter_count(metrics_csv: Path) -> str:
+    """Trainable parameters of a run's policy (from its latest checkpoint), or "?"."""
+    from training.checkpoint import CheckpointError, load_policy
+    try:
+        policy, _ = load_policy(Path(metrics_csv).parent)
+    except CheckpointError:
+        return "?"
+    return f"{sum(p.numel() for p in policy.parameters()):,}"
+
+
 def run_config(metrics_csv: Path) -> dict:
     """The config a run was trained with (its ``config.yaml``), as a dict."""
     import yaml
@@ -466,14 +476,16 @@ def main(argv=None) -> dict:
                 for core in cores}
         c = used[cores[0]][0]
         differ = settings_differ([u for core in cores for u in used[core]])
-        same = ("identical env and A2C settings for every core and seed" if not differ else
+        algo = c.get("algo", "a2c").upper()
+        same = (f"identical env and {algo} settings for every core and seed" if not differ else
                 f"**settings differ between runs: {', '.join(differ)}**")
         env_line = (f"`{c['env']}` {c['env_kwargs']}; budget {budgets[task]:,} env steps per "
                     f"run; {same}; "
                     + "; ".join(f"{core}: `{_shown(paths[task, core])}` "
-                                f"core_config={used[core][0]['core_config']}"
+                                f"core_config={used[core][0]['core_config']}, "
+                                f"{parameter_count(metrics[task, core, 1])} parameters"
                                 for core in cores)
-                    + f"; A2C: num_envs={c['num_envs']}, rollout_steps={c['rollout_steps']}, "
+                    + f"; {algo}: num_envs={c['num_envs']}, rollout_steps={c['rollout_steps']}, "
                     f"lr={c['lr']:g} ({c['lr_schedule']}), "
                     f"entropy_coef={c['entropy_coef']:g}.")
         changed = sorted({k for core in cores for k in settings_differ(

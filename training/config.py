@@ -47,7 +47,7 @@ class TrainConfig:
     # Rollouts and the gradient window
     total_steps: int = 1_500_000
     num_envs: int = 16
-    rollout_steps: int = 64
+    rollout_steps: int = 32
     # Truncated-BPTT window: each env's rollout is replayed in sequences of `bptt`
     # steps, each from the state the rollout really had at its start (stored); the
     # reset mask cuts the gradient at every episode start. 0 = the whole rollout.
@@ -231,7 +231,7 @@ _FIELD_TYPES = {f.name: f.type for f in dataclasses.fields(TrainConfig)}
 # docs/TRAINING.md.
 ALGO_DEFAULTS: dict[str, dict[str, Any]] = {
     "a2c": {},
-    "ppo": {"rollout_steps": 32, "update_epochs": 10, "num_minibatches": 2, "gamma": 0.98,
+    "ppo": {"update_epochs": 10, "num_minibatches": 2, "gamma": 0.98,
             "gae_lambda": 0.98, "entropy_coef": 0.0},
 }
 

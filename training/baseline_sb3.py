@@ -1,0 +1,92 @@
+"""Baseline: sb3-contrib's RecurrentPPO on one of our envs, measured as our trainers are.
+
+    python -m venv /tmp/sb3venv && /tmp/sb3venv/bin/pip install torch==2.13.0 sb3-contrib
+    PYTHONPATH=. /tmp/sb3venv/bin/python -m training.baseline_sb3 --seeds 1,2,3 \\
+        --total-steps 50000 --env-kwargs '{"length": 10, "bump_penalty": 0.1}'
+
+sb3-contrib is a baseline, never a dependency of this project: run this in a separate
+virtual environment (above). Settings are the RL-Zoo's for RecurrentPPO on POMDPs, as
+issue 11 names them: LSTM 64 (separate actor and critic LSTMs, sb3-contrib's default),
+16 envs, n_steps 32, batch 256, 20 epochs, gamma 0.98, GAE lambda 0.98, lr 1e-3 and clip
+0.2 both linear to 0, no entropy bonus. Per seed it prints the episodes (and env steps)
+at which the rolling success over the last 100 finished episodes first reaches the
+threshold (with at least 100 episodes), the lowest rolling success after that, the
+final rolling success, and env steps/s of the whole run (``torch`` threads as given).
+The same definitions as ``training.compare``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections import deque
+
+import gymnasium as gym
+import torch
+
+import sim  # noqa: F401  (registers the dnc/ envs)
+
+
+def main(argv=None) -> list[dict]:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--env", default="dnc/TMaze-v0")
+    p.add_argument("--env-kwargs", default='{"length": 10, "bump_penalty": 0.1}')
+    p.add_argument("--seeds", default="1,2,3")
+    p.add_argument("--total-steps", type=int, default=50_000)
+    p.add_argument("--threshold", type=float, default=0.9)
+    p.add_argument("--threads", type=int, default=1)
+    a = p.parse_args(argv)
+    from sb3_contrib import RecurrentPPO
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.env_util import make_vec_env
+
+    torch.set_num_threads(a.threads)
+    kwargs = json.loads(a.env_kwargs)
+
+    class Successes(BaseCallback):
+        def __init__(self):
+            super().__init__()
+            self.window, self.episodes, self.curve = deque(maxlen=100), 0, []
+
+        def _on_step(self) -> bool:
+            for done, info in zip(self.locals["dones"], self.locals["infos"]):
+                if done:
+                    self.episodes += 1
+                    self.window.append(float(info.get("is_success", False)))
+                    rate = sum(self.window) / len(self.window)
+                    self.curve.append((self.episodes, self.num_timesteps, rate))
+            return True
+
+    def linear(x0):
+        return lambda progress: x0 * progress  # progress_remaining: 1 -> 0
+
+    results = []
+    for seed in (int(s) for s in a.seeds.split(",")):
+        envs = make_vec_env(lambda: gym.make(a.env, **kwargs), n_envs=16, seed=seed)
+        model = RecurrentPPO("MlpLstmPolicy", envs, n_steps=32, batch_size=256, n_epochs=20,
+                             gamma=0.98, gae_lambda=0.98, learning_rate=linear(1e-3),
+                             clip_range=linear(0.2), ent_coef=0.0, seed=seed, verbose=0,
+                             policy_kwargs={"lstm_hidden_size": 64, "n_lstm_layers": 1},
+                             device="cpu")
+        cb = Successes()
+        start = time.perf_counter()
+        model.learn(a.total_steps, callback=cb)
+        seconds = time.perf_counter() - start
+        reached = next(((e, s) for e, s, r in cb.curve if e >= 100 and r >= a.threshold), None)
+        after = [r for e, s, r in cb.curve if reached and e >= reached[0]]
+        params = sum(p.numel() for p in model.policy.parameters())
+        res = {"seed": seed, "episodes_to_threshold": reached[0] if reached else None,
+               "steps_to_threshold": reached[1] if reached else None,
+               "min_after": min(after) if after else None,
+               "final_success": cb.curve[-1][2] if cb.curve else None,
+               "episodes": cb.episodes, "steps": model.num_timesteps,
+               "steps_per_s": model.num_timesteps / seconds, "parameters": params}
+        results.append(res)
+        print(json.dumps(res), flush=True)
+        envs.close()
+    return results
+
+
+if __name__ == "__main__":
+    main()
