@@ -292,3 +292,15 @@ def test_runs_started_together_get_their_own_folders(tmp_path):
     cfg = resolve(None, [f"run_dir={tmp_path}"])
     folders = {new_run_dir(cfg) for _ in range(3)}
     assert len(folders) == 3 and all(f.is_dir() and "_dnc_s1_" in f.name for f in folders)
+
+
+@pytest.mark.parametrize("algo", ["a2c", "ppo"])
+def test_the_default_trains_on_drawn_lengths_and_evaluates_at_others(tmp_path, algo):
+    cfg = resolve(None, ["threads=1", "num_envs=2", "rollout_steps=8", "total_steps=32",
+                         "num_minibatches=2", f"run_dir={tmp_path}"], algo=algo)
+    assert cfg.env_kwargs["length"] == [5, 30] and cfg.algo == algo
+    result = TRAINERS[algo](cfg, progress=False)
+    ck = ckpt_io.load(result["checkpoint"])
+    assert ck["env_kwargs"]["length"] == [5, 30] and ck["config"]["algo"] == algo
+    ev = evaluate(result["checkpoint"], episodes=4, batch=2, env_kwargs={"length": 3})
+    assert ev["env_kwargs"]["length"] == 3 and max(ev["lengths"]) <= 4 * (3 + 1)
