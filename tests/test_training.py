@@ -258,20 +258,42 @@ def test_cli_errors_name_the_problem(tmp_path):
     assert out.returncode == 2 and "has no checkpoints/latest.pt" in out.stderr
     out = run("-m", "training.ppo", "--set", "bptt=5")
     assert out.returncode == 2 and "bptt: 5 must divide rollout_steps (32)" in out.stderr
+    out = run("-m", "training.a2c", "--set", "algo=ppo")
+    assert out.returncode == 2 and "algo: 'ppo' cannot be set on the a2c trainer" in out.stderr
+    out = run("-m", "training.a2c", "--set", "env_kwargs.lenght=5")
+    assert out.returncode == 2 and "env_kwargs:" in out.stderr and "lenght" in out.stderr
+    assert "Traceback" not in out.stderr
+    out = run("-m", "training.a2c", "--set", "env_kwargs.length=[30,5]", "--total-steps", "8")
+    assert out.returncode == 2 and "env_kwargs: dnc/TMaze-v0 refuses" in out.stderr
+    assert "Traceback" not in out.stderr
     ppo_file = tmp_path / "ppo.yaml"
     ppo_file.write_text("algo: ppo\n")
     out = run("-m", "training.a2c", "--config", str(ppo_file))
     assert out.returncode == 2 and "algo is 'ppo', but this is the a2c trainer" in out.stderr
 
 
-def test_a_checkpoint_resumes_only_with_its_own_trainer(trained):
+def test_a_checkpoint_resumes_only_with_its_own_trainer_and_policy(trained):
     cfg, result = trained
     other = "ppo" if cfg.algo == "a2c" else "a2c"
-    out = subprocess.run([sys.executable, "-m", f"training.{other}", "--resume",
-                          result["run_dir"]], cwd=ROOT, capture_output=True, text=True,
-                         timeout=120)
+
+    def resume(trainer, *sets):
+        return subprocess.run([sys.executable, "-m", f"training.{trainer}", "--resume",
+                               result["run_dir"], *sets], cwd=ROOT, capture_output=True,
+                              text=True, timeout=120)
+    out = resume(other)
     assert out.returncode == 2
     assert f"was trained by {cfg.algo}; resume it with python -m training.{cfg.algo}" in out.stderr
+    out = resume(cfg.algo, "--set", "core_config.hidden_size=8")
+    assert out.returncode == 2 and "would change the policy" in out.stderr
+
+
+def test_env_and_core_flags_keep_the_sets_for_them():
+    cfg = resolve(None, ["core_config.hidden_size=32", "env_kwargs.length=7"], core="lstm")
+    assert cfg.core_config == {"hidden_size": 32} and cfg.env_kwargs["length"] == 7
+    cfg = resolve(None, ["env_kwargs.sutton_barto_reward=true"], env="CartPole-v1")
+    assert cfg.env_kwargs == {"sutton_barto_reward": True}
+    with pytest.raises(ConfigError, match="env_kwargs: .*'lenght'"):
+        resolve(None, ["env_kwargs.lenght=3"])
 
 
 def test_async_vector_env_trains_like_sync(tmp_path):

@@ -50,6 +50,8 @@ def main(argv=None) -> dict:
     p.add_argument("--threads", type=int, default=2)
     a = p.parse_args(argv)
     algos = a.algos.split(",")
+    if not set(algos) <= set(TRAIN):
+        p.error(f"--algos: expected a comma-separated subset of {sorted(TRAIN)}, got {a.algos!r}")
     variants = {k: v for k, v in VARIANTS.items() if v[0] in algos}
     rates: dict[str, list[float]] = {k: [] for k in variants}
     with tempfile.TemporaryDirectory() as tmp:

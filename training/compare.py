@@ -7,7 +7,8 @@
     python -m training.compare --no-train                       # re-summarise runs/compare
 
 A task ``T`` and a core ``C`` name the config ``training/configs/T_C.yaml``. Every
-(task, core, seed) is one ``python -m training.a2c`` subprocess with ``threads=1``,
+(task, core, seed) is one ``python -m training.<algo>`` subprocess (the trainer the
+config names) with ``threads=1``,
 ``stop_at_success=0`` (every run spends the whole budget), ``log_every=1`` (one metrics
 row per update) and ``run_dir=<runs-dir>/<task>/<core>/seed<k>``; ``--jobs`` of them run
 at once. From each run's ``metrics.csv`` (:func:`summarize_run`):

@@ -30,6 +30,11 @@ class ConfigError(ValueError):
 
 @dataclass
 class TrainConfig:
+    """Every training key. The field defaults are A2C's embedded default; build another
+    trainer's with :meth:`default` (``TrainConfig.default("ppo")``), a file with
+    ``algo:`` in it, or :func:`resolve` (``TrainConfig(algo="ppo")`` alone keeps A2C's
+    hyperparameters)."""
+
     # Which trainer the config is for: "a2c" (python -m training.a2c) or "ppo"
     # (python -m training.ppo). Each has its own embedded default (ALGO_DEFAULTS).
     algo: str = "a2c"
@@ -122,6 +127,7 @@ class TrainConfig:
                               f"(num_envs x rollout_steps / bptt)")
         self._validate_core_config()
         _check_env_id(self.env)
+        _check_env_kwargs(self.env, self.env_kwargs)
         return self
 
     def _validate_core_config(self) -> None:
@@ -265,6 +271,17 @@ def _check_env_id(env_id: str) -> None:
         raise ConfigError(f"env: {env_id!r} is not a registered Gymnasium id ({e})") from None
 
 
+def _check_env_kwargs(env_id: str, kwargs: dict) -> None:
+    """Every key of ``env_kwargs`` is one the env's constructor takes (values are the
+    env's to check when it is made)."""
+    from training.evaluate import EnvKwargsError, _check_keys
+
+    try:
+        _check_keys(env_id, kwargs)
+    except EnvKwargsError as e:
+        raise ConfigError(f"env_kwargs: {e}") from None
+
+
 def _suggest(key: str, names: list[str]) -> str:
     close = difflib.get_close_matches(key, names, n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
@@ -284,6 +301,10 @@ def resolve(config: str | None = None, overrides: list[str] | None = None,
                               f"python -m training.{cfg.algo})")
     else:
         cfg = TrainConfig.default(algo or "a2c").validate()
-    sets = list(overrides or [])
-    sets += [f"{k}={v}" for k, v in explicit.items() if v is not None]
+    flags = [f"{k}={v}" for k, v in explicit.items() if v is not None]
+    # --env / --core first, so that --set env_kwargs.x / core_config.x given with them
+    # apply to the new env or core instead of being dropped by the switch; then the
+    # --set items, then every flag (a flag wins over a --set of the same key).
+    first = [f for f in flags if f.split("=", 1)[0] in ("env", "core")]
+    sets = first + list(overrides or []) + flags
     return cfg.override(sets) if sets else cfg

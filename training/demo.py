@@ -85,6 +85,7 @@ def main(argv=None) -> int:
         print(f"      at a corridor of {LONG}: " + describe(ros_long).splitlines()[0])
         ros_same = ros_same and played_the_same(ros_long, ev_long)
     except (ImportError, RuntimeError) as e:
+        ros_same = False
         print(f"      FAILED: {e}")
 
     step(6, "drawing the memory over one episode")

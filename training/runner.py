@@ -53,11 +53,13 @@ from training.spaces import ObsFlattener, action_spec, describe_space
 # --------------------------------------------------------------------------------------
 # Set-up helpers
 # --------------------------------------------------------------------------------------
-def distributed() -> tuple[int, int]:
-    """``(rank, world_size)``; joins the process group when started by torchrun."""
+def distributed(device: torch.device | None = None) -> tuple[int, int]:
+    """``(rank, world_size)``; joins the process group when started by torchrun: NCCL
+    for a CUDA ``device`` (unless ``DNC_DIST_BACKEND=gloo``), gloo otherwise."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() and
+        cuda = device is not None and device.type == "cuda"
+        dist.init_process_group("nccl" if cuda and
                                 os.environ.get("DNC_DIST_BACKEND") != "gloo" else "gloo")
     return (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
 
@@ -76,7 +78,8 @@ def make_envs(cfg: TrainConfig, seed: int) -> gym.vector.VectorEnv:
 
 def pick_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' requested but torch.cuda.is_available() is False")
+        raise ConfigError("device: 'cuda' requested but torch.cuda.is_available() is False "
+                          "(use auto or cpu)")
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda":  # one GPU per process under torchrun
@@ -146,7 +149,8 @@ class Learner:
 
     def all_mean(self, value: float) -> float:
         """``value`` averaged over processes (every rank takes the same decision)."""
-        t = torch.tensor([value], dtype=torch.float64)
+        t = torch.tensor([value], dtype=torch.float64,
+                         device=next(self.policy.parameters()).device)
         return float(_all_reduce_(t, self.world)[0]) / self.world
 
 
@@ -161,12 +165,15 @@ def train(cfg: TrainConfig, update_fn: Update, resume: str | None = None,
     """Train with ``update_fn``; return ``{"run_dir", "checkpoint", "success", "return",
     "episodes", "global_step", "seconds", "param_checksum"}`` (rolling figures over the
     last ``success_window`` episodes)."""
-    rank, world = distributed()
     torch.set_num_threads(cfg.threads)
     device = pick_device(cfg.device)
+    rank, world = distributed(device)
     resumed = ckpt_io.load(resume, map_location=device) if resume else None
 
-    probe = gym.make(cfg.env, **cfg.env_kwargs)
+    try:
+        probe = gym.make(cfg.env, **cfg.env_kwargs)
+    except (ValueError, TypeError) as e:  # the env refuses a value: one line, the env's
+        raise ConfigError(f"env_kwargs: {cfg.env} refuses {cfg.env_kwargs}: {e}") from None
     flatten = ObsFlattener(probe.observation_space)
     spec = action_spec(probe.action_space)
     action_space, obs_space = probe.action_space, probe.observation_space
@@ -177,7 +184,12 @@ def train(cfg: TrainConfig, update_fn: Update, resume: str | None = None,
     optimizer = torch.optim.Adam(policy.parameters(), lr=cfg.lr, eps=cfg.adam_eps)
     global_step, update = 0, 0
     if resumed:
-        policy.load_state_dict(resumed["policy_state"])
+        try:
+            policy.load_state_dict(resumed["policy_state"])
+        except RuntimeError as e:
+            raise ckpt_io.CheckpointError(
+                f"checkpoint {resume}: its weights do not fit the policy this config builds "
+                f"({str(e).splitlines()[0]})") from None
         optimizer.load_state_dict(resumed["optimizer_state"])
         global_step, update = resumed["global_step"], resumed["update"]
         restore_rng(resumed, cfg, rank, device)
@@ -226,7 +238,7 @@ def train(cfg: TrainConfig, update_fn: Update, resume: str | None = None,
         update += 1
         global_step += steps_per_update
 
-        success, n_success = _rolling(tracker.successes, world)
+        success, n_success = _rolling(tracker.successes, world, device)
         if log:
             fps = (global_step - first_step) / max(time.perf_counter() - start, 1e-9)
             log.update(global_step, update, tracker, success, fps, lr, parts,
@@ -247,7 +259,7 @@ def train(cfg: TrainConfig, update_fn: Update, resume: str | None = None,
         log.close()
     flat_params = torch.cat([p.detach().reshape(-1).cpu() for p in policy.parameters()])
     return {"run_dir": str(run_dir), "checkpoint": str(latest) if latest else None,
-            "success": _rolling(tracker.successes, world)[0],
+            "success": _rolling(tracker.successes, world, device)[0],
             "return": float(np.mean(tracker.returns)) if tracker.returns else float("nan"),
             "episodes": tracker.episodes, "global_step": global_step,
             "seconds": time.perf_counter() - start,
@@ -306,9 +318,11 @@ class _Logger:
         self.csv_file.close()
 
 
-def _rolling(window: deque, world: int) -> tuple[float, int]:
+def _rolling(window: deque, world: int, device: torch.device | None = None
+             ) -> tuple[float, int]:
     """``(mean, count)`` of a rolling window pooled over processes (NaN when empty)."""
-    s = torch.tensor([float(sum(window)), float(len(window))], dtype=torch.float64)
+    s = torch.tensor([float(sum(window)), float(len(window))], dtype=torch.float64,
+                     device=device)
     _all_reduce_(s, world)
     return (float(s[0] / s[1]) if s[1] > 0 else float("nan")), int(s[1])
 
@@ -405,9 +419,17 @@ def _run(p: argparse.ArgumentParser, a: argparse.Namespace, algo: str,
         if cfg.algo != algo:
             raise ConfigError(f"checkpoint {a.resume} was trained by {cfg.algo}; resume it "
                               f"with python -m training.{cfg.algo}")
+        fixed = [item for item in a.set if item.split("=", 1)[0].split(".", 1)[0] in
+                 ("algo", "core", "core_config", "head_hidden", "normalize_obs", "env")]
+        if fixed:
+            raise ConfigError(f"--resume: {fixed[0]!r} would change the policy the checkpoint "
+                              f"holds; start a new run instead")
         cfg = cfg.override(a.set + [f"{k}={v}" for k, v in explicit.items() if v is not None])
     else:
         cfg = resolve(a.config, a.set, algo=algo, **explicit)
+    if cfg.algo != algo:
+        raise ConfigError(f"algo: {cfg.algo!r} cannot be set on the {algo} trainer; use "
+                          f"python -m training.{cfg.algo}")
     result = train(cfg, update_fn, resume=a.resume, progress=not a.no_progress)
     rank = int(os.environ.get("RANK", "0"))
     if rank == 0:
