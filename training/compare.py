@@ -60,6 +60,7 @@ class RunSummary:
     total_steps: int
     steps: np.ndarray  # the learning curve: global_step per row
     success: np.ndarray  # rolling success per row (NaN before the first episode ends)
+    lowest_after: float | None = None  # lowest rolling success from the threshold row on
 
     @property
     def reached(self) -> bool:
@@ -86,7 +87,8 @@ def summarize_run(csv_path: str | Path, threshold: float, min_episodes: int = 10
         steps_to_threshold=int(steps[first]) if first is not None else None,
         final_success=float(success[-1]), wall_s=float(rows[-1]["wall_s"]),
         total_episodes=int(episodes[-1]), total_steps=int(steps[-1]),
-        steps=steps, success=success)
+        steps=steps, success=success,
+        lowest_after=float(np.nanmin(success[first:])) if first is not None else None)
 
 
 def censored_episodes(runs: list[RunSummary]) -> list[int]:
@@ -295,8 +297,9 @@ def task_report(task: str, results: dict[str, list[RunSummary]], threshold: floa
     lines = [f"### {task}", "", env_line, "",
              (f"| core | seeds | reached {threshold:g} | episodes to {threshold:g} "
               f"(mean ± std, reached seeds) | env steps to {threshold:g} | episodes per seed "
-              f"| final success (mean ± std) | wall time (mean, s) |"),
-             "|---|---|---|---|---|---|---|---|"]
+              f"| final success (mean ± std) | wall time (mean, s) "
+              f"| lowest success after reaching it, per seed |"),
+             "|---|---|---|---|---|---|---|---|---|"]
     for core, runs in results.items():
         reached = [r for r in runs if r.reached]
         per_seed = ", ".join(f"{r.episodes_to_threshold:,}" if r.reached else
@@ -307,7 +310,8 @@ def task_report(task: str, results: dict[str, list[RunSummary]], threshold: floa
             f"| {_mean_std([r.episodes_to_threshold for r in reached])} "
             f"| {_mean_std([r.steps_to_threshold for r in reached])} | {per_seed} "
             f"| {np.mean(finals):.3f} ± {np.std(finals, ddof=1) if len(finals) > 1 else 0:.3f} "
-            f"| {np.mean([r.wall_s for r in runs]):.0f} |")
+            f"| {np.mean([r.wall_s for r in runs]):.0f} "
+            f"| {', '.join(f'{r.lowest_after:.2f}' if r.reached else '—' for r in runs)} |")
     lines.append("")
     if "dnc" in results and "lstm" in results:
         dnc, lstm = results["dnc"], results["lstm"]
