@@ -7,9 +7,10 @@ import pytest
 import torch
 from gymnasium import spaces
 
-from training.a2c import (EpisodeTracker, a2c_loss, build_policy, collect_rollout,
-                          compute_gae, make_envs, replay, rollout_advantages, start_carry,
-                          to_sequences)
+from training.a2c import a2c_loss
+from training.rollout import (EpisodeTracker, collect_rollout, compute_gae, replay,
+                              rollout_advantages, start_carry, to_sequences)
+from training.runner import build_policy, make_envs
 from training.config import TrainConfig
 from training.spaces import ObsFlattener, action_spec, to_env_actions
 

@@ -15,9 +15,9 @@ import torch
 import sim  # noqa: F401
 from dnc_core import ActionSpec, ActorCritic, make_core
 from training import checkpoint as ckpt_io
+from training.envs import env_kwarg_names
 from training.evaluate import (
     EnvKwargsError,
-    env_kwarg_names,
     evaluate,
     main,
     parse_env_kwargs,

@@ -25,21 +25,9 @@ from __future__ import annotations
 from torch import Tensor
 
 from training.config import ConfigError, TrainConfig
-from training.rollout import (  # noqa: F401  (re-exported: the trainer's public pieces)
-    Carry,
-    EpisodeTracker,
-    Rollout,
-    Sequences,
-    collect_rollout,
-    compute_gae,
-    masked_mean,
-    normalize,
-    replay,
-    rollout_advantages,
-    start_carry,
-    to_sequences,
-)
-from training.runner import Learner, build_policy, cli, make_envs, new_run_dir  # noqa: F401
+from training.rollout import (Rollout, Sequences, masked_mean, normalize, replay,
+                              rollout_advantages, to_sequences)
+from training.runner import Learner, cli
 from training.runner import train as _train
 
 

@@ -274,12 +274,12 @@ def _check_env_id(env_id: str) -> None:
 def _check_env_kwargs(env_id: str, kwargs: dict) -> None:
     """Every key of ``env_kwargs`` is one the env's constructor takes (values are the
     env's to check when it is made)."""
-    from training.evaluate import EnvKwargsError, _check_keys
+    from training.envs import check_env_kwargs
 
     try:
-        _check_keys(env_id, kwargs)
-    except EnvKwargsError as e:
-        raise ConfigError(f"env_kwargs: {e}") from None
+        check_env_kwargs(env_id, kwargs, "env_kwargs")
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
 
 
 def _suggest(key: str, names: list[str]) -> str:

@@ -16,8 +16,6 @@ not take, or a value it refuses, is a one-line error (exit status 2).
 from __future__ import annotations
 
 import argparse
-import difflib
-import inspect
 import json
 from collections.abc import Iterable
 
@@ -27,6 +25,7 @@ import torch
 
 import sim  # noqa: F401  (registers the dnc/ envs)
 from training.checkpoint import CheckpointError, load_policy
+from training.envs import check_env_kwargs, make_env
 from training.spaces import ObsFlattener, to_env_actions
 
 
@@ -92,41 +91,6 @@ class EnvKwargsError(ValueError):
     a value the env refuses. The message is one line, fit for the command line."""
 
 
-def env_kwarg_names(env_id: str) -> tuple[str, ...] | None:
-    """The keyword arguments ``gymnasium.make(env_id, ...)`` passes on to the env: the
-    parameters of its entry point (the env class's ``__init__`` or the factory function)
-    plus the registered default kwargs; None when the entry point takes ``**kwargs``
-    (anything may be accepted)."""
-    from gymnasium.envs.registration import load_env_creator
-
-    spec = gym.spec(env_id)
-    creator = spec.entry_point
-    if isinstance(creator, str):
-        creator = load_env_creator(creator)
-    target = creator.__init__ if inspect.isclass(creator) else creator
-    names = []
-    for param in inspect.signature(target).parameters.values():
-        if param.kind is param.VAR_KEYWORD:
-            return None
-        if param.kind in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY) and \
-                param.name != "self":
-            names.append(param.name)
-    names += [k for k in (spec.kwargs or {}) if k not in names]
-    return tuple(names)
-
-
-def _check_keys(env_id: str, keys: Iterable[str]) -> None:
-    accepted = env_kwarg_names(env_id)
-    if accepted is None:
-        return
-    for key in keys:
-        if key not in accepted:
-            close = difflib.get_close_matches(key, accepted, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise EnvKwargsError(f"--env-kwargs: {env_id} has no keyword argument {key!r}"
-                                 f"{hint}; it accepts: {', '.join(accepted)}")
-
-
 def parse_env_kwargs(items: Iterable[str] | None, env_id: str | None = None) -> dict:
     """``["key=value", ...]`` -> ``{key: value}``; each value is parsed as JSON
     (``300``, ``[5, 30]``, ``0.1``, ``true``, ``null``) or, when that fails, kept as the
@@ -151,6 +115,13 @@ def parse_env_kwargs(items: Iterable[str] | None, env_id: str | None = None) -> 
     return out
 
 
+def _check_keys(env_id: str, keys: Iterable[str]) -> None:
+    try:
+        check_env_kwargs(env_id, keys, "--env-kwargs")
+    except ValueError as e:
+        raise EnvKwargsError(str(e)) from None
+
+
 def resolve_env_kwargs(env_id: str, stored: dict, overrides: dict | None) -> dict:
     """The kwargs an evaluation runs with: ``stored`` (the checkpoint's or the contract's)
     updated by ``overrides``. With overrides, their keys are checked against the env and
@@ -159,12 +130,11 @@ def resolve_env_kwargs(env_id: str, stored: dict, overrides: dict | None) -> dic
     merged = {**stored, **(overrides or {})}
     if overrides:
         _check_keys(env_id, overrides)
+        given = " ".join(f"{k}={json.dumps(v)}" for k, v in overrides.items())
         try:
-            gym.make(env_id, **merged).close()
-        except (ValueError, TypeError) as e:
-            given = " ".join(f"{k}={json.dumps(v)}" for k, v in overrides.items())
-            message = " ".join(str(e).split()) or type(e).__name__
-            raise EnvKwargsError(f"--env-kwargs {given}: {message}") from None
+            make_env(env_id, merged, f"--env-kwargs {given}").close()
+        except ValueError as e:
+            raise EnvKwargsError(str(e)) from None
     return merged
 
 

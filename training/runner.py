@@ -46,6 +46,7 @@ import sim  # noqa: F401  (registers the dnc/ envs)
 from dnc_core import CORES, ActorCritic, make_core
 from training import checkpoint as ckpt_io
 from training.config import ConfigError, TrainConfig, resolve
+from training.envs import make_env
 from training.rollout import EpisodeTracker, Rollout, collect_rollout, start_carry
 from training.spaces import ObsFlattener, action_spec, describe_space
 
@@ -170,10 +171,10 @@ def train(cfg: TrainConfig, update_fn: Update, resume: str | None = None,
     rank, world = distributed(device)
     resumed = ckpt_io.load(resume, map_location=device) if resume else None
 
-    try:
-        probe = gym.make(cfg.env, **cfg.env_kwargs)
-    except (ValueError, TypeError) as e:  # the env refuses a value: one line, the env's
-        raise ConfigError(f"env_kwargs: {cfg.env} refuses {cfg.env_kwargs}: {e}") from None
+    try:  # a value the env refuses: one line, the env's own message
+        probe = make_env(cfg.env, cfg.env_kwargs, f"env_kwargs: {cfg.env} refuses {cfg.env_kwargs}")
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     flatten = ObsFlattener(probe.observation_space)
     spec = action_spec(probe.action_space)
     action_space, obs_space = probe.action_space, probe.observation_space
@@ -228,13 +229,11 @@ def train(cfg: TrainConfig, update_fn: Update, resume: str | None = None,
         lr = cfg.lr * (1.0 - learner.progress) if cfg.lr_schedule == "linear" else cfg.lr
         for g in optimizer.param_groups:
             g["lr"] = lr
-        policy.eval()  # no dropout or the like in our cores; eval/train are the same
         rollout, carry = collect_rollout(policy, envs, carry, cfg.rollout_steps, flatten,
                                          action_space, cfg.window, tracker)
         parts = update_fn(learner, rollout)
         if cfg.normalize_obs:  # after the update: constant within a rollout
-            _update_normaliser(policy, rollout.obs.reshape(-1, flatten.dim).cpu().numpy(),
-                               world, device)
+            _update_normaliser(policy, rollout.obs.reshape(-1, flatten.dim), world, device)
         update += 1
         global_step += steps_per_update
 
@@ -339,12 +338,12 @@ def restore_rng(ckpt: dict, cfg: TrainConfig, rank: int, device: torch.device) -
         torch.manual_seed(cfg.seed + rank + 7919 * ckpt["update"])
 
 
-def _update_normaliser(policy: ActorCritic, obs: np.ndarray, world: int,
+def _update_normaliser(policy: ActorCritic, obs: torch.Tensor, world: int,
                        device: torch.device) -> None:
     """Fold this rollout's observations into the normaliser; with several processes,
     every process folds in every process's (count, mean, variance) in rank order, the
     same parallel-Welford path as one process, so all stay identical."""
-    x = torch.from_numpy(obs).to(device=device, dtype=torch.float64)
+    x = obs.to(device=device, dtype=torch.float64)
     moments = torch.cat([torch.tensor([float(len(x))], dtype=torch.float64, device=device),
                          x.mean(0), x.var(0, unbiased=False)])
     parts = [moments]

@@ -1,0 +1,56 @@
+"""Env ids and keyword arguments, checked with one-line errors (for configs and CLIs)."""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from collections.abc import Iterable
+
+import gymnasium as gym
+
+
+def env_kwarg_names(env_id: str) -> tuple[str, ...] | None:
+    """The keyword arguments ``gymnasium.make(env_id, ...)`` passes on to the env: the
+    parameters of its entry point (the env class's ``__init__`` or the factory function)
+    plus the registered default kwargs; None when the entry point takes ``**kwargs``
+    (anything may be accepted)."""
+    from gymnasium.envs.registration import load_env_creator
+
+    spec = gym.spec(env_id)
+    creator = spec.entry_point
+    if isinstance(creator, str):
+        creator = load_env_creator(creator)
+    target = creator.__init__ if inspect.isclass(creator) else creator
+    names = []
+    for param in inspect.signature(target).parameters.values():
+        if param.kind is param.VAR_KEYWORD:
+            return None
+        if param.kind in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY) and \
+                param.name != "self":
+            names.append(param.name)
+    names += [k for k in (spec.kwargs or {}) if k not in names]
+    return tuple(names)
+
+
+def check_env_kwargs(env_id: str, keys: Iterable[str], what: str) -> None:
+    """Raise ``ValueError`` (one line, starting with ``what``) for the first key the env
+    does not take, with a "did you mean" and the keys it does take."""
+    accepted = env_kwarg_names(env_id)
+    if accepted is None:
+        return
+    for key in keys:
+        if key not in accepted:
+            close = difflib.get_close_matches(key, accepted, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(f"{what}: {env_id} has no keyword argument {key!r}{hint}; "
+                             f"it accepts: {', '.join(accepted)}")
+
+
+def make_env(env_id: str, kwargs: dict, what: str) -> gym.Env:
+    """``gymnasium.make(env_id, **kwargs)``; a value the env refuses is a one-line
+    ``ValueError`` starting with ``what`` and carrying the env's own message."""
+    try:
+        return gym.make(env_id, **kwargs)
+    except (ValueError, TypeError) as e:
+        message = " ".join(str(e).split()) or type(e).__name__
+        raise ValueError(f"{what}: {message}") from None
