@@ -54,9 +54,9 @@ def a2c_update(learner: Learner, r: Rollout) -> dict:
     return parts
 
 
-def train(cfg: TrainConfig, resume: str | None = None, progress: bool = True,
-          run_dir=None) -> dict:
-    """Train with A2C (see :func:`training.runner.train` for what it returns)."""
+def train(cfg: TrainConfig, resume=None, progress: bool = True, run_dir=None) -> dict:
+    """Train with A2C; ``resume``: a run folder or a checkpoint (see
+    :func:`training.runner.train` for where it continues and what it returns)."""
     if cfg.algo != "a2c":
         raise ConfigError(f"algo: this config is for {cfg.algo!r}; use training.{cfg.algo}")
     return _train(cfg, a2c_update, resume=resume, progress=progress, run_dir=run_dir)

@@ -3,14 +3,22 @@
 A checkpoint is a dict of plain data and tensors holding everything export needs (policy
 config with core config and action spec, state dict with the observation normaliser,
 env id and kwargs, observation and action spaces, versions) and everything ``--resume``
-needs (optimiser state, update and step counters, RNG state, the resolved config).
+needs (optimiser state, update and step counters, RNG state, the resolved config, the
+episode count and rolling episode figures).
+
+Two guarantees the trainer relies on: a file that :func:`load` accepts can be rebuilt
+into a policy (its contents are checked, not only its format), and no checkpoint holds
+a NaN or an infinity (:func:`check_finite` refuses them before anything is written).
 """
 
 from __future__ import annotations
 
+import math
 import pickle
 import platform
+import re
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +29,19 @@ FORMAT = "dnc-policy/checkpoint"
 VERSION = 1
 REQUIRED = ("format", "version", "policy_config", "policy_state", "env", "env_kwargs",
             "observation_space", "action_space", "global_step", "config", "versions")
+POLICY_CONFIG = {"core": str, "core_config": dict, "obs_dim": int, "action": dict,
+                 "normalize_obs": bool, "head_hidden": int}
+STEP_FILE = re.compile(r"step_(\d+)\.pt")
 
 
 class CheckpointError(ValueError):
-    """A checkpoint is missing, unreadable, truncated or not one of ours."""
+    """A checkpoint is missing, unreadable, truncated, not one of ours, or holds
+    contents that do not make a policy (the message says which)."""
+
+
+class NonFiniteError(RuntimeError):
+    """Training diverged: a parameter or the optimiser state holds a NaN or an
+    infinity. Nothing is saved; the last good checkpoint is left as it was."""
 
 
 def versions() -> dict:
@@ -85,7 +102,67 @@ def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
     missing = [k for k in REQUIRED if k not in ckpt]
     if missing:
         raise CheckpointError(f"checkpoint {str(p)!r} lacks {missing}")
+    problem = contents_problem(ckpt)
+    if problem:
+        raise CheckpointError(f"checkpoint {str(p)!r} is broken: {problem}")
     return ckpt
+
+
+def contents_problem(ckpt: dict) -> str | None:
+    """What is wrong with a checkpoint's contents (None when nothing is): the policy
+    config's keys and types, the state dict's entries, the env id's type, the step
+    counter, and finiteness of every weight."""
+    from dnc_core import CORES
+
+    pc = ckpt["policy_config"]
+    if not isinstance(pc, dict):
+        return f"policy_config is a {type(pc).__name__}, expected a dict"
+    for key, want in POLICY_CONFIG.items():
+        if key not in pc:
+            return f"policy_config lacks {key!r}"
+        value = pc[key]
+        if not isinstance(value, want) or (want is int and isinstance(value, bool)):
+            return f"policy_config.{key} is {type(value).__name__} {value!r}, expected {want.__name__}"
+    if pc["core"] not in CORES:
+        return f"policy_config.core {pc['core']!r} is not one of {sorted(CORES)}"
+    if pc["obs_dim"] < 1:
+        return f"policy_config.obs_dim must be >= 1, got {pc['obs_dim']}"
+    if "obs_dim" in ckpt and ckpt["obs_dim"] != pc["obs_dim"]:
+        return f"obs_dim {ckpt['obs_dim']!r} differs from policy_config.obs_dim {pc['obs_dim']}"
+    state = ckpt["policy_state"]
+    if not isinstance(state, dict):
+        return f"policy_state is a {type(state).__name__}, expected a dict of tensors"
+    for name, t in state.items():
+        if not isinstance(t, torch.Tensor):
+            return f"policy_state[{name!r}] is a {type(t).__name__}, expected a tensor"
+    bad = first_non_finite(state)
+    if bad:
+        return f"policy_state[{bad!r}] holds NaN or infinite values"
+    if not isinstance(ckpt["env"], str) or not ckpt["env"]:
+        return f"env is {ckpt['env']!r}, expected a Gymnasium env id"
+    if not isinstance(ckpt["env_kwargs"], dict):
+        return f"env_kwargs is a {type(ckpt['env_kwargs']).__name__}, expected a dict"
+    step = ckpt["global_step"]
+    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+        return f"global_step is {step!r}, expected an integer >= 0"
+    if not isinstance(ckpt["config"], dict):
+        return f"config is a {type(ckpt['config']).__name__}, expected a dict"
+    return None
+
+
+def state_mismatch(expected: dict, state: dict) -> str | None:
+    """The first tensor of ``state`` that does not fit ``expected`` (a module's state
+    dict): missing, unexpected, or of another shape; None when all fit."""
+    for name, t in expected.items():
+        if name not in state:
+            return f"tensor {name!r} is missing"
+        if tuple(state[name].shape) != tuple(t.shape):
+            return (f"tensor {name!r} has shape {list(state[name].shape)}, the policy "
+                    f"expects {list(t.shape)}")
+    for name in state:
+        if name not in expected:
+            return f"tensor {name!r} is not part of the policy"
+    return None
 
 
 def load_policy(path: str | Path, map_location: str | torch.device = "cpu"):
@@ -93,10 +170,157 @@ def load_policy(path: str | Path, map_location: str | torch.device = "cpu"):
     from dnc_core import ActorCritic
 
     ckpt = load(path, map_location)
-    policy = ActorCritic.from_config(ckpt["policy_config"])
     try:
-        policy.load_state_dict(ckpt["policy_state"])
-    except RuntimeError as e:
+        policy = ActorCritic.from_config(ckpt["policy_config"])
+    except (ValueError, TypeError, KeyError) as e:
+        raise CheckpointError(f"checkpoint {str(path)!r}: its policy_config does not build a "
+                              f"policy: {_one_line(e)}") from None
+    mismatch = state_mismatch(policy.state_dict(), ckpt["policy_state"])
+    if mismatch:
         raise CheckpointError(f"checkpoint {str(path)!r}: weights do not fit its policy "
-                              f"config: {str(e).splitlines()[0]}") from None
+                              f"config: {mismatch}")
+    policy.load_state_dict(ckpt["policy_state"])
     return policy.to(map_location).eval(), ckpt
+
+
+# --------------------------------------------------------------------------------------
+# Finiteness (never save a diverged model)
+# --------------------------------------------------------------------------------------
+def _tensors(obj: Any, prefix: str = ""):
+    """``(name, tensor)`` for every floating tensor inside nested dicts and lists."""
+    if isinstance(obj, torch.Tensor):
+        if obj.is_floating_point() or obj.is_complex():
+            yield prefix, obj
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from _tensors(v, f"{prefix}.{k}" if prefix else str(k))
+    elif isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            yield from _tensors(v, f"{prefix}[{i}]")
+    elif isinstance(obj, float) and not math.isfinite(obj):
+        yield prefix, torch.tensor(obj)
+
+
+def first_non_finite(obj: Any) -> str | None:
+    """The name of the first floating tensor (or float) in ``obj`` (a state dict, an
+    optimiser state dict, nested dicts and lists) holding a NaN or an infinity; None
+    when every one is finite. One device synchronisation when all are finite."""
+    found = list(_tensors(obj))
+    by_device: dict = {}
+    for i, (_, t) in enumerate(found):
+        by_device.setdefault(t.device, []).append(i)
+    bad = []
+    for idx in by_device.values():
+        ok = torch.stack([torch.isfinite(found[i][1]).all() for i in idx]).cpu().tolist()
+        bad += [i for i, good in zip(idx, ok) if not good]
+    return found[min(bad)][0] if bad else None
+
+
+def check_finite(policy: torch.nn.Module, optimizer: torch.optim.Optimizer | None = None,
+                 when: str = "") -> None:
+    """Raise :class:`NonFiniteError` naming the first weight, buffer or optimiser
+    state that is not finite."""
+    bad = first_non_finite(policy.state_dict())
+    what = f"policy tensor {bad!r}" if bad else None
+    if what is None and optimizer is not None:  # named by the parameter it belongs to
+        state = {name: optimizer.state[p] for name, p in policy.named_parameters()
+                 if p in optimizer.state}
+        bad = first_non_finite(state)
+        what = f"optimiser state {bad!r}" if bad else None
+    if what:
+        raise NonFiniteError(f"training diverged{when}: {what} holds NaN or infinite values")
+
+
+# --------------------------------------------------------------------------------------
+# Resume: which checkpoint, which run folder
+# --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ResumePoint:
+    """Where ``--resume`` continues: the checkpoint file, its loaded contents, and the
+    run folder it continues in (None for a checkpoint outside any run's
+    ``checkpoints/`` folder: that starts a new run folder)."""
+
+    path: Path
+    checkpoint: dict
+    run_dir: Path | None
+
+
+def step_files(run_dir: str | Path) -> list[tuple[int, Path]]:
+    """``(step, path)`` of a run's ``checkpoints/step_<n>.pt`` files, newest first."""
+    folder = Path(run_dir) / "checkpoints"
+    found = [(int(m.group(1)), f) for f in folder.glob("step_*.pt")
+             if (m := STEP_FILE.fullmatch(f.name))] if folder.is_dir() else []
+    return sorted(found, key=lambda sf: sf[0], reverse=True)
+
+
+def newest_checkpoint(run_dir: str | Path) -> tuple[Path, dict]:
+    """The newest complete (loadable) checkpoint of a run folder and its contents:
+    ``checkpoints/latest.pt``, unless a loadable ``step_<n>.pt`` holds a later step (a
+    run killed between the two writes of a checkpoint)."""
+    run = Path(run_dir)
+    latest_path = run / "checkpoints" / "latest.pt"
+    latest, latest_error = None, None
+    if latest_path.is_file():
+        try:
+            latest = load(latest_path)
+        except CheckpointError as e:
+            latest_error = e
+    floor = latest["global_step"] if latest else -1
+    for step, path in step_files(run):
+        if step <= floor:
+            break
+        try:
+            ck = load(path)
+        except CheckpointError:
+            continue  # incomplete: an older one may still be complete
+        if ck["global_step"] > floor:
+            return path, ck
+    if latest is not None:
+        return latest_path, latest
+    if latest_error is not None:
+        raise latest_error
+    raise CheckpointError(f"run folder {str(run)!r} has no checkpoints/latest.pt (nor any "
+                          f"complete checkpoints/step_<n>.pt)")
+
+
+def resume_point(path: str | Path) -> ResumePoint:
+    """What ``--resume PATH`` continues. A run folder: its newest complete checkpoint,
+    in that folder. A file in ``<run>/checkpoints/``: that checkpoint in ``<run>``,
+    provided it is the run's newest (resuming an older one in place would rewind the
+    run; copy it out to branch a new run). Any other file: that checkpoint, in a new
+    run folder (``run_dir`` is None). The env it was trained on must be registered."""
+    import gymnasium
+
+    import sim  # noqa: F401  (registers the dnc/ envs)
+
+    p = Path(path)
+    if p.is_dir():
+        file, ckpt = newest_checkpoint(p)
+        run: Path | None = p
+    else:
+        ckpt, file = load(p), p
+        run = p.parent.parent if p.parent.name == "checkpoints" else None
+        if run is not None:
+            newest, newer = newest_checkpoint(run)
+            if newer["global_step"] > ckpt["global_step"]:
+                raise CheckpointError(
+                    f"checkpoint {str(p)!r} (step {ckpt['global_step']}) is older than its "
+                    f"run's newest, {str(newest)!r} (step {newer['global_step']}): resuming it "
+                    f"in {str(run)!r} would rewind that run; resume the run folder, or copy "
+                    f"the checkpoint out of the run to start a new run from it")
+    missing = [k for k in ("optimizer_state", "update", "torch_rng_state") if k not in ckpt]
+    if missing:
+        raise CheckpointError(f"checkpoint {str(file)!r} holds a policy but not the training "
+                              f"state a resume needs: it lacks {missing}")
+    try:
+        gymnasium.spec(ckpt["env"])
+    except gymnasium.error.Error:
+        raise CheckpointError(f"checkpoint {str(file)!r} was trained on env {ckpt['env']!r}, "
+                              f"which is not a registered Gymnasium id (import the package "
+                              f"that registers it)") from None
+    return ResumePoint(file, ckpt, run)
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__

@@ -115,7 +115,7 @@ class TrainConfig:
             if getattr(self, key) <= 0:
                 raise ConfigError(f"{key}: must be > 0, got {getattr(self, key)}")
         for key in ("value_coef", "entropy_coef", "head_hidden", "bptt", "clip_value",
-                    "target_kl"):
+                    "target_kl", "seed"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"{key}: must be >= 0, got {getattr(self, key)}")
         if self.rollout_steps % self.window != 0:
@@ -128,6 +128,7 @@ class TrainConfig:
         self._validate_core_config()
         _check_env_id(self.env)
         _check_env_kwargs(self.env, self.env_kwargs)
+        _check_finite_values("env_kwargs", self.env_kwargs)
         return self
 
     def _validate_core_config(self) -> None:
@@ -145,6 +146,21 @@ class TrainConfig:
                 if isinstance(value, bool) != (want is bool) or not isinstance(value, want):
                     raise ConfigError(f"core_config.{key}: expected {want.__name__}, "
                                       f"got {type(value).__name__} {value!r}")
+        _check_finite_values("core_config", self.core_config)
+        # The core checks its own ranges (sizes >= 1, read_top_k <= memory_slots, ...):
+        # build it on the meta device (no memory, no weights drawn) to ask it now.
+        import torch
+
+        try:
+            with torch.device("meta"):
+                CORES[self.core](input_size=1, **self.core_config)
+        except (ValueError, TypeError) as e:
+            message = " ".join(str(e).split())
+            name = message.split(" ", 1)[0]
+            if name in self.core_config:  # "hidden_size must be ...": name the key
+                raise ConfigError(f"core_config.{name}: {message.split(' ', 1)[1]}") from None
+            raise ConfigError(f"core_config: core {self.core!r} refuses "
+                              f"{self.core_config}: {message}") from None
 
     @property
     def window(self) -> int:
@@ -194,9 +210,15 @@ class TrainConfig:
         if not path.is_file():
             raise ConfigError(f"config file {str(path)!r} does not exist")
         try:
-            data = yaml.safe_load(path.read_text()) or {}
+            data = yaml.safe_load(path.read_text())
         except yaml.YAMLError as e:
-            raise ConfigError(f"config file {str(path)!r} is not valid YAML: {e}") from None
+            raise ConfigError(f"config file {str(path)!r} is not valid YAML: "
+                              f"{' '.join(str(e).split())}") from None
+        if data is None:  # an empty file (or only comments): the defaults
+            data = {}
+        if not isinstance(data, dict):  # `0`, `false`, `[]`, a bare string...
+            raise ConfigError(f"config file {str(path)!r}: expected a mapping of keys to "
+                              f"values, got {type(data).__name__} {data!r}")
         return cls.from_dict(data, source=str(path))
 
     def override(self, assignments: list[str]) -> "TrainConfig":
@@ -258,6 +280,19 @@ def _check_type(name: str, value: Any, annotation: str) -> None:
         raise ConfigError(f"{name}: expected {annotation}, got bool {value!r}")
     if not isinstance(value, want):
         raise ConfigError(f"{name}: expected {annotation}, got {type(value).__name__} {value!r}")
+
+
+def _check_finite_values(name: str, value: Any) -> None:
+    """Every float inside ``value`` (a dict-valued key, lists and dicts nested in it) is
+    finite; the error names the key (``core_config.clip``, ``env_kwargs.length[1]``)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{name}: must be a finite number, got {value!r}")
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _check_finite_values(f"{name}.{k}", v)
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            _check_finite_values(f"{name}[{i}]", v)
 
 
 def _check_env_id(env_id: str) -> None:

@@ -95,9 +95,9 @@ def ppo_update(learner: Learner, r: Rollout) -> dict:
     return out
 
 
-def train(cfg: TrainConfig, resume: str | None = None, progress: bool = True,
-          run_dir=None) -> dict:
-    """Train with PPO (see :func:`training.runner.train` for what it returns)."""
+def train(cfg: TrainConfig, resume=None, progress: bool = True, run_dir=None) -> dict:
+    """Train with PPO; ``resume``: a run folder or a checkpoint (see
+    :func:`training.runner.train` for where it continues and what it returns)."""
     if cfg.algo != "ppo":
         raise ConfigError(f"algo: this config is for {cfg.algo!r}; use training.{cfg.algo} "
                           f"or set algo=ppo")

@@ -30,15 +30,16 @@ import os
 import sys
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Callable
 
 import gymnasium as gym
 import numpy as np
 import torch
 import torch.distributed as dist
+from dnc_policy.files import atomic_write
 from torch import nn
 from tqdm import tqdm
 
@@ -161,15 +162,26 @@ Update = Callable[[Learner, Rollout], dict]
 # --------------------------------------------------------------------------------------
 # Training
 # --------------------------------------------------------------------------------------
-def train(cfg: TrainConfig, update_fn: Update, resume: str | None = None,
+def train(cfg: TrainConfig, update_fn: Update,
+          resume: str | Path | ckpt_io.ResumePoint | None = None,
           progress: bool = True, run_dir: str | Path | None = None) -> dict:
     """Train with ``update_fn``; return ``{"run_dir", "checkpoint", "success", "return",
     "episodes", "global_step", "seconds", "param_checksum"}`` (rolling figures over the
-    last ``success_window`` episodes)."""
+    last ``success_window`` episodes).
+
+    ``resume``: a run folder (continued in that folder from its newest complete
+    checkpoint), a checkpoint in a run's ``checkpoints/`` (continued in that run; it must
+    be the run's newest) or any other checkpoint file (continued in a new run folder);
+    see :func:`training.checkpoint.resume_point`. ``run_dir`` overrides the folder.
+    Nothing is created on disk before the config, the policy and the envs are known to
+    work. A NaN or an infinity in the weights or the optimiser state stops the run with
+    :class:`training.checkpoint.NonFiniteError` and is never saved."""
     torch.set_num_threads(cfg.threads)
     device = pick_device(cfg.device)
     rank, world = distributed(device)
-    resumed = ckpt_io.load(resume, map_location=device) if resume else None
+    point = resume if isinstance(resume, ckpt_io.ResumePoint) or resume is None \
+        else ckpt_io.resume_point(resume)
+    resumed = point.checkpoint if point else None
 
     try:  # a value the env refuses: one line, the env's own message
         probe = make_env(cfg.env, cfg.env_kwargs, f"env_kwargs: {cfg.env} refuses {cfg.env_kwargs}")
@@ -181,24 +193,17 @@ def train(cfg: TrainConfig, update_fn: Update, resume: str | None = None,
     probe.close()
 
     torch.manual_seed(cfg.seed + rank)  # before the weights are drawn
-    policy = build_policy(cfg, flatten.dim, spec).to(device)
+    try:
+        policy = build_policy(cfg, flatten.dim, spec).to(device)
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"core_config: core {cfg.core!r} refuses {cfg.core_config}: "
+                          f"{' '.join(str(e).split())}") from None
     optimizer = torch.optim.Adam(policy.parameters(), lr=cfg.lr, eps=cfg.adam_eps)
     global_step, update = 0, 0
     if resumed:
-        try:
-            policy.load_state_dict(resumed["policy_state"])
-        except RuntimeError as e:
-            raise ckpt_io.CheckpointError(
-                f"checkpoint {resume}: its weights do not fit the policy this config builds "
-                f"({str(e).splitlines()[0]})") from None
-        optimizer.load_state_dict(resumed["optimizer_state"])
+        _load_training_state(point, policy, optimizer)
         global_step, update = resumed["global_step"], resumed["update"]
         restore_rng(resumed, cfg, rank, device)
-        run_dir = Path(resumed["run_dir"]) if run_dir is None else Path(run_dir)
-    else:
-        if run_dir is None:  # rank 0 alone writes (other ranks never touch the folder)
-            run_dir = new_run_dir(cfg) if rank == 0 else Path(cfg.run_dir) / f"rank{rank}"
-        run_dir = Path(run_dir)
     if cfg.compile:
         policy.core.compile_step()
     model = policy
@@ -216,46 +221,90 @@ def train(cfg: TrainConfig, update_fn: Update, resume: str | None = None,
     # episodes; episodes in flight at the checkpoint are not continued).
     env_seed = cfg.seed * 100_003 + rank * cfg.num_envs + update * 7919
     envs = make_envs(cfg, env_seed)
-    carry = start_carry(policy, envs, [env_seed + i for i in range(cfg.num_envs)], device)
+    try:
+        carry = start_carry(policy, envs, [env_seed + i for i in range(cfg.num_envs)], device)
+    except (ValueError, gym.error.Error) as e:
+        envs.close()
+        raise ConfigError(f"env_kwargs: {cfg.env} refuses {cfg.env_kwargs}: "
+                          f"{' '.join(str(e).split())}") from None
     tracker = EpisodeTracker(cfg.num_envs, cfg.success_window)
+    if resumed and rank == 0:  # the saved figures are rank 0's
+        restore_episodes(tracker, resumed)
 
-    log = _Logger(run_dir, cfg, global_step, progress) if rank == 0 else None
+    # The run folder, only now that the config, the policy and the envs work: the one
+    # given, the resumed run's (the folder the user named, never the path stored in the
+    # checkpoint, which may be another copy of the run), or a new one.
+    if run_dir is None and point is not None and point.run_dir is not None:
+        run_dir = point.run_dir
+    if run_dir is None:  # rank 0 alone writes (other ranks never touch the folder)
+        run_dir = new_run_dir(cfg) if rank == 0 else Path(cfg.run_dir) / f"rank{rank}"
+    run_dir = Path(run_dir)
+    if rank == 0 and resumed:
+        print(f"resuming {point.path} at step {global_step} in {run_dir}", file=sys.stderr,
+              flush=True)
+
     steps_per_update = cfg.num_envs * cfg.rollout_steps * world
-    start, first_step, last_ckpt_step, latest = time.perf_counter(), global_step, global_step, None
-    while global_step < cfg.total_steps:
-        # Linear in env steps (not updates), so a resume with more envs or processes
-        # still ends at 0 and never goes negative.
-        learner.progress = min(1.0, global_step / cfg.total_steps)
-        lr = cfg.lr * (1.0 - learner.progress) if cfg.lr_schedule == "linear" else cfg.lr
-        for g in optimizer.param_groups:
-            g["lr"] = lr
-        rollout, carry = collect_rollout(policy, envs, carry, cfg.rollout_steps, flatten,
-                                         action_space, cfg.window, tracker)
-        parts = update_fn(learner, rollout)
-        if cfg.normalize_obs:  # after the update: constant within a rollout
-            _update_normaliser(policy, rollout.obs.reshape(-1, flatten.dim), world, device)
-        update += 1
-        global_step += steps_per_update
+    start, first_step, last_ckpt_step = time.perf_counter(), global_step, global_step
+    # The checkpoint this call wrote last, and the last good one (for error messages).
+    latest, good = None, point.path if point else None
+    log = None
+    try:
+        log = _Logger(run_dir, cfg, global_step, progress,
+                      resume_step=global_step if resumed else None) if rank == 0 else None
+        while global_step < cfg.total_steps:
+            # Linear in env steps (not updates), so a resume with more envs or processes
+            # still ends at 0 and never goes negative.
+            learner.progress = min(1.0, global_step / cfg.total_steps)
+            lr = cfg.lr * (1.0 - learner.progress) if cfg.lr_schedule == "linear" else cfg.lr
+            for g in optimizer.param_groups:
+                g["lr"] = lr
+            try:
+                rollout, carry = collect_rollout(policy, envs, carry, cfg.rollout_steps,
+                                                 flatten, action_space, cfg.window, tracker)
+                parts = update_fn(learner, rollout)
+            except ValueError as e:  # torch.distributions refusing NaN / inf parameters
+                if "Expected parameter" not in str(e):
+                    raise
+                raise ckpt_io.NonFiniteError(
+                    f"training diverged at update {update + 1}: the policy's action "
+                    f"distribution has non-finite parameters ({str(e).splitlines()[0][:120]}); "
+                    + (f"the last good checkpoint is {str(good)!r} (resume it with a lower "
+                       f"lr or max_grad_norm)" if good else "no checkpoint yet")) from None
+            if cfg.normalize_obs:  # after the update: constant within a rollout
+                _update_normaliser(policy, rollout.obs.reshape(-1, flatten.dim), world, device)
+            update += 1
+            global_step += steps_per_update
+            try:  # a diverged update stops the run before it is logged or saved
+                ckpt_io.check_finite(policy, optimizer,
+                                     f" at update {update} (step {global_step})")
+            except ckpt_io.NonFiniteError as e:
+                raise ckpt_io.NonFiniteError(
+                    f"{e}; nothing of it was saved: "
+                    + (f"the last good checkpoint is {str(good)!r} (resume it with a lower "
+                       f"lr or max_grad_norm)" if good else "no checkpoint yet")) from None
 
-        success, n_success = _rolling(tracker.successes, world, device)
+            success, n_success = _rolling(tracker.successes, world, device)
+            if log:
+                fps = (global_step - first_step) / max(time.perf_counter() - start, 1e-9)
+                log.update(global_step, update, tracker, success, fps, lr, parts,
+                           memory_stats(carry.state), force=global_step >= cfg.total_steps)
+            # Pooled figures: every process takes the same decision (no DDP deadlock).
+            stop = (cfg.stop_at_success > 0 and n_success >= min(cfg.success_window, 20) * world
+                    and success >= cfg.stop_at_success)
+            if rank == 0 and (global_step - last_ckpt_step >= cfg.checkpoint_every
+                              or global_step >= cfg.total_steps or stop):
+                latest = good = save_checkpoint(cfg, policy, optimizer, run_dir, flatten,
+                                                obs_space, action_space, global_step, update,
+                                                tracker)
+                last_ckpt_step = global_step
+            if stop:
+                break
+    finally:
+        envs.close()
         if log:
-            fps = (global_step - first_step) / max(time.perf_counter() - start, 1e-9)
-            log.update(global_step, update, tracker, success, fps, lr, parts,
-                       memory_stats(carry.state), force=global_step >= cfg.total_steps)
-        # Pooled figures: every process takes the same decision (no DDP deadlock).
-        stop = (cfg.stop_at_success > 0 and n_success >= min(cfg.success_window, 20) * world
-                and success >= cfg.stop_at_success)
-        if rank == 0 and (global_step - last_ckpt_step >= cfg.checkpoint_every
-                          or global_step >= cfg.total_steps or stop):
-            latest = save_checkpoint(cfg, policy, optimizer, run_dir, flatten, obs_space,
-                                     action_space, global_step, update)
-            last_ckpt_step = global_step
-        if stop:
-            break
-
-    envs.close()
-    if log:
-        log.close()
+            log.close()
+    if latest is None and point is not None and point.run_dir == run_dir:
+        latest = point.path  # resumed at or past total_steps: the run's checkpoint is it
     flat_params = torch.cat([p.detach().reshape(-1).cpu() for p in policy.parameters()])
     return {"run_dir": str(run_dir), "checkpoint": str(latest) if latest else None,
             "success": _rolling(tracker.successes, world, device)[0],
@@ -265,22 +314,55 @@ def train(cfg: TrainConfig, update_fn: Update, resume: str | None = None,
             "param_checksum": float(flat_params.double().abs().sum())}
 
 
+def _load_training_state(point: ckpt_io.ResumePoint, policy: ActorCritic, optimizer) -> None:
+    """The checkpoint's weights and optimiser state into ``policy`` and ``optimizer``;
+    :class:`CheckpointError` naming the first tensor that does not fit."""
+    ck = point.checkpoint
+    mismatch = ckpt_io.state_mismatch(policy.state_dict(), ck["policy_state"])
+    if mismatch:
+        raise ckpt_io.CheckpointError(
+            f"checkpoint {str(point.path)!r}: its weights do not fit the policy this config "
+            f"builds: {mismatch}")
+    policy.load_state_dict(ck["policy_state"])
+    try:
+        optimizer.load_state_dict(ck["optimizer_state"])
+    except (ValueError, KeyError, TypeError, RuntimeError) as e:
+        raise ckpt_io.CheckpointError(
+            f"checkpoint {str(point.path)!r}: its optimizer_state does not fit the policy: "
+            f"{' '.join(str(e).split())}") from None
+
+
+def restore_episodes(tracker: EpisodeTracker, ckpt: dict) -> None:
+    """The episode count and the rolling windows a checkpoint saved (none in older
+    checkpoints: they start from 0 and empty)."""
+    saved = ckpt.get("episodes") or {}
+    tracker.episodes = int(saved.get("count", 0))
+    for name in ("returns", "lengths", "successes"):
+        getattr(tracker, name).extend(saved.get(name, []))
+
+
 class _Logger:
     """Rank 0's outputs: progress bar, TensorBoard events, metrics.csv, config.yaml."""
 
     COLUMNS = ["global_step", "episodes", "return", "success", "length", "fps",
                "policy_loss", "value_loss", "entropy", "grad_norm", "lr", "wall_s"]
 
-    def __init__(self, run_dir: Path, cfg: TrainConfig, global_step: int, progress: bool):
+    def __init__(self, run_dir: Path, cfg: TrainConfig, global_step: int, progress: bool,
+                 resume_step: int | None = None):
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError as e:
             raise ImportError("TensorBoard logging needs the 'train' extra: "
                               "pip install 'dnc-policy[train]'") from e
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.yaml").write_text(_yaml_dump(cfg.to_dict()))
+        if resume_step is not None:  # what a killed run left after its last checkpoint
+            remove_temporaries(run_dir)
+            truncate_metrics(run_dir / "metrics.csv", resume_step)
+        atomic_write(run_dir / "config.yaml", lambda f: f.write(_yaml_dump(cfg.to_dict()).encode()))
         self.cfg, self.start = cfg, time.perf_counter()
-        self.writer = SummaryWriter(str(run_dir))
+        # purge_step: TensorBoard hides the events a killed run wrote after its checkpoint.
+        self.writer = SummaryWriter(str(run_dir), purge_step=None if resume_step is None
+                                    else resume_step + 1)
         new_csv = not (run_dir / "metrics.csv").exists()
         self.csv_file = open(run_dir / "metrics.csv", "a", newline="")
         self.csv = csv.writer(self.csv_file)
@@ -315,6 +397,47 @@ class _Logger:
         self.bar.close()
         self.writer.close()
         self.csv_file.close()
+
+
+def remove_temporaries(run_dir: Path) -> list[Path]:
+    """Delete the ``.<name>.<random>.tmp`` files that writes killed half-way left in a
+    run folder and its ``checkpoints/`` (see :func:`dnc_policy.files.atomic_write`)."""
+    removed = []
+    for folder in (run_dir, run_dir / "checkpoints"):
+        for tmp in folder.glob(".*.tmp") if folder.is_dir() else ():
+            if tmp.is_file():
+                tmp.unlink()
+                removed.append(tmp)
+    return removed
+
+
+def truncate_metrics(path: Path, last_step: int) -> None:
+    """Keep the header and the rows of ``metrics.csv`` up to ``last_step`` (the resumed
+    checkpoint's): rows a killed run logged after its last checkpoint are dropped, so
+    the steps stay strictly increasing. A torn last row is dropped too."""
+    if not path.is_file():
+        return
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows:
+        return
+    header, kept = rows[0], [rows[0]]
+    for row in rows[1:]:
+        try:
+            step = int(row[0])
+        except (ValueError, IndexError):
+            continue
+        if len(row) == len(header) and step <= last_step:
+            kept.append(row)
+    if len(kept) == len(rows):
+        return
+
+    def write(f):
+        import io
+        text = io.StringIO(newline="")
+        csv.writer(text).writerows(kept)
+        f.write(text.getvalue().encode())
+    atomic_write(path, write)
 
 
 def _rolling(window: deque, world: int, device: torch.device | None = None
@@ -357,8 +480,14 @@ def _update_normaliser(policy: ActorCritic, obs: torch.Tensor, world: int,
 
 def save_checkpoint(cfg: TrainConfig, policy: ActorCritic, optimizer, run_dir: Path,
                     flatten: ObsFlattener, obs_space, action_space, global_step: int,
-                    update: int) -> Path:
-    """Atomically write ``checkpoints/step_<n>.pt`` and ``checkpoints/latest.pt``."""
+                    update: int, tracker: EpisodeTracker | None = None) -> Path:
+    """Atomically write ``checkpoints/step_<n>.pt``, then ``checkpoints/latest.pt``.
+    Refuses (:class:`training.checkpoint.NonFiniteError`, nothing written) weights or an
+    optimiser state holding a NaN or an infinity."""
+    ckpt_io.check_finite(policy, optimizer, f" before the checkpoint at step {global_step}")
+    episodes = {"count": tracker.episodes, "returns": list(tracker.returns),
+                "lengths": list(tracker.lengths),
+                "successes": list(tracker.successes)} if tracker else {}
     data = {"format": ckpt_io.FORMAT, "version": ckpt_io.VERSION,
             "policy_config": policy.config(),
             "policy_state": {k: v.detach().cpu() for k, v in policy.state_dict().items()},
@@ -367,6 +496,7 @@ def save_checkpoint(cfg: TrainConfig, policy: ActorCritic, optimizer, run_dir: P
             "observation_space": describe_space(obs_space),
             "action_space": describe_space(action_space), "obs_dim": flatten.dim,
             "global_step": global_step, "update": update, "config": cfg.to_dict(),
+            "episodes": episodes,
             "torch_rng_state": torch.get_rng_state(),
             "cuda_rng_state": torch.cuda.get_rng_state() if torch.cuda.is_available() else None,
             "run_dir": str(run_dir),
@@ -403,15 +533,19 @@ def cli(algo: str, update_fn: Update, doc: str, argv=None) -> dict:
         return _run(p, a, algo, update_fn)
     except (ConfigError, ckpt_io.CheckpointError) as e:
         p.exit(2, f"error: {e}\n")
+    except ckpt_io.NonFiniteError as e:  # diverged: nothing saved, the last good one kept
+        p.exit(1, f"error: {e}\n")
 
 
 def _run(p: argparse.ArgumentParser, a: argparse.Namespace, algo: str,
          update_fn: Update) -> dict:
     explicit = dict(env=a.env, core=a.core, seed=a.seed, device=a.device,
                     total_steps=a.total_steps)
+    point = None
     if a.resume:
-        saved = ckpt_io.load(a.resume)
-        cfg = TrainConfig.from_dict(saved["config"], source=f"checkpoint {a.resume}")
+        point = ckpt_io.resume_point(a.resume)
+        cfg = TrainConfig.from_dict(point.checkpoint["config"],
+                                    source=f"checkpoint {str(point.path)!r}")
         if a.config or a.env or a.core:
             p.error("--resume takes the run's own config; only --set, --seed, --device and "
                     "--total-steps may change it")
@@ -429,7 +563,7 @@ def _run(p: argparse.ArgumentParser, a: argparse.Namespace, algo: str,
     if cfg.algo != algo:
         raise ConfigError(f"algo: {cfg.algo!r} cannot be set on the {algo} trainer; use "
                           f"python -m training.{cfg.algo}")
-    result = train(cfg, update_fn, resume=a.resume, progress=not a.no_progress)
+    result = train(cfg, update_fn, resume=point, progress=not a.no_progress)
     rank = int(os.environ.get("RANK", "0"))
     if rank == 0:
         print(f"run: {result['run_dir']}\ncheckpoint: {result['checkpoint']}\n"
