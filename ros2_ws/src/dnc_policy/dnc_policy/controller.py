@@ -202,6 +202,10 @@ class PolicyController:
                                     f"{dim} elements")
 
     def _restore(self, path: Path) -> None:
+        """Restore the memory from ``path`` (at start-up). A file the runtime refuses
+        (another model, unreadable, wrong dtypes or shapes, NaN or Inf: it checks the
+        whole file before changing anything) is moved aside to ``<name>.rejected`` and
+        the node keeps its current (empty) memory, logging why in one line."""
         if not path.exists():
             self.log("info", f"no memory snapshot at {path} yet: starting with an empty memory")
             return
@@ -209,8 +213,13 @@ class PolicyController:
             self.runtime.load_state(path)
         except ValueError as e:
             aside = path.with_name(path.name + ".rejected")
-            path.replace(aside)
-            self.log("error", f"{e}; moved it to {aside} and starting with an empty memory")
+            try:
+                path.replace(aside)
+                where = f"moved it to {aside}"
+            except OSError as err:  # a read-only folder: the first snapshot replaces it
+                where = f"could not move it aside ({type(err).__name__}: {err.strerror})"
+            self.log("error", f"memory snapshot refused: {e}; {where}; keeping the current "
+                              "(empty) memory")
             return
         self.restored_from = str(path)
         self.log("info", f"memory restored from {path}")
@@ -238,7 +247,11 @@ class PolicyController:
     # -- ticks ---------------------------------------------------------------------------
     def validate(self, data) -> np.ndarray:
         """The observation as float32 ``[obs_dim]``; ValueError naming what is wrong."""
-        arr = np.asarray(data, dtype=np.float32).reshape(-1)
+        arr = np.asarray(data)
+        if arr.dtype.kind not in "biuf":  # complex, strings, objects: not a warning
+            raise ValueError(f"observation has dtype {arr.dtype}, expected real numbers")
+        with np.errstate(over="ignore"):  # beyond float32's range: Inf, refused below
+            arr = arr.astype(np.float32, copy=False).reshape(-1)
         if arr.shape[0] != self.runtime.obs_dim:
             raise ValueError(f"observation has {arr.shape[0]} values, the model expects "
                              f"{self.runtime.obs_dim}")

@@ -18,8 +18,10 @@ reads B and writes A. No state tensor is allocated or copied to the host per tic
 from __future__ import annotations
 
 import json
+import math
 import os
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +39,174 @@ class ContractError(ValueError):
     """The ONNX file has no contract, another major version, or one its graph breaks."""
 
 
+class StateError(ValueError):
+    """A state (a snapshot or a state file) that this runtime refuses; nothing was changed."""
+
+
+ACTION_KINDS = ("discrete", "multi_discrete", "multi_binary", "box")
+_JSON_TYPES = {dict: "an object", list: "an array", str: "a string", bool: "a boolean",
+               int: "an integer", float: "a number", type(None): "null"}
+
+
+def _describe(value) -> str:
+    """``value`` for a one-line message: its JSON text (cut short) and JSON type."""
+    try:
+        text = json.dumps(value, allow_nan=True)
+    except (TypeError, ValueError):
+        text = repr(value)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return f"{text} ({_JSON_TYPES.get(type(value), type(value).__name__)})"
+
+
+def _bad(field: str, value, expected: str) -> ContractError:
+    return ContractError(f"contract field {field!r} = {_describe(value)}: expected {expected}")
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _need(contract: dict, field: str, where: str = ""):
+    if field not in contract:
+        raise ContractError(f"contract lacks {where + field!r}")
+    return contract[field]
+
+
+def _check_object(value, field: str) -> dict:
+    if not isinstance(value, dict):
+        raise _bad(field, value, "an object")
+    return value
+
+
+def _check_names(value, field: str) -> list:
+    if not isinstance(value, list) or not all(isinstance(n, str) and n for n in value):
+        raise _bad(field, value, "an array of non-empty strings")
+    if len(set(value)) != len(value):
+        raise _bad(field, value, "names without repeats")
+    return value
+
+
+def _check_ints(value, field: str, low: int, nonempty: bool = True) -> list:
+    if (not isinstance(value, list) or (nonempty and not value)
+            or not all(_is_int(v) and v >= low for v in value)):
+        raise _bad(field, value, f"{'a non-empty' if nonempty else 'an'} array of integers "
+                                 f">= {low}")
+    return value
+
+
+def action_dim(action: dict) -> int:
+    """Width of the action vector (1 for Discrete, whose action is a scalar)."""
+    return {"discrete": 1, "multi_discrete": len(action.get("nvec", ())),
+            "multi_binary": action.get("n", 0), "box": len(action.get("low", ()))}[action["kind"]]
+
+
+def head_outputs(kind: str) -> list[str]:
+    """The graph outputs before the state, for an action kind."""
+    params = ["action_mean", "action_log_std"] if kind == "box" else ["logits"]
+    return ["action", "value"] + params
+
+
+def _check_action(action) -> None:
+    _check_object(action, "action")
+    kind = _need(action, "kind", "action.")
+    if kind not in ACTION_KINDS:
+        raise _bad("action.kind", kind, f"one of {', '.join(ACTION_KINDS)}")
+    dtype = _need(action, "dtype", "action.")
+    if dtype not in ("int64", "float32"):
+        raise _bad("action.dtype", dtype, "'int64' or 'float32'")
+    # The fields of the kind are required; the others, if present, must still be typed.
+    if kind in ("discrete", "multi_binary"):
+        n = _need(action, "n", "action.")
+        if not _is_int(n) or n < 1:
+            raise _bad("action.n", n, f"an integer >= 1 for a {kind} action")
+    elif "n" in action and not _is_int(action["n"]):
+        raise _bad("action.n", action["n"], "an integer")
+    _check_ints(_need(action, "nvec", "action.") if kind == "multi_discrete"
+                else action.get("nvec", []), "action.nvec", 1,
+                nonempty=kind == "multi_discrete")
+    for bound in ("low", "high"):
+        values = _need(action, bound, "action.") if kind == "box" else action.get(bound, [])
+        if (not isinstance(values, list) or (kind == "box" and not values)
+                or not all(_is_number(v) and not math.isnan(v) for v in values)):
+            raise _bad(f"action.{bound}", values, ("a non-empty" if kind == "box" else "an")
+                       + " array of numbers (no NaN)")
+    if kind == "box":
+        low, high = action["low"], action["high"]
+        if len(low) != len(high):
+            raise _bad("action.high", high, f"{len(low)} numbers, as many as 'action.low'")
+        if any(lo > hi for lo, hi in zip(low, high)):
+            raise _bad("action.high", high, "bounds >= 'action.low', element by element")
+    if "shape" in action:
+        shape, dims = action["shape"], [] if kind == "discrete" else [action_dim(action)]
+        if (not isinstance(shape, list) or not shape or not isinstance(shape[0], str)
+                or shape[1:] != dims):
+            raise _bad("action.shape", shape, f"[\"B\"{''.join(f', {d}' for d in dims)}] "
+                                              f"for this {kind} action")
+
+
+def check_contract(contract) -> None:
+    """Raise ContractError (one line, naming the field) unless ``contract`` has every
+    field this runtime and its users read, each of the right type (contract 1.x).
+    Fields it does not know are allowed: a later minor version may add some."""
+    if not isinstance(contract, dict):
+        raise ContractError(f"the contract is {_JSON_TYPES.get(type(contract), 'a value')}, "
+                            "expected an object")
+    version = _need(contract, "contract_version")
+    if not isinstance(version, str) or not re.fullmatch(r"\d+\.\d+", version):
+        raise ContractError(f"contract_version {_describe(version)} is not of the form "
+                            "MAJOR.MINOR")
+    if int(version.split(".")[0]) != SUPPORTED_MAJOR:
+        raise ContractError(f"contract version {version} is not supported: this runtime "
+                            f"reads major version {SUPPORTED_MAJOR}")
+    obs_dim = _need(contract, "obs_dim")
+    if not _is_int(obs_dim) or obs_dim < 1:
+        raise _bad("obs_dim", obs_dim, "an integer >= 1")
+    _check_action(_need(contract, "action"))
+    kind = contract["action"]["kind"]
+    dist = _check_object(_need(contract, "distribution"), "distribution")
+    if _need(dist, "kind", "distribution.") != kind:
+        raise _bad("distribution.kind", dist["kind"], f"{kind!r}, the action's kind")
+    if _need(dist, "outputs", "distribution.") != head_outputs(kind)[2:]:
+        raise _bad("distribution.outputs", dist["outputs"],
+                   f"{head_outputs(kind)[2:]} for a {kind} action")
+    state = _need(contract, "state")
+    if not isinstance(state, list):
+        raise _bad("state", state, "an array of {name, shape} objects")
+    for i, s in enumerate(state):
+        _check_object(s, f"state[{i}]")
+        name = _need(s, "name", f"state[{i}].")
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise _bad(f"state[{i}].name", name, "an identifier")
+        _check_ints(_need(s, "shape", f"state[{i}]."), f"state[{i}].shape", 1, nonempty=False)
+    _check_names([s["name"] for s in state], "state[].name")
+    _check_names(_need(contract, "inputs"), "inputs")
+    _check_names(_need(contract, "outputs"), "outputs")
+    core = _check_object(_need(contract, "core"), "core")
+    if not isinstance(_need(core, "kind", "core."), str):
+        raise _bad("core.kind", core["kind"], "a string")
+    _check_object(_need(core, "config", "core."), "core.config")
+    env = _check_object(_need(contract, "env"), "env")
+    if not isinstance(_need(env, "id", "env."), str) or not env["id"]:
+        raise _bad("env.id", env["id"], "a Gymnasium env id")
+    _check_object(_need(env, "kwargs", "env."), "env.kwargs")
+    if "checkpoint" in contract:
+        ck = _check_object(contract["checkpoint"], "checkpoint")
+        if "sha256" in ck and not (ck["sha256"] is None or (isinstance(ck["sha256"], str)
+                                   and re.fullmatch(r"[0-9a-f]{64}", ck["sha256"]))):
+            raise _bad("checkpoint.sha256", ck["sha256"], "64 hex digits or null")
+    for field in ("observation_space", "action_space", "obs_normalizer", "exporter"):
+        if field in contract:
+            _check_object(contract[field], field)
+
+
 def read_contract(session) -> dict:
-    """The contract dict of an ``onnxruntime.InferenceSession`` (raises ContractError)."""
+    """The contract dict of an ``onnxruntime.InferenceSession``, checked against the
+    schema of :func:`check_contract` (raises ContractError)."""
     meta = session.get_modelmeta().custom_metadata_map
     if CONTRACT_KEY not in meta:
         raise ContractError(f"the model has no metadata_props[{CONTRACT_KEY!r}]: it was not "
@@ -47,22 +215,20 @@ def read_contract(session) -> dict:
         contract = json.loads(meta[CONTRACT_KEY])
     except json.JSONDecodeError as e:
         raise ContractError(f"metadata_props[{CONTRACT_KEY!r}] is not valid JSON: {e}") from None
-    version = str(contract.get("contract_version", ""))
-    try:
-        major = int(version.split(".")[0])
-    except ValueError:
-        raise ContractError(f"contract_version {version!r} is not of the form MAJOR.MINOR") from None
-    if major != SUPPORTED_MAJOR:
-        raise ContractError(f"contract version {version} is not supported: this runtime "
-                            f"reads major version {SUPPORTED_MAJOR}")
+    check_contract(contract)
     return contract
 
 
+def _dims(dims) -> str:
+    return "[batch" + "".join(f", {d}" for d in dims) + "]"
+
+
 def check_graph(session, contract: dict) -> None:
-    """Raise ContractError naming the first input or output that disagrees."""
-    for key in ("inputs", "outputs", "state", "obs_dim", "action"):
-        if key not in contract:
-            raise ContractError(f"contract lacks {key!r}")
+    """Raise ContractError naming the first input or output, or the contract field, that
+    disagrees: the graph's inputs and outputs must be exactly those the contract names,
+    in order, which are those its state and action kind imply, with the dtypes and
+    shapes of ``obs_dim``, the state shapes and the action's size."""
+    check_contract(contract)
     got_in = [i.name for i in session.get_inputs()]
     got_out = [o.name for o in session.get_outputs()]
     if got_in != contract["inputs"]:
@@ -71,23 +237,49 @@ def check_graph(session, contract: dict) -> None:
     if got_out != contract["outputs"]:
         raise ContractError(f"graph outputs {got_out} disagree with the contract's "
                             f"{contract['outputs']}")
-    want = {"obs": ("tensor(float)", [contract["obs_dim"]]), "reset": ("tensor(float)", [])}
-    for s in contract["state"]:
-        want[f"state_in.{s['name']}"] = ("tensor(float)", list(s["shape"]))
-        want[f"state_out.{s['name']}"] = ("tensor(float)", list(s["shape"]))
-    action_type = "tensor(int64)" if contract["action"]["dtype"] == "int64" else "tensor(float)"
+    names = [s["name"] for s in contract["state"]]
+    state_in = [f"state_in.{n}" for n in names]
+    if got_in != ["obs", "reset"] + state_in:
+        raise ContractError(f"contract field 'state' names {names}: the graph's inputs "
+                            f"should then be {['obs', 'reset'] + state_in}, they are {got_in}")
+    action, kind = contract["action"], contract["action"]["kind"]
+    heads = head_outputs(kind)
+    if got_out[:len(heads)] != heads:
+        raise ContractError(f"contract field 'action.kind' = {kind!r} needs the outputs "
+                            f"{heads} first, the graph's outputs are {got_out}")
+    if got_out[len(heads):] != [f"state_out.{n}" for n in names]:
+        raise ContractError(f"contract field 'state' names {names}: the graph's outputs "
+                            f"after {heads} should be state_out.<name> for each, they are "
+                            f"{got_out[len(heads):]}")
+    float_t, int_t = "tensor(float)", "tensor(int64)"
+    width = {"discrete": action.get("n"), "multi_binary": action.get("n"),
+             "multi_discrete": sum(action.get("nvec", ())), "box": len(action.get("low", ()))}
+    size_field = {"discrete": "action.n", "multi_binary": "action.n",
+                  "multi_discrete": "action.nvec", "box": "action.low"}[kind]
+    # name: (dtype, dims without the batch axis, the contract field they come from)
+    want = {"obs": (float_t, [contract["obs_dim"]], "obs_dim"), "reset": (float_t, [], "reset"),
+            "action": (float_t if action["dtype"] == "float32" else int_t,
+                       [] if kind == "discrete" else [action_dim(action)], size_field),
+            "value": (float_t, [], "value"), "logits": (float_t, [width[kind]], size_field),
+            "action_mean": (float_t, [width[kind]], size_field),
+            "action_log_std": (float_t, [width[kind]], size_field)}
+    for i, s in enumerate(contract["state"]):
+        for io in ("in", "out"):
+            want[f"state_{io}.{s['name']}"] = (float_t, list(s["shape"]), f"state[{i}].shape")
     for node in list(session.get_inputs()) + list(session.get_outputs()):
-        if node.name == "action" and node.type != action_type:
+        dtype, dims, field = want[node.name]
+        if node.name == "action" and node.type != dtype:
             raise ContractError(f"graph output 'action' is {node.type}, contract says "
-                                f"{contract['action']['dtype']}")
-        if node.name not in want:
-            continue
-        dtype, dims = want[node.name]
+                                f"{action['dtype']}")
         if node.type != dtype:
             raise ContractError(f"graph {node.name!r} is {node.type}, expected {dtype}")
-        if [d for d in node.shape[1:]] != dims:
+        shape = list(node.shape)
+        if not shape or shape[1:] != dims:
             raise ContractError(f"graph {node.name!r} has shape {node.shape}, the contract "
-                                f"says [batch, {', '.join(map(str, dims))}]")
+                                f"says {_dims(dims)} (field {field!r})")
+    if action["dtype"] != ("float32" if kind == "box" else "int64"):
+        raise _bad("action.dtype", action["dtype"],
+                   f"{'float32' if kind == 'box' else 'int64'} for a {kind} action")
 
 
 def pick_providers(requested: Sequence | None, model_path: Path) -> list:
@@ -201,16 +393,25 @@ class PolicyRuntime:
                 io.bind_ortvalue_output(name, ort.OrtValue.ortvalue_from_numpy(arr))
             self._bindings.append(io)
         self._on_gpu = on_gpu
+        for bufs in self._states:  # both sets start as the initial (zero) state
+            for (_, shape), v in zip(self.state_spec, bufs):
+                v.update_inplace(np.zeros((b,) + shape, np.float32))
         self._current = 0  # the set holding the current state
         self._pending_reset = np.ones(b, np.float32)  # the first tick starts an episode
         self._can_undo = False
-        self.reset()
 
     # -- ticks -------------------------------------------------------------------------
     def check_obs(self, obs) -> np.ndarray:
-        """``obs`` as float32 ``[batch, obs_dim]``; ValueError on a wrong size or a
-        non-finite value (the state is then left untouched)."""
-        arr = np.asarray(obs, dtype=np.float32)
+        """``obs`` as float32 ``[batch, obs_dim]``; ValueError on a wrong size, a value
+        that is not a real number (complex, string, object) or a non-finite one (the
+        state is then left untouched)."""
+        arr = np.asarray(obs)
+        if arr.dtype != np.float32:
+            if arr.dtype.kind not in "biuf":
+                raise ValueError(f"observation has dtype {arr.dtype}, expected real numbers "
+                                 "(float32)")
+            with np.errstate(over="ignore"):  # beyond float32's range: Inf, refused below
+                arr = arr.astype(np.float32)
         if arr.ndim == 1 and self.batch == 1:
             arr = arr[None]
         if arr.shape != (self.batch, self.obs_dim):
@@ -221,20 +422,42 @@ class PolicyRuntime:
             raise ValueError("observation contains NaN or Inf")
         return arr
 
+    def check_reset(self, reset) -> np.ndarray:
+        """``reset`` as float32 ``[batch]`` of 0/1. Accepted: a bool, an int or float 0
+        or 1, a numpy scalar of them, or an array of them of shape ``[batch]`` (a scalar
+        applies to every row); anything else (None, -1, 0.3, NaN, a string, another
+        shape) is a ValueError naming ``reset`` and what was expected."""
+        expected = ("expected 0 or 1 (a bool, an int or a float), or an array of them of "
+                    f"shape ({self.batch},)")
+        if reset is True:
+            return np.ones(self.batch, np.float32)
+        arr = np.asarray(reset) if not isinstance(reset, (str, bytes)) else None
+        if arr is None or arr.dtype.kind not in "biuf":
+            what = (f"= {' '.join(repr(reset).split())[:60]}" if arr is None or arr.ndim == 0
+                    else f"is an array of dtype {arr.dtype}, shape {arr.shape}")
+            raise ValueError(f"reset {what}: {expected}")
+        if arr.shape not in ((), (self.batch,)):
+            raise ValueError(f"reset has shape {arr.shape}: {expected}")
+        mask = np.broadcast_to(arr.astype(np.float32), (self.batch,))
+        if not ((mask == 0.0) | (mask == 1.0)).all():
+            bad = arr.reshape(-1)[~((arr.reshape(-1) == 0) | (arr.reshape(-1) == 1))]
+            raise ValueError(f"reset has the value(s) {bad[:4].tolist()}: {expected}")
+        return mask
+
     def step(self, obs, reset=False, deterministic: bool | None = None) -> np.ndarray:
         """One tick: the action for ``obs`` (``[batch, obs_dim]``, or ``[obs_dim]`` at
-        batch 1). ``reset`` (bool or ``[batch]``) starts an episode in those rows first.
+        batch 1). ``reset`` (0/1: bool, int, float, or ``[batch]`` of them; see
+        :meth:`check_reset`) starts an episode in those rows first.
         Returns the env-ready action (``[batch, ...]``; a scalar row for Discrete at
         batch 1 is returned as shape ``[1]``). The heads of the tick stay in
         :attr:`outputs` (``value``, ``logits`` or ``action_mean``/``action_log_std``)."""
         arr = self.check_obs(obs)
+        mask = None if reset is False else self.check_reset(reset)
         np.copyto(self._obs_host, arr)
-        if reset is False:  # the usual tick: a plain copy (broadcast_to costs ~3 us)
+        if mask is None:  # the usual tick: a plain copy (broadcast_to costs ~3 us)
             np.copyto(self._reset_host, self._pending_reset)
         else:
-            np.maximum(self._pending_reset,
-                       np.broadcast_to(np.asarray(reset, np.float32), (self.batch,)),
-                       out=self._reset_host)
+            np.maximum(self._pending_reset, mask, out=self._reset_host)
         if self._on_gpu:
             self._obs.update_inplace(self._obs_host)
             self._reset.update_inplace(self._reset_host)
@@ -294,23 +517,63 @@ class PolicyRuntime:
                 zip(self.state_spec, self._states[self._current])
                 if names is None or name in names}
 
+    def check_state(self, values, source: str = "snapshot") -> dict[str, np.ndarray]:
+        """``values`` as ``{name: float32 [batch, *shape]}`` (C-contiguous), or a
+        :class:`StateError` (one line, naming the tensor) unless it has exactly this
+        model's state tensors, each of the right shape, of real numbers (bool, int or
+        float: not complex, string or object), all finite in float32."""
+        names = [n for n, _ in self.state_spec]
+        if not isinstance(values, Mapping):
+            raise StateError(f"{source} is {type(values).__name__}, expected a dict of the "
+                             f"state tensors {names}")
+        missing = [n for n in names if n not in values]
+        extra = sorted(repr(k) for k in values if k not in names)
+        if missing or extra:
+            raise StateError(f"{source} " + "; ".join(
+                ([f"lacks the state tensors {missing}"] if missing else [])
+                + ([f"has unknown entries {', '.join(extra)}"] if extra else []))
+                + f" (this model's state is {names})")
+        out = {}
+        for name, shape in self.state_spec:
+            want = (self.batch,) + shape
+            try:
+                arr = np.asarray(values[name])
+            except (TypeError, ValueError) as e:  # a ragged list, say
+                raise StateError(f"{source} tensor {name!r} is not an array: "
+                                 f"{_first_line(e)}") from None
+            if arr.dtype.kind not in "biuf":
+                raise StateError(f"{source} tensor {name!r} has dtype {arr.dtype}, expected "
+                                 "real numbers (float32)")
+            if arr.shape != want:
+                raise StateError(f"{source} tensor {name!r} has shape {arr.shape}, "
+                                 f"expected {want}")
+            with np.errstate(over="ignore", invalid="ignore"):
+                arr = np.ascontiguousarray(arr, dtype=np.float32)
+            finite = np.isfinite(arr)
+            if not finite.all():
+                first = np.unravel_index(int(np.argmin(finite)), arr.shape)
+                raise StateError(f"{source} tensor {name!r} has {arr.size - int(finite.sum())} "
+                                 f"NaN or Inf value(s) (in float32), first at index "
+                                 f"{tuple(int(i) for i in first)}: refused, the policy would "
+                                 "output NaN from then on")
+            out[name] = arr
+        return out
+
     def restore(self, snapshot: dict[str, np.ndarray]) -> None:
-        """Make ``snapshot`` (from :meth:`snapshot` or :meth:`load_state`) the state."""
-        want = {n: (self.batch,) + s for n, s in self.state_spec}
-        if set(snapshot) != set(want):
-            raise ValueError(f"snapshot has tensors {sorted(snapshot)}, this model's state is "
-                             f"{sorted(want)}")
-        for name, shape in want.items():
-            if tuple(np.shape(snapshot[name])) != shape:
-                raise ValueError(f"snapshot tensor {name!r} has shape "
-                                 f"{tuple(np.shape(snapshot[name]))}, expected {shape}")
-        self._write_state(snapshot)
+        """Make ``snapshot`` (from :meth:`snapshot` or :meth:`load_state`) the state.
+        Every tensor is checked first (:meth:`check_state`); a refused snapshot raises
+        :class:`StateError` and changes nothing (state, pending reset, undo)."""
+        self._write_state(self.check_state(snapshot))
         self._pending_reset[:] = 0.0
 
     def _write_state(self, values: dict[str, np.ndarray]) -> None:
-        self._can_undo = False
-        for (name, _), v in zip(self.state_spec, self._states[self._current]):
-            v.update_inplace(np.ascontiguousarray(values[name], dtype=np.float32))
+        """Write checked float32 ``values`` into the other buffer set, then make it the
+        current one: the state changes in one step, or (on an error) not at all."""
+        target = 1 - self._current
+        for (name, _), v in zip(self.state_spec, self._states[target]):
+            v.update_inplace(values[name])
+        self._current = target
+        self._can_undo = False  # the other set no longer holds the previous tick's input
 
     def state_identity(self) -> dict[str, Any]:
         """What a saved state must match to be restored into this model."""
@@ -328,19 +591,48 @@ class PolicyRuntime:
         return atomic_write(path, lambda f: np.savez(f, **arrays))
 
     def load_state(self, path: str | os.PathLike) -> None:
-        """Restore a state written by :meth:`save_state` for this model (ValueError if
-        it belongs to another model, batch or state layout, or is unreadable)."""
+        """Restore a state written by :meth:`save_state` for this model. The file is read
+        with ``allow_pickle=False`` and checked whole (identity, names, dtypes, shapes,
+        finite values) before anything changes: a refused file raises
+        :class:`StateError` (a ValueError; one line saying why) and leaves the state,
+        the pending reset and undo as they were."""
+        where = f"state file {str(path)!r}"
         try:
-            with np.load(path, allow_pickle=False) as data:
+            data = np.load(path, allow_pickle=False)
+        except Exception as e:  # missing, empty, truncated zip, pickled, not an npz...
+            raise StateError(f"{where} could not be read: {type(e).__name__}: "
+                             f"{_first_line(e)}") from None
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise StateError(f"{where} is a single .npy array, not the .npz archive "
+                             "PolicyRuntime.save_state writes")
+        try:
+            with data:
                 arrays = {k: data[k] for k in data.files}
-        except Exception as e:  # missing, empty, truncated zip, not an npz...
-            raise ValueError(f"state file {str(path)!r} could not be read: "
-                             f"{type(e).__name__}: {e}") from None
+        except Exception as e:  # a bad CRC, a pickled (object) array, a corrupt header...
+            raise StateError(f"{where} could not be read: {type(e).__name__}: "
+                             f"{_first_line(e)}") from None
         ident = arrays.pop("__identity__", None)
         if ident is None:
-            raise ValueError(f"state file {str(path)!r} was not written by PolicyRuntime")
-        saved = json.loads(ident.tobytes().decode())
-        if saved != self.state_identity():
-            raise ValueError(f"state file {str(path)!r} belongs to another model or batch: "
-                             f"{saved} != {self.state_identity()}")
-        self.restore(arrays)
+            raise StateError(f"{where} was not written by PolicyRuntime (no __identity__)")
+        try:
+            if ident.dtype != np.uint8 or ident.ndim != 1:
+                raise ValueError(f"dtype {ident.dtype}, shape {ident.shape}")
+            saved = json.loads(ident.tobytes().decode())
+        except ValueError as e:  # also UnicodeDecodeError, JSONDecodeError
+            raise StateError(f"{where} has an unreadable __identity__: {type(e).__name__}: "
+                             f"{_first_line(e)}") from None
+        mine = self.state_identity()
+        if saved != mine:
+            if not isinstance(saved, dict):
+                raise StateError(f"{where} has an __identity__ of {_describe(saved)}, "
+                                 "expected an object")
+            diff = "; ".join(f"{k}: file {json.dumps(saved.get(k))}, model {json.dumps(v)}"
+                             for k, v in mine.items() if saved.get(k) != v)
+            raise StateError(f"{where} belongs to another model or batch ({diff or saved})")
+        self._write_state(self.check_state(arrays, where))
+        self._pending_reset[:] = 0.0
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else "(no message)"
