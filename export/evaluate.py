@@ -6,6 +6,11 @@ The env and its kwargs come from the file's contract; ``--env-kwargs key=value``
 evaluation (e.g. ``length=300``). Episode ``k`` is reset with seed ``seed + k`` exactly
 as in ``training.evaluate``, so with the same seeds the two report the same results for
 a checkpoint and its export (deterministic actions).
+
+The options are checked as in ``training.evaluate`` (``--episodes`` 1 to 1,000,000,
+``--seed`` 0 to 2**32 - 1, ``--batch`` 1 to 4096: argparse errors naming the flag). A
+missing or unloadable model, a contract the runtime refuses, or a contract whose env id
+is not registered, is a one-line ``error:`` (exit status 2).
 """
 
 from __future__ import annotations
@@ -17,7 +22,9 @@ import numpy as np
 from dnc_policy.runtime import ContractError, PolicyRuntime
 
 from training.evaluate import (
+    EnvIdError,
     EnvKwargsError,
+    check_env_id,
     episode_args,
     format_result,
     resolve_env_kwargs,
@@ -37,7 +44,12 @@ def evaluate(onnx_path: str, episodes: int = 100, seed: int = 0, batch: int = 16
         return rt.step(obs, reset)
 
     env = rt.contract["env"]
-    kwargs = resolve_env_kwargs(env["id"], env["kwargs"], env_kwargs)
+    if not isinstance(env, dict) or "id" not in env or \
+            not isinstance(env.get("kwargs") or {}, dict):
+        raise ContractError(f"{str(onnx_path)!r}: the contract's env entry {env!r} is not "
+                            "{id, kwargs}")
+    check_env_id(env["id"], f"{str(onnx_path)!r}: its contract names")
+    kwargs = resolve_env_kwargs(env["id"], env.get("kwargs") or {}, env_kwargs)
     result = run_episodes(act, env["id"], kwargs, episodes, seed, batch)
     result.update(env=env["id"], env_kwargs=kwargs, env_kwargs_override=dict(env_kwargs or {}),
                   model=str(onnx_path), deterministic=deterministic, providers=rt.providers)
@@ -51,7 +63,7 @@ def main(argv=None) -> dict:
     try:
         r = evaluate(a.model, a.episodes, a.seed, a.batch, not a.sample,
                      env_kwargs=a.env_kwargs)
-    except (ContractError, FileNotFoundError, EnvKwargsError) as e:
+    except (ContractError, FileNotFoundError, EnvKwargsError, EnvIdError) as e:
         p.exit(2, f"error: {e}\n")
     print(json.dumps(r) if a.json else format_result(r) + f"  [{', '.join(r['providers'])}]")
     return r

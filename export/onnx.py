@@ -2,6 +2,8 @@
 as explicit state (DESIGN.md §4).
 
     python -m export.onnx runs/<run>/checkpoints/latest.pt            # -> runs/<run>/policy.onnx
+    python -m export.onnx runs/<run>                                  # the same
+    python -m export.onnx ~/best.pt                                   # -> ~/best.onnx
     python -m export.onnx CKPT -o policy.onnx --parity-steps 1000
 
 Inputs ``obs [B, obs_dim]`` (raw: the normaliser is in the graph), ``reset [B]`` and
@@ -11,9 +13,16 @@ already clipped to the bounds), ``value``, the distribution parameters (``logits
 dynamic. ``metadata_props["dnc_policy.contract"]`` holds the JSON contract a runtime
 validates the file against (docs/ONNX.md).
 
-After writing, the file is checked: ``onnx.checker`` (full check), then parity with the
-PyTorch policy over consecutive steps of the checkpoint's own env, with resets at random
-steps, at batch 1 and 4. A failed check exits non-zero.
+Default output (without ``-o``): ``<run>/policy.onnx`` for a checkpoint at
+``<run>/checkpoints/<name>.pt`` (or a run folder given as ``<run>``), else ``<name>.onnx``
+next to the checkpoint file.
+
+Every option, the checkpoint and its env are checked before any file is touched. The
+model is written to a temporary file in the output's folder and checked there:
+``onnx.checker`` (full check), then parity with the PyTorch policy over consecutive steps
+of the checkpoint's own env, with resets at random steps, at batch 1 and 4; non-finite
+outputs on either side fail it. Only a model that passes is renamed over the output
+(atomically): a failed export exits non-zero and leaves an existing file as it was.
 """
 
 from __future__ import annotations
@@ -21,6 +30,8 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
+import os
 import sys
 import tempfile
 import warnings
@@ -201,19 +212,46 @@ class ParityReport:
     max_state_diff: float = 0.0
     max_action_diff: float = 0.0  # box actions
     action_mismatches: int = 0  # discrete kinds
+    # Non-finite (NaN or inf) values among the outputs (value, distribution parameters,
+    # state, Box actions) of each side, over all steps: any of them fails the check.
+    nonfinite_torch: int = 0
+    nonfinite_onnx: int = 0
     failures: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return (self.max_value_diff <= TOLERANCE and self.max_dist_diff <= TOLERANCE
+        # (a NaN difference fails each comparison too)
+        return (self.steps > 0 and self.nonfinite_torch == 0 and self.nonfinite_onnx == 0
+                and self.max_value_diff <= TOLERANCE and self.max_dist_diff <= TOLERANCE
                 and self.max_action_diff <= TOLERANCE and self.action_mismatches == 0)
 
     def line(self) -> str:
+        nonfinite = (f"  non-finite outputs: torch {self.nonfinite_torch}, onnx "
+                     f"{self.nonfinite_onnx}" if self.nonfinite_torch or self.nonfinite_onnx
+                     else "")
         return (f"batch {self.batch}: {self.steps} steps, {self.resets} resets | max |Δvalue| "
                 f"{self.max_value_diff:.2e}  max |Δdist| {self.max_dist_diff:.2e}  "
                 f"max |Δstate| {self.max_state_diff:.2e}  max |Δaction| "
                 f"{self.max_action_diff:.2e}  discrete action mismatches "
-                f"{self.action_mismatches}  -> {'PASS' if self.ok else 'FAIL'}")
+                f"{self.action_mismatches}{nonfinite}  -> {'PASS' if self.ok else 'FAIL'}")
+
+
+def _max_diff(current: float, arrays) -> float:
+    """The largest |a - b| over ``arrays`` (pairs) and ``current``; NaN as soon as any
+    difference is NaN (``max()`` would silently drop it)."""
+    out = current
+    for a, b in arrays:
+        with np.errstate(invalid="ignore"):  # inf - inf: NaN, reported as such
+            d = np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))
+        m = float(d.max()) if d.size else 0.0
+        if math.isnan(m) or math.isnan(out):
+            return math.nan
+        out = max(out, m)
+    return out
+
+
+def _nonfinite(arrays) -> int:
+    return int(sum((~np.isfinite(np.asarray(a))).sum() for a in arrays))
 
 
 def check_parity(policy: ActorCritic, onnx_path: str | Path, env_id: str, env_kwargs: dict,
@@ -230,7 +268,7 @@ def check_parity(policy: ActorCritic, onnx_path: str | Path, env_id: str, env_kw
 
     policy = policy.cpu().float().eval()
     sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    inputs, outputs = io_names(policy)
+    _, outputs = io_names(policy)
     names = [n for n, _ in policy.state_spec]
     n_dist = len(distribution_outputs(policy.action.kind))
     envs = [gym.make(env_id, **env_kwargs) for _ in range(batch)]
@@ -256,17 +294,23 @@ def check_parity(policy: ActorCritic, onnx_path: str | Path, env_id: str, env_kw
         feed = {"obs": obs, "reset": reset, **{f"state_in.{n}": s for n, s in zip(names, state_o)}}
         res = sess.run(outputs, feed)
         a_o, v_o, dist_o, state_o = res[0], res[1], res[2:2 + n_dist], res[2 + n_dist:]
-        report.max_value_diff = max(report.max_value_diff, float(np.abs(v_o - out.value.numpy()).max()))
-        report.max_dist_diff = max(report.max_dist_diff, *(float(np.abs(o - d.numpy()).max())
-                                                          for o, d in zip(dist_o, torch_dist)))
-        report.max_state_diff = max(report.max_state_diff, *(float(np.abs(o - s.numpy()).max())
-                                                            for o, s in zip(state_o, state_t)))
-        if policy.action.kind == "box":
-            report.max_action_diff = max(report.max_action_diff,
-                                         float(np.abs(a_o - a_t.numpy()).max()))
+        torch_dist = [d.numpy() for d in torch_dist]
+        torch_state = [s.numpy() for s in state_t]
+        report.max_value_diff = _max_diff(report.max_value_diff, [(v_o, out.value.numpy())])
+        report.max_dist_diff = _max_diff(report.max_dist_diff, zip(dist_o, torch_dist))
+        report.max_state_diff = _max_diff(report.max_state_diff, zip(state_o, torch_state))
+        box = policy.action.kind == "box"
+        report.nonfinite_torch += _nonfinite([out.value.numpy(), *torch_dist, *torch_state]
+                                             + ([a_t.numpy()] if box else []))
+        report.nonfinite_onnx += _nonfinite([v_o, *dist_o, *state_o] + ([a_o] if box else []))
+        if box:
+            report.max_action_diff = _max_diff(report.max_action_diff, [(a_o, a_t.numpy())])
         else:
             report.action_mismatches += int((a_o.reshape(batch, -1)
                                              != a_t.numpy().reshape(batch, -1)).any(-1).sum())
+        if report.nonfinite_torch or report.nonfinite_onnx:
+            report.steps = t + 1  # failed; and NaN actions are not for the env
+            break
         env_actions = to_env_actions(a_t.numpy(), envs[0].action_space)
         reset = np.zeros(batch, np.float32)
         for i, env in enumerate(envs):
@@ -281,36 +325,128 @@ def check_parity(policy: ActorCritic, onnx_path: str | Path, env_id: str, env_kw
     return report
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("checkpoint", help="checkpoint file or run folder")
-    p.add_argument("-o", "--output", help="default: policy.onnx in the run folder")
-    p.add_argument("--parity-steps", type=int, default=1000)
-    p.add_argument("--batches", default="1,4", help="batch sizes of the parity check")
-    p.add_argument("--seed", type=int, default=0)
-    a = p.parse_args(argv)
-    from training.checkpoint import CheckpointError, load_policy, resolve_path
+MAX_PARITY_STEPS = 1_000_000
+MAX_BATCH = 4096  # the graph's dynamic batch axis (export_policy)
 
+
+def default_output(checkpoint: str | Path) -> Path:
+    """Where ``export.onnx`` writes without ``-o``: ``<run>/policy.onnx`` for a checkpoint
+    at ``<run>/checkpoints/<name>.pt``, else ``<name>.onnx`` next to the checkpoint."""
+    checkpoint = Path(checkpoint)
+    if checkpoint.parent.name == "checkpoints":
+        return checkpoint.parent.parent / "policy.onnx"
+    return checkpoint.with_suffix(".onnx")
+
+
+def output_problem(output: Path, checkpoint: Path) -> str | None:
+    """Why ``output`` cannot be written (one line), or None."""
+    if output.exists() and output.is_dir():
+        return f"output {str(output)!r} is a folder"
+    if output.exists() and output.resolve() == checkpoint.resolve():
+        return f"output {str(output)!r} is the checkpoint itself"
+    folder = output.parent
+    while not folder.exists():  # the nearest existing ancestor (folders are created)
+        folder = folder.parent
+    if not folder.is_dir():
+        return f"output {str(output)!r}: {str(folder)!r} is not a folder"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"output {str(output)!r}: folder {str(folder)!r} is not writable"
+    return None
+
+
+def _batch_sizes(text: str) -> list[int]:
+    """``--batches``: comma-separated batch sizes, each 1 to MAX_BATCH."""
+    parts = [x.strip() for x in text.split(",")]
+    if not text.strip() or not all(x.isdigit() and 1 <= int(x) <= MAX_BATCH for x in parts):
+        raise argparse.ArgumentTypeError(f"expects comma-separated batch sizes from 1 to "
+                                         f"{MAX_BATCH} (e.g. 1,4), got {text!r}")
+    return [int(x) for x in parts]
+
+
+def _parser() -> argparse.ArgumentParser:
+    from training.evaluate import SEED_MAX, bounded_int
+
+    paras = __doc__.strip().split("\n\n")  # the examples, the output rule, the checks
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="\n\n".join(paras[1:2] + paras[-2:]))
+    p.add_argument("checkpoint", help="checkpoint file or run folder")
+    p.add_argument("-o", "--output",
+                   help="the ONNX file to write (default: <run>/policy.onnx for "
+                        "<run>/checkpoints/<name>.pt or a run folder <run>; <name>.onnx "
+                        "next to any other checkpoint file). An existing file is replaced "
+                        "only by a model that passed the checks")
+    p.add_argument("--parity-steps", type=bounded_int(1, MAX_PARITY_STEPS), default=1000,
+                   help=f"steps of the parity check, 1 to {MAX_PARITY_STEPS:,} (default 1000)")
+    p.add_argument("--batches", type=_batch_sizes, default=[1, 4],
+                   help=f"batch sizes of the parity check, each 1 to {MAX_BATCH} "
+                        "(default 1,4)")
+    p.add_argument("--seed", type=bounded_int(0, SEED_MAX), default=0,
+                   help="seed of the parity check's episodes and resets, 0 to 2**32 - 1")
+    return p
+
+
+def main(argv=None) -> int:
+    import onnx
+    from dnc_policy.files import fsync_dir
+
+    from training.checkpoint import CheckpointError, load_policy, resolve_path
+    from training.envs import make_env
+    from training.evaluate import EnvIdError, check_env_id
+
+    p = _parser()
+    a = p.parse_args(argv)
+    # Everything is checked before any file is touched.
     try:
         ckpt_path = resolve_path(a.checkpoint)
         policy, ckpt = load_policy(ckpt_path)
-    except CheckpointError as e:
+        check_env_id(ckpt["env"], f"checkpoint {str(ckpt_path)!r} was trained on")
+        make_env(ckpt["env"], ckpt["env_kwargs"],
+                 f"checkpoint {str(ckpt_path)!r}: env_kwargs {ckpt['env_kwargs']!r}").close()
+    except (CheckpointError, EnvIdError, ValueError) as e:
         p.exit(2, f"error: {e}\n")
-    output = Path(a.output) if a.output else ckpt_path.parent.parent / "policy.onnx"
+    output = Path(a.output) if a.output else default_output(ckpt_path)
+    problem = output_problem(output, ckpt_path)
+    if problem:
+        p.exit(2, f"error: {problem}\n")
+
     torch.set_num_threads(2)
     contract = build_contract(policy, ckpt, sha256_of(ckpt_path))
-    print(f"exporting {ckpt_path} ({policy.core.kind}, {ckpt['env']}) -> {output}")
-    export_policy(policy, contract, output)
-    print(f"  onnx.checker full check: ok; opset {OPSET}; {output.stat().st_size / 1024:.0f} KiB")
-    ok = True
-    for b in (int(x) for x in a.batches.split(",") if x):
-        r = check_parity(policy, output, ckpt["env"], ckpt["env_kwargs"], a.parity_steps, b,
-                         a.seed)
-        print("  parity " + r.line())
-        ok &= r.ok
-    print(f"{'OK' if ok else 'PARITY FAILED'}: {output}")
-    return 0 if ok else 1
+    existing = output.is_file()
+    print(f"exporting {ckpt_path} ({policy.core.kind}, {ckpt['env']}) -> {output}"
+          + (" (replacing it if the new model passes the checks)" if existing else ""))
+    output.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent)
+    os.close(fd)
+    tmp = Path(name)
+    ok = False
+    try:
+        try:
+            export_policy(policy, contract, tmp)
+        except onnx.checker.ValidationError as e:
+            print(f"error: onnx.checker refused the exported model: "
+                  f"{str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
+            print(f"FAILED: {output} " + ("left unchanged" if existing else "not written"))
+            return 1
+        print(f"  onnx.checker full check: ok; opset {OPSET}; {tmp.stat().st_size / 1024:.0f} KiB")
+        ok = True
+        for b in a.batches:
+            r = check_parity(policy, tmp, ckpt["env"], ckpt["env_kwargs"], a.parity_steps, b,
+                             a.seed)
+            print("  parity " + r.line())
+            ok &= r.ok
+        if ok:  # (export_policy wrote tmp with atomic_write: a new file's usual mode)
+            os.replace(tmp, output)
+            fsync_dir(output.parent)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    if ok:
+        print(f"OK: {output}")
+        return 0
+    print(f"PARITY FAILED: {output} "
+          + ("left unchanged" if existing else "not written"))
+    return 1
 
 
 if __name__ == "__main__":

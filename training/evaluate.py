@@ -11,6 +11,12 @@ string) overrides the checkpoint's stored env kwargs for the evaluation, to test
 policy beyond what it was trained on: ``--env-kwargs length=300``,
 ``--env-kwargs 'length=[5,30]'``, ``--env-kwargs bump_penalty=0.1``. A key the env does
 not take, or a value it refuses, is a one-line error (exit status 2).
+
+The numeric options are checked before anything is loaded: ``--episodes`` 1 to
+1,000,000, ``--seed`` 0 to 2**32 - 1 (and ``seed + episodes - 1`` too, the last
+episode's seed), ``--batch`` 1 to 4096; anything else is an argparse error naming the flag
+(exit status 2). A checkpoint that cannot be loaded, or whose env id is not registered,
+is a one-line ``error:`` (exit status 2).
 """
 
 from __future__ import annotations
@@ -28,6 +34,47 @@ from training.checkpoint import CheckpointError, load_policy
 from training.envs import check_env_kwargs, make_env
 from training.spaces import ObsFlattener, to_env_actions
 
+MAX_EPISODES = 1_000_000
+MAX_BATCH = 4096  # the exported graph's batch axis goes up to 4096 too
+SEED_MAX = 2**32 - 1
+
+
+def bounded_int(low: int, high: int):
+    """An argparse ``type``: an integer from ``low`` to ``high`` (inclusive); anything else
+    is an argparse error naming the flag ("argument --seed: must be an integer from 0 to
+    4294967295, got '-1'")."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or not low <= value <= high:
+            raise argparse.ArgumentTypeError(
+                f"must be an integer from {low:,} to {high:,}, got {text!r}")
+        return value
+
+    parse.__name__ = "integer"  # argparse names the type in its messages
+    return parse
+
+
+class EnvIdError(ValueError):
+    """An env id (a checkpoint's or a contract's) that gymnasium does not know. The
+    message is one line and lists the registered ``dnc/`` ids."""
+
+
+def check_env_id(env_id, what: str) -> None:
+    """Raise :class:`EnvIdError` ("<what> env 'x', which is not registered; registered
+    dnc/ envs: ...") unless ``gymnasium.make(env_id)`` can find the id."""
+    try:
+        gym.spec(env_id)
+        return
+    except (gym.error.Error, TypeError):  # NameNotFound, VersionNotFound...; not a string
+        pass
+    known = sorted(k for k in gym.registry if k.startswith("dnc/"))
+    raise EnvIdError(f"{what} env {env_id!r}, which is not registered; registered dnc/ envs: "
+                     f"{', '.join(known) or 'none'}")
+
 
 def run_episodes(act, env_id: str, env_kwargs: dict, episodes: int, seed: int = 0,
                  batch: int = 16) -> dict:
@@ -37,6 +84,10 @@ def run_episodes(act, env_id: str, env_kwargs: dict, episodes: int, seed: int = 
     Returns per-episode ``returns``, ``lengths``, ``successes`` (None where the env gives
     no ``is_success``) in episode order, and their summary.
     """
+    if episodes < 1:
+        raise ValueError(f"episodes must be >= 1, got {episodes!r}")
+    if seed < 0:
+        raise ValueError(f"seed must be >= 0, got {seed!r}")
     batch = max(1, min(batch, episodes))
     envs = [gym.make(env_id, **env_kwargs) for _ in range(batch)]
     flatten = ObsFlattener(envs[0].observation_space)
@@ -157,6 +208,7 @@ def evaluate(checkpoint: str, episodes: int = 100, seed: int = 0, batch: int = 1
     """Evaluate a checkpoint; ``env_kwargs`` overrides keys of its stored env kwargs
     (:func:`resolve_env_kwargs`; :class:`EnvKwargsError` for a bad key or value)."""
     policy, ckpt = load_policy(checkpoint)
+    check_env_id(ckpt["env"], f"checkpoint {str(checkpoint)!r} was trained on")
     kwargs = resolve_env_kwargs(ckpt["env"], ckpt["env_kwargs"], env_kwargs)
     torch.manual_seed(seed)  # sampled actions (--sample) are reproducible too
     batch = max(1, min(batch, episodes))  # the actor's batch must equal run_episodes'
@@ -183,9 +235,12 @@ def format_result(r: dict) -> str:
 def episode_args(p: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
     """The options every evaluation CLI shares (this one and ``export.evaluate``),
     parsed and checked."""
-    p.add_argument("--episodes", type=int, default=100)
-    p.add_argument("--seed", type=int, default=0, help="episode k is reset with seed + k")
-    p.add_argument("--batch", type=int, default=16, help="episodes run side by side")
+    p.add_argument("--episodes", type=bounded_int(1, MAX_EPISODES), default=100,
+                   help=f"number of episodes, 1 to {MAX_EPISODES:,} (default 100)")
+    p.add_argument("--seed", type=bounded_int(0, SEED_MAX), default=0,
+                   help="episode k is reset with seed + k; 0 to 2**32 - 1 (default 0)")
+    p.add_argument("--batch", type=bounded_int(1, MAX_BATCH), default=16,
+                   help=f"episodes run side by side, 1 to {MAX_BATCH} (default 16)")
     p.add_argument("--sample", action="store_true", help="sample actions (default: mode)")
     p.add_argument("--json", action="store_true", help="print the full result as JSON")
     p.add_argument("--env-kwargs", action="append", default=[], metavar="KEY=VALUE",
@@ -193,8 +248,9 @@ def episode_args(p: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
                         "(repeatable; VALUE is JSON, else a string), e.g. length=300 or "
                         "'length=[5,30]'")
     a = p.parse_args(argv)
-    if a.episodes < 1:
-        p.error("--episodes must be >= 1")
+    if a.seed + a.episodes - 1 > SEED_MAX:
+        p.error(f"argument --seed: the last episode's seed (--seed + --episodes - 1 = "
+                f"{a.seed + a.episodes - 1}) must be at most 2**32 - 1")
     try:  # the format now; keys and values once the env id is known (resolve_env_kwargs)
         a.env_kwargs = parse_env_kwargs(a.env_kwargs)
     except EnvKwargsError as e:
@@ -209,7 +265,7 @@ def main(argv=None) -> dict:
     torch.set_num_threads(2)
     try:
         r = evaluate(a.checkpoint, a.episodes, a.seed, a.batch, not a.sample, a.env_kwargs)
-    except (CheckpointError, EnvKwargsError) as e:
+    except (CheckpointError, EnvKwargsError, EnvIdError) as e:
         p.exit(2, f"error: {e}\n")
     print(json.dumps(r) if a.json else format_result(r))
     return r
