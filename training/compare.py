@@ -23,12 +23,21 @@ at once. From each run's ``metrics.csv`` (:func:`summarize_run`):
 Writes ``<out>/compare.md`` (a table per task and the DNC/LSTM episode ratio against the
 claim "the DNC needs about 40% fewer episodes than the LSTM") and
 ``<out>/compare_<task>.png`` (success vs env steps: mean over seeds, min-max band).
+
+Length generalisation (``--eval-lengths 10,30,100,300,1000``, for envs with a ``length``
+argument such as the T-maze): each run's final checkpoint is evaluated deterministically
+on ``--eval-episodes`` episodes (seeds 0..N-1) at each length, as ``python -m
+training.evaluate CKPT --env-kwargs length=L`` does; a table of success per length and
+core (mean, and the seeds at >= 0.9) and ``<out>/compare_<task>_lengths.png`` (success vs
+length, log x, seeds as thin lines). The results are kept beside each checkpoint
+(``lengths.json``, keyed by the checkpoint's sha256), so ``--no-train`` re-uses them.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import math
 import os
 import subprocess
@@ -280,6 +289,87 @@ def latest_metrics(folder: Path) -> Path:
     return found[-1]
 
 
+def evaluate_lengths(run_folder: Path, lengths: list[int], episodes: int) -> dict[int, float]:
+    """Deterministic success of a run's final checkpoint at each corridor length
+    (``{length: success}``), from ``lengths.json`` beside it when that holds the same
+    checkpoint (sha256) and episode count, else evaluated and added there."""
+    import json
+
+    import torch
+    from dnc_policy.files import atomic_write
+
+    from training.checkpoint import resolve_path
+    from training.evaluate import evaluate
+    ckpt = resolve_path(run_folder)
+    cache_path = Path(run_folder) / "lengths.json"
+    digest = hashlib.sha256(ckpt.read_bytes()).hexdigest()
+    cache = {}
+    if cache_path.is_file():
+        try:
+            cache = json.loads(cache_path.read_text())
+        except json.JSONDecodeError:
+            cache = {}
+        if not isinstance(cache, dict) or cache.get("sha256") != digest:
+            cache = {}
+    results = cache.get("success", {}) if cache.get("episodes") == episodes else {}
+    todo = [n for n in lengths if str(n) not in results]
+    if todo:
+        torch.set_num_threads(1)
+        for n in todo:
+            r = evaluate(str(ckpt), episodes=episodes, seed=0, env_kwargs={"length": n})
+            results[str(n)] = float(r["success_rate"])
+        data = json.dumps({"sha256": digest, "checkpoint": str(ckpt), "episodes": episodes,
+                           "success": results}, indent=1)
+        atomic_write(cache_path, lambda f: f.write(data.encode()))
+    return {n: results[str(n)] for n in lengths}
+
+
+def lengths_report(task: str, results: dict[str, list[dict[int, float]]], lengths: list[int],
+                   episodes: int, trained: object) -> str:
+    """The markdown section of a task's length generalisation."""
+    lines = [f"#### {task}: length generalisation", "",
+             f"Trained on lengths {trained}; each seed's final checkpoint evaluated "
+             f"deterministically on {episodes} episodes (seeds 0..{episodes - 1}) per length. "
+             f"Cell: mean success over seeds (seeds with success >= 0.9).", "",
+             "| core | " + " | ".join(f"length {n:,}" for n in lengths)
+             + f" | success at {lengths[-1]:,} per seed |",
+             "|---|" + "---|" * (len(lengths) + 1)]
+    for core, runs in results.items():
+        cells = []
+        for n in lengths:
+            values = [r[n] for r in runs]
+            cells.append(f"{np.mean(values):.2f} ({sum(v >= 0.9 for v in values)}/{len(values)})")
+        lines.append(f"| {core} | " + " | ".join(cells) + " | "
+                     + ", ".join(f"{r[lengths[-1]]:.2f}" for r in runs) + " |")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def plot_lengths(results: dict[str, list[dict[int, float]]], lengths: list[int], path: Path,
+                 title: str) -> None:
+    """Success vs corridor length (log x): mean over seeds (thick), each seed (thin)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for core, runs in results.items():
+        curves = np.array([[r[n] for n in lengths] for r in runs])
+        line, = ax.plot(lengths, curves.mean(0), linewidth=2, marker="o",
+                        label=f"{core} ({len(runs)} seeds)")
+        for curve in curves:
+            ax.plot(lengths, curve, color=line.get_color(), alpha=0.45, linewidth=0.6)
+    ax.axhline(0.9, color="grey", linestyle="--", linewidth=1, label="0.9")
+    ax.set_xscale("log")
+    ax.set(xlabel="corridor length (log)", ylabel="deterministic success", ylim=(-0.02, 1.02))
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(loc="lower left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 # --------------------------------------------------------------------------------------
 # Report
 # --------------------------------------------------------------------------------------
@@ -418,11 +508,26 @@ def main(argv=None) -> dict:
     p.add_argument("--runs-dir", default="runs/compare")
     p.add_argument("--no-train", action="store_true",
                    help="only summarise the newest existing run of every (task, core, seed)")
+    p.add_argument("--eval-lengths", metavar="L1,L2,...",
+                   help="also evaluate every run's final checkpoint at these corridor "
+                        "lengths (envs with a `length` argument, e.g. 10,30,100,300,1000)")
+    p.add_argument("--eval-episodes", type=int, default=100,
+                   help="episodes per length for --eval-lengths (default 100)")
     a = p.parse_args(argv)
     tasks = [t for t in a.tasks.split(",") if t]
     cores = [c for c in a.cores.split(",") if c]
     if a.seeds < 1 or a.jobs < 1:
         p.error("--seeds and --jobs must be >= 1")
+    lengths = []
+    if a.eval_lengths:
+        try:
+            lengths = sorted({int(x) for x in a.eval_lengths.split(",") if x.strip()})
+        except ValueError:
+            p.error(f"--eval-lengths: expected comma-separated integers, got {a.eval_lengths!r}")
+        if not lengths or lengths[0] < 1:
+            p.error(f"--eval-lengths: expected lengths >= 1, got {a.eval_lengths!r}")
+    if not 1 <= a.eval_episodes <= 100_000:
+        p.error(f"--eval-episodes: expected 1 to 100,000, got {a.eval_episodes}")
     try:
         paths = config_paths(tasks, cores)
         thresholds = parse_per_task("--threshold", a.threshold, tasks, float, 0.9, (0, 1))
@@ -430,6 +535,12 @@ def main(argv=None) -> dict:
     except ValueError as e:
         p.error(str(e))
     configs = {key: TrainConfig.load(path) for key, path in paths.items()}
+    if lengths:
+        from training.envs import env_kwarg_names
+        no_length = sorted({c.env for c in configs.values()
+                            if "length" not in env_kwarg_names(c.env)})
+        if no_length:
+            p.error(f"--eval-lengths: {', '.join(no_length)} take no `length` argument")
     for (task, core), c in configs.items():  # the same budget for every core of a task
         budgets[task] = budgets[task] or c.total_steps
 
@@ -450,6 +561,16 @@ def main(argv=None) -> dict:
                 r = futures[fut]
                 metrics[r.task, r.core, r.seed] = fut.result()
                 bar.set_postfix_str(f"{r.task}/{r.core}/seed{r.seed}")
+                bar.update()
+    evaluated: dict[tuple[str, str, int], dict[int, float]] = {}
+    if lengths:  # one process per run (torch on one thread each), --jobs at once
+        from concurrent.futures import ProcessPoolExecutor
+        with ProcessPoolExecutor(a.jobs) as pool, \
+                tqdm(total=len(metrics), unit="run", desc="lengths") as bar:
+            futures = {pool.submit(evaluate_lengths, m.parent, lengths, a.eval_episodes): key
+                       for key, m in metrics.items()}
+            for fut in as_completed(futures):
+                evaluated[futures[fut]] = fut.result()
                 bar.update()
     elapsed = time.perf_counter() - start
 
@@ -508,13 +629,23 @@ def main(argv=None) -> dict:
         env_line += f" Code version(s) at launch: {', '.join(versions)}."
         sections.append(task_report(task, results, thresholds[task], env_line))
         sections.append(f"![{task}](compare_{task}.png)\n")
+        if lengths:
+            by_core = {core: [evaluated[task, core, s] for s in range(1, a.seeds + 1)]
+                       for core in cores}
+            summaries[task, "lengths"] = by_core
+            sections.append(lengths_report(task, by_core, lengths, a.eval_episodes,
+                                           c["env_kwargs"].get("length")))
+            sections.append(f"![{task} lengths](compare_{task}_lengths.png)\n")
+            plot_lengths(by_core, lengths, out / f"compare_{task}_lengths.png",
+                         f"{task}: trained on length {c['env_kwargs'].get('length')}; "
+                         f"{a.eval_episodes} deterministic episodes per length")
         plot_task(task, results, thresholds[task], out / f"compare_{task}.png",
                   f"{task}: {c['env']} {c['env_kwargs']}\nthin lines: seeds; band: min-max; "
                   f"thick: mean")
     text = "\n".join(sections)
     (out / "compare.md").write_text(text + "\n")
     print(text)
-    print(f"wrote {out / 'compare.md'} and {len(tasks)} PNG(s)")
+    print(f"wrote {out / 'compare.md'} and {len(tasks) * (2 if lengths else 1)} PNG(s)")
     return {"markdown": out / "compare.md", "summaries": summaries, "seconds": elapsed}
 
 
