@@ -149,3 +149,51 @@ def test_permutation_p():
     # Completely separated 5 vs 5: only the observed split and its mirror are as extreme.
     assert compare.permutation_p([1, 2, 3, 4, 5], [11, 12, 13, 14, 15]) == pytest.approx(2 / 252)
     assert compare.permutation_p([1, 2, 3], [2, 3, 4]) > 0.3
+
+
+def test_length_generalisation_evaluates_each_final_checkpoint_and_caches_it(tmp_path):
+    import json
+
+    from training.evaluate import evaluate
+    runs = tmp_path / "runs"
+    compare.main(["--tasks", "tmaze", "--cores", "lstm", "--seeds", "2", "--budget", "1024",
+                  "--out", str(tmp_path / "r"), "--runs-dir", str(runs)])
+    args = ["--tasks", "tmaze", "--cores", "lstm", "--seeds", "2", "--no-train",
+            "--runs-dir", str(runs), "--eval-lengths", "40,5", "--eval-episodes", "6"]
+    result = compare.main(args + ["--out", str(tmp_path / "a")])
+    folders = [next((runs / "tmaze" / "lstm" / f"seed{s}").glob("*/metrics.csv")).parent
+               for s in (1, 2)]
+    # The same numbers as training.evaluate on each run's checkpoint at each length.
+    expected = [{n: evaluate(str(f), episodes=6, env_kwargs={"length": n})["success_rate"]
+                 for n in (5, 40)} for f in folders]
+    assert result["summaries"]["tmaze", "lengths"]["lstm"] == expected
+    md = (tmp_path / "a" / "compare.md").read_text()
+    row = next(line for line in md.splitlines() if line.startswith("| lstm |") and "/2)" in line)
+    cells = [c.strip() for c in row.split("|")[1:-1]]
+    for cell, n in zip(cells[1:3], (5, 40)):
+        values = [e[n] for e in expected]
+        assert cell == f"{np.mean(values):.2f} ({sum(v >= 0.9 for v in values)}/2)"
+    png = tmp_path / "a" / "compare_tmaze_lengths.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # Cached beside the checkpoint, keyed by its sha256: a second report re-uses it...
+    cache = folders[0] / "lengths.json"
+    data = json.loads(cache.read_text())
+    data["success"]["40"] = 0.125  # a value no evaluation of 6 episodes can give
+    cache.write_text(json.dumps(data))
+    again = compare.main(args + ["--out", str(tmp_path / "b")])
+    assert again["summaries"]["tmaze", "lengths"]["lstm"][0][40] == 0.125
+    # ... unless the checkpoint is another one (or the episode count differs).
+    data["sha256"] = "0" * 64
+    cache.write_text(json.dumps(data))
+    third = compare.main(args + ["--out", str(tmp_path / "c")])
+    assert third["summaries"]["tmaze", "lengths"]["lstm"][0] == expected[0]
+
+
+def test_eval_lengths_needs_an_env_with_a_length(capsys):
+    with pytest.raises(SystemExit):
+        compare.main(["--tasks", "maze", "--cores", "lstm", "--no-train", "--eval-lengths",
+                      "10", "--runs-dir", "/nonexistent"])
+    assert "take no `length` argument" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        compare.main(["--tasks", "tmaze", "--eval-lengths", "ten"])
+    assert "--eval-lengths: expected comma-separated integers" in capsys.readouterr().err
