@@ -221,7 +221,19 @@ def test_a_diverging_config_is_one_error_line_and_every_checkpoint_stays_finite(
      "core_config.read_top_k: must be an integer in [0, memory_slots=16]"),
     ("env_kwargs.length=-1", "env_kwargs: dnc/TMaze-v0 refuses"),
     ("env_kwargs.bogus=1", "env_kwargs: dnc/TMaze-v0 has no keyword argument 'bogus'"),
-    ("seed=-3", "seed: must be >= 0, got -3"),
+    ("seed=-3", "seed: must be an integer in [0, 2**32 - 1 = 4294967295], got -3"),
+    # Finite, but beyond float32 (training's dtype): torch would overflow on them.
+    ("lr=1e300", ("lr: must be a finite number within float32 range "
+                  "(|x| <= 3.4028234663852886e+38, float32's largest), got 1e+300")),
+    ("lr=1e39", "lr: must be a finite number within float32 range"),
+    ("lr=3.4028235e38", "lr: must be a finite number within float32 range"),
+    ("value_coef=-1e39", "value_coef: must be a finite number within float32 range"),
+    ("core_config.forget_bias=1e39", "core_config.forget_bias: must be a finite number within"),
+    ("core_config.forget_bias=" + "1" * 400, "core_config.forget_bias: must be a finite number"),
+    ("env_kwargs.bump_penalty=-1e39", "env_kwargs.bump_penalty: must be a finite number within"),
+    ("env_kwargs.length=[4,1.0e+300]", "env_kwargs.length[1]: must be a finite number within"),
+    ("seed=4294967296", "seed: must be an integer in [0, 2**32 - 1 = 4294967295], got 4294967296"),
+    ("seed=99999999999999999999", "seed: must be an integer in [0, 2**32 - 1"),
 ])
 def test_config_mistakes_are_one_line_errors_and_create_no_folder(item, message, tmp_path,
                                                                  monkeypatch, capsys):
@@ -237,8 +249,34 @@ def test_config_mistakes_are_one_line_errors_and_create_no_folder(item, message,
 def test_a_config_mistake_from_the_command_line_has_no_traceback(tmp_path):
     out = cli(["--set", "run_dir=runs", "--seed", "-3"], tmp_path)
     assert out.returncode == 2
-    assert "seed: must be >= 0, got -3" in one_error_line(out.stderr)
+    assert "seed: must be an integer in [0, 2**32 - 1" in one_error_line(out.stderr)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_float32_and_seed_limits_are_inclusive():
+    cfg = resolve(None, ["lr=3.4028234663852886e38", "core_config.forget_bias=-3.4e38",
+                         f"seed={2**32 - 1}"])
+    assert cfg.lr == 3.4028234663852886e38 and cfg.seed == 2**32 - 1
+    assert torch.tensor(cfg.lr, dtype=torch.float32).isfinite()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--seed", "99999999999999999999"], "seed: must be an integer in [0, 2**32 - 1"),
+    (["--config", "huge.yaml"], "lr: must be a finite number within float32 range"),
+    (["--config", "binary.yaml"], ("config file 'binary.yaml' is not a YAML file: it is "
+                                   "not UTF-8 text (byte 0x89 at offset 0)")),
+    (["--config", "."], "config file '.' is a folder; expected a YAML file"),
+    (["--config", "missing.yaml"], "config file 'missing.yaml' does not exist"),
+])
+def test_out_of_range_values_and_unreadable_config_files_are_one_line_errors(tmp_path, args,
+                                                                            message):
+    (tmp_path / "huge.yaml").write_text("{lr: 1e300}\n")
+    (tmp_path / "binary.yaml").write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff\xfe" * 8)
+    before = sorted(tmp_path.iterdir())
+    out = cli(["--set", "run_dir=runs", *args], tmp_path)
+    assert out.returncode == 2
+    assert message in one_error_line(out.stderr)
+    assert sorted(tmp_path.iterdir()) == before  # no ./runs, no partial run folder
 
 
 class ResetRefusesEnv(gym.Env):
@@ -325,6 +363,46 @@ def test_broken_checkpoint_contents_are_one_line_checkpoint_errors(base_run, tmp
      ("weights do not fit the policy this config builds: tensor 'core.cell.weight_ih' has "
       "shape [32, 4], the policy expects [64, 4]")),
     (lambda ck: ck.pop("optimizer_state"), "not the training state a resume needs"),
+    # The fields only a resume uses: checked before anything is created or changed.
+    (lambda ck: ck.update(optimizer_state="x"),
+     "cannot be resumed: optimizer_state is str 'x', expected an optimiser state dict"),
+    (lambda ck: ck["optimizer_state"].update(state=[1]),
+     "cannot be resumed: optimizer_state['state'] is list [1], expected a dict"),
+    (lambda ck: ck["optimizer_state"].update(param_groups="x"),
+     "optimizer_state['param_groups'] is str 'x', expected a list of dicts"),
+    (lambda ck: ck["optimizer_state"]["param_groups"][0].update(eps=float("nan")),
+     "optimizer_state['param_groups'][0].eps is NaN or infinite"),
+    (lambda ck: ck["optimizer_state"].update(param_groups=[]),
+     ("its optimizer_state does not fit the policy: loaded state dict has a different "
+      "number of parameter groups")),
+    (lambda ck: ck["optimizer_state"]["state"][0].update(exp_avg=torch.zeros(3)),
+     ("its optimizer_state does not fit the policy: core.cell.weight_ih.exp_avg is of "
+      "shape [3], the parameter's is [32, 4]")),
+    (lambda ck: ck["optimizer_state"]["state"][0]["exp_avg"].fill_(float("nan")),
+     ("cannot be resumed: optimiser state 'core.cell.weight_ih.exp_avg' holds NaN or "
+      "infinite values")),
+    (lambda ck: ck["optimizer_state"]["state"][3]["exp_avg_sq"].fill_(float("inf")),
+     "cannot be resumed: optimiser state 'core.cell.bias_hh.exp_avg_sq' holds NaN"),
+    (lambda ck: ck.update(episodes="x"), "cannot be resumed: episodes is str 'x', expected a dict"),
+    (lambda ck: ck["episodes"].update(count="x"),
+     "episodes['count'] is 'x', expected an integer >= 0"),
+    (lambda ck: ck["episodes"].update(returns=[1.0, "a"]),
+     "episodes['returns'] is list [1.0, 'a'], expected a list of finite numbers"),
+    (lambda ck: ck["episodes"].update(successes=[float("nan")]),
+     "episodes['successes'] is list [nan], expected a list of finite numbers"),
+    (lambda ck: ck.update(torch_rng_state=torch.zeros(3, dtype=torch.uint8)),
+     ("torch_rng_state is not a CPU generator state: RuntimeError: Expected a "
+      "CPUGeneratorImplState of size")),
+    (lambda ck: ck.update(torch_rng_state="x"),
+     "torch_rng_state is str 'x', expected a uint8 tensor"),
+    (lambda ck: ck.update(torch_rng_state=torch.zeros(5056)),
+     "torch_rng_state is Tensor"),
+    (lambda ck: ck.update(cuda_rng_state=[1, 2]),
+     "cuda_rng_state is list [1, 2], expected None or a uint8 tensor"),
+    (lambda ck: ck.update(update="x"), "cannot be resumed: update is 'x', expected an integer >= 0"),
+    (lambda ck: ck.update(update=-1), "update is -1, expected an integer >= 0"),
+    (lambda ck: ck.update(update=True), "update is True, expected an integer >= 0"),
+    (lambda ck: ck["config"].update(lr=1e300), "lr: must be a finite number within float32"),
 ])
 def test_resuming_a_broken_checkpoint_is_one_error_line(base_run, tmp_path, monkeypatch,
                                                         capsys, break_it, message):
@@ -458,3 +536,115 @@ def test_killed_at_random_moments_the_run_resumes_and_loses_no_checkpointed_step
     episodes = [int(r["episodes"]) for r in rows]
     assert episodes == sorted(episodes)
     assert not list(run.rglob(".*.tmp"))
+
+
+# -- 6. config.yaml describes the newest checkpoint; resume options ------------------------
+def config_yaml(run: Path) -> dict:
+    return yaml.safe_load((run / "config.yaml").read_text())
+
+
+def test_a_fresh_run_writes_config_yaml_at_start(tmp_path):
+    def crash(learner, rollout):
+        raise Crash
+
+    cfg = tiny(tmp_path)
+    with pytest.raises(Crash):
+        run_train(cfg, crash, progress=False)
+    (run,) = tmp_path.iterdir()
+    assert config_yaml(run) == cfg.to_dict() and not (run / "checkpoints").exists()
+
+
+def test_a_resume_that_fails_before_its_first_checkpoint_leaves_config_yaml_as_it_was(
+        base_run, tmp_path):
+    """config.yaml is rewritten with the resumed session's first checkpoint, never at
+    start: a resume that crashes, or diverges, first keeps it equal to latest.pt's."""
+    run = copy_run(base_run, tmp_path)
+    before = (run / "config.yaml").read_bytes()
+    assert config_yaml(run) == ckpt_io.load(run)["config"]
+    count = [0]
+
+    def crash_at_2(learner, rollout):  # the first checkpoint would come at update 2
+        count[0] += 1
+        if count[0] == 2:
+            raise Crash
+        return a2c_update(learner, rollout)
+
+    with pytest.raises(Crash):
+        run_train(tiny(tmp_path, "lr=5e-4", "total_steps=2048"), crash_at_2, resume=run,
+                  progress=False)
+    assert (run / "config.yaml").read_bytes() == before
+    assert ckpt_io.load(run)["global_step"] == 128
+
+    # A real divergence after the resume (Adam at lr 1e30): stopped before any checkpoint
+    # of it was written; config.yaml still describes latest.pt, not lr 1e30.
+    out = cli(["--resume", str(run), *sets(["lr=1e30", "max_grad_norm=1e30",
+                                            "lr_schedule=constant", "checkpoint_every=4096"]),
+               "--total-steps", "8192"], tmp_path)
+    assert out.returncode == 1, out.stderr[-2000:]
+    resuming, line = out.stderr.strip().splitlines()  # the info line, then one error line
+    assert resuming.startswith("resuming ") and "Traceback" not in out.stderr
+    assert line.startswith("error: training diverged at update ")
+    assert f"the last good checkpoint is {str(run / 'checkpoints' / 'latest.pt')!r}" in line
+    assert (run / "config.yaml").read_bytes() == before
+    assert config_yaml(run) == ckpt_io.load(run)["config"]
+    assert ckpt_io.load(run)["global_step"] == 128
+
+    # A resume that saves: config.yaml is the new checkpoint's config.
+    out = cli(["--resume", str(run), "--set", "lr=5e-4", "--total-steps", "160"], tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    ck = ckpt_io.load(run)
+    assert ck["global_step"] == 160 and ck["config"]["lr"] == 5e-4
+    assert config_yaml(run) == ck["config"]
+
+
+def test_a_resume_refuses_a_checkpoint_whose_optimiser_state_is_not_finite_and_creates_nothing(
+        base_run, tmp_path):
+    """Only policy_state used to be checked: a NaN Adam moment was resumed and then named
+    "the last good checkpoint" when the run diverged."""
+    ck = torch.load(base_run / "checkpoints" / "latest.pt", weights_only=True)
+    ck["optimizer_state"]["state"][1]["exp_avg"][0, 0] = float("nan")
+    loose = ckpt_io.atomic_save(ck, tmp_path / "loose.pt")  # would start a new run folder
+    out = cli(["--resume", str(loose), "--set", f"run_dir={tmp_path / 'new'}",
+               "--total-steps", "160"], tmp_path)
+    assert out.returncode == 2
+    assert ("cannot be resumed: optimiser state 'core.cell.weight_hh.exp_avg' holds NaN or "
+            "infinite values") in one_error_line(out.stderr)
+    assert not (tmp_path / "new").exists() and sorted(tmp_path.iterdir()) == [loose]
+    with pytest.raises(ckpt_io.CheckpointError, match="core.cell.weight_hh.exp_avg"):
+        train(tiny(tmp_path / "new2", "total_steps=160"), resume=loose, progress=False)
+    assert not (tmp_path / "new2").exists()
+
+
+def test_run_dir_is_refused_when_a_resume_continues_a_run_folder(base_run, tmp_path):
+    run = copy_run(base_run, tmp_path)
+    before = snapshot(run)
+    for target in (run, run / "checkpoints" / "latest.pt"):
+        out = cli(["--resume", str(target), "--set", f"run_dir={tmp_path / 'x'}",
+                   "--total-steps", "160"], tmp_path)
+        assert out.returncode == 2
+        assert (f"error: --resume: run_dir cannot be set when continuing the run folder "
+                f"{str(run)!r}: the run continues there") in one_error_line(out.stderr)
+    assert snapshot(run) == before and not (tmp_path / "x").exists()
+    # A checkpoint file from outside a run starts a new run folder: run_dir places it.
+    loose = Path(shutil.copy(run / "checkpoints" / "latest.pt", tmp_path / "loose.pt"))
+    out = cli(["--resume", str(loose), "--set", f"run_dir={tmp_path / 'x'}",
+               "--total-steps", "144"], tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    (new,) = (tmp_path / "x").iterdir()
+    ck = ckpt_io.load(new)
+    assert ck["global_step"] == 144 and config_yaml(new) == ck["config"]
+    assert ck["config"]["run_dir"] == str(tmp_path / "x")
+    assert snapshot(run) == before
+
+
+@pytest.mark.parametrize("trainer", ["a2c", "ppo"])
+def test_the_resume_help_states_the_rule(trainer):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200"}
+    out = subprocess.run([sys.executable, "-m", f"training.{trainer}", "--help"], cwd=ROOT,
+                         env=env, capture_output=True, text=True, timeout=60, check=True)
+    text = " ".join(out.stdout.split())
+    for part in ("a run folder continues in that folder from its newest complete checkpoint",
+                 ("a checkpoint file in <run>/checkpoints continues that run and must be "
+                  "its newest"), "any other checkpoint file starts a new run folder",
+                 "docs/TRAINING.md"):
+        assert part in text, text

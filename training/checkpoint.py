@@ -312,6 +312,9 @@ def resume_point(path: str | Path) -> ResumePoint:
     if missing:
         raise CheckpointError(f"checkpoint {str(file)!r} holds a policy but not the training "
                               f"state a resume needs: it lacks {missing}")
+    problem = training_state_problem(ckpt)
+    if problem:
+        raise CheckpointError(f"checkpoint {str(file)!r} cannot be resumed: {problem}")
     try:
         gymnasium.spec(ckpt["env"])
     except gymnasium.error.Error:
@@ -319,6 +322,81 @@ def resume_point(path: str | Path) -> ResumePoint:
                               f"which is not a registered Gymnasium id (import the package "
                               f"that registers it)") from None
     return ResumePoint(file, ckpt, run)
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def training_state_problem(ckpt: dict) -> str | None:
+    """What is wrong with the fields only ``--resume`` uses (None when nothing is): the
+    update counter, the optimiser state's layout, the RNG states (tried on the generator,
+    then the generator put back) and the episode figures. Whether the optimiser state
+    fits the policy, and holds no NaN or infinity (named by the parameter it belongs to),
+    is checked when it is loaded into the optimiser (:func:`training.runner.train`),
+    still before anything is written."""
+    update = ckpt["update"]
+    if not _is_count(update):
+        return f"update is {update!r}, expected an integer >= 0"
+    opt = ckpt["optimizer_state"]
+    if not isinstance(opt, dict):
+        return f"optimizer_state is {_describe(opt)}, expected an optimiser state dict"
+    if not isinstance(opt.get("state"), dict):
+        return f"optimizer_state['state'] is {_describe(opt.get('state'))}, expected a dict"
+    groups = opt.get("param_groups")
+    if not isinstance(groups, list) or not all(isinstance(g, dict) for g in groups):
+        return (f"optimizer_state['param_groups'] is {_describe(groups)}, expected a list "
+                f"of dicts")
+    for pid, entry in opt["state"].items():
+        if not isinstance(entry, dict):
+            return f"optimizer_state['state'][{pid!r}] is {_describe(entry)}, expected a dict"
+    bad = first_non_finite(groups)  # the state's tensors: when loaded, by parameter name
+    if bad:
+        return f"optimizer_state['param_groups']{bad} is NaN or infinite"
+    rng = ckpt["torch_rng_state"]
+    if not isinstance(rng, torch.Tensor) or rng.dtype != torch.uint8:
+        return f"torch_rng_state is {_describe(rng)}, expected a uint8 tensor"
+    saved = torch.get_rng_state()
+    try:
+        torch.set_rng_state(rng.cpu())
+    except (RuntimeError, TypeError, ValueError) as e:
+        return f"torch_rng_state is not a CPU generator state: {_one_line(e)}"
+    finally:
+        torch.set_rng_state(saved)
+    cuda = ckpt.get("cuda_rng_state")
+    if cuda is not None:
+        if not isinstance(cuda, torch.Tensor) or cuda.dtype != torch.uint8:
+            return f"cuda_rng_state is {_describe(cuda)}, expected None or a uint8 tensor"
+        if torch.cuda.is_available():
+            saved = torch.cuda.get_rng_state()
+            try:
+                torch.cuda.set_rng_state(cuda.cpu())
+            except (RuntimeError, TypeError, ValueError) as e:
+                return f"cuda_rng_state is not a CUDA generator state: {_one_line(e)}"
+            finally:
+                torch.cuda.set_rng_state(saved)
+    episodes = ckpt.get("episodes")
+    if episodes is None:  # older checkpoints: the figures start from 0 and empty
+        return None
+    if not isinstance(episodes, dict):
+        return f"episodes is {_describe(episodes)}, expected a dict"
+    if "count" in episodes and not _is_count(episodes["count"]):
+        return f"episodes['count'] is {episodes['count']!r}, expected an integer >= 0"
+    for name in ("returns", "lengths", "successes"):
+        values = episodes.get(name, [])
+        if not isinstance(values, list) or not all(_is_number(v) and not isinstance(v, bool)
+                                                    for v in values):
+            return f"episodes[{name!r}] is {_describe(values)}, expected a list of finite numbers"
+    return None
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) <= 60 else text[:57] + '...'}"
 
 
 def _one_line(e: BaseException) -> str:

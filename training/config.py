@@ -108,16 +108,18 @@ class TrainConfig:
             if not 0.0 <= getattr(self, key) <= 1.0:
                 raise ConfigError(f"{key}: must be in [0, 1], got {getattr(self, key)}")
         for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if f.type == "float" and not math.isfinite(value):
-                raise ConfigError(f"{f.name}: must be a finite number, got {value!r}")
+            if f.type == "float":
+                _check_float(f.name, getattr(self, f.name))
         for key in ("lr", "adam_eps", "max_grad_norm", "clip_coef"):
             if getattr(self, key) <= 0:
                 raise ConfigError(f"{key}: must be > 0, got {getattr(self, key)}")
         for key in ("value_coef", "entropy_coef", "head_hidden", "bptt", "clip_value",
-                    "target_kl", "seed"):
+                    "target_kl"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"{key}: must be >= 0, got {getattr(self, key)}")
+        if not 0 <= self.seed <= MAX_SEED:  # what torch and numpy seeding take
+            raise ConfigError(f"seed: must be an integer in [0, 2**32 - 1 = {MAX_SEED}], "
+                              f"got {self.seed}")
         if self.rollout_steps % self.window != 0:
             raise ConfigError(f"bptt: {self.bptt} must divide rollout_steps "
                               f"({self.rollout_steps}); 0 means the whole rollout")
@@ -142,6 +144,7 @@ class TrainConfig:
             if default is not inspect.Parameter.empty:
                 want = float if isinstance(default, float) else type(default)
                 if want is float and isinstance(value, int) and not isinstance(value, bool):
+                    _check_float(f"core_config.{key}", value)
                     continue
                 if isinstance(value, bool) != (want is bool) or not isinstance(value, want):
                     raise ConfigError(f"core_config.{key}: expected {want.__name__}, "
@@ -207,10 +210,21 @@ class TrainConfig:
     def load(cls, path: str | Path) -> "TrainConfig":
         """Read a YAML file (``yaml.safe_load``) over the defaults."""
         path = Path(path)
-        if not path.is_file():
+        if path.is_dir():
+            raise ConfigError(f"config file {str(path)!r} is a folder; expected a YAML file")
+        if not path.exists():
             raise ConfigError(f"config file {str(path)!r} does not exist")
         try:
-            data = yaml.safe_load(path.read_text())
+            text = path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"config file {str(path)!r} is not a YAML file: it is not "
+                              f"UTF-8 text (byte {e.object[e.start]:#04x} at offset "
+                              f"{e.start})") from None
+        except OSError as e:
+            raise ConfigError(f"config file {str(path)!r} could not be read: "
+                              f"{e.strerror or e}") from None
+        try:
+            data = yaml.safe_load(text)
         except yaml.YAMLError as e:
             raise ConfigError(f"config file {str(path)!r} is not valid YAML: "
                               f"{' '.join(str(e).split())}") from None
@@ -284,11 +298,33 @@ def _check_type(name: str, value: Any, annotation: str) -> None:
         raise ConfigError(f"{name}: expected {annotation}, got {type(value).__name__} {value!r}")
 
 
-def _check_finite_values(name: str, value: Any) -> None:
-    """Every float inside ``value`` (a dict-valued key, lists and dicts nested in it) is
-    finite; the error names the key (``core_config.clip``, ``env_kwargs.length[1]``)."""
+# Training runs in float32: a float beyond its largest (3.4028234663852886e38; 3.4028235e38
+# is already beyond) overflows in the first tensor made of it (torch: "value cannot be
+# converted to type float without overflow").
+FLOAT32_MAX = 3.4028234663852886e38
+MAX_SEED = 2**32 - 1
+
+
+def _check_float(name: str, value: Any) -> None:
+    """``value`` (a float, or an int given for one) is finite and within float32's
+    range; the error names the key."""
+    try:
+        x = float(value)
+    except OverflowError:  # an int beyond any float
+        x = math.inf
     if isinstance(value, float) and not math.isfinite(value):
         raise ConfigError(f"{name}: must be a finite number, got {value!r}")
+    if not abs(x) <= FLOAT32_MAX:
+        raise ConfigError(f"{name}: must be a finite number within float32 range "
+                          f"(|x| <= {FLOAT32_MAX!r}, float32's largest), got {value!r}")
+
+
+def _check_finite_values(name: str, value: Any) -> None:
+    """Every float inside ``value`` (a dict-valued key, lists and dicts nested in it) is
+    finite and within float32 range; the error names the key (``core_config.clip``,
+    ``env_kwargs.length[1]``)."""
+    if isinstance(value, float):
+        _check_float(name, value)
     if isinstance(value, dict):
         for k, v in value.items():
             _check_finite_values(f"{name}.{k}", v)

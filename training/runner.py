@@ -236,9 +236,15 @@ def train(cfg: TrainConfig, update_fn: Update,
     # checkpoint, which may be another copy of the run), or a new one.
     if run_dir is None and point is not None and point.run_dir is not None:
         run_dir = point.run_dir
+    new_folder = run_dir is None
     if run_dir is None:  # rank 0 alone writes (other ranks never touch the folder)
         run_dir = new_run_dir(cfg) if rank == 0 else Path(cfg.run_dir) / f"rank{rank}"
     run_dir = Path(run_dir)
+    # config.yaml describes the run's newest checkpoint: a new folder gets it now; a run
+    # continued in its folder keeps the old one until this session saves a checkpoint
+    # (a resume that fails or diverges before then leaves config.yaml and latest.pt as
+    # they were, in agreement).
+    config_pending = resumed is not None and not new_folder
     if rank == 0 and resumed:
         print(f"resuming {point.path} at step {global_step} in {run_dir}", file=sys.stderr,
               flush=True)
@@ -250,7 +256,8 @@ def train(cfg: TrainConfig, update_fn: Update,
     log = None
     try:
         log = _Logger(run_dir, cfg, global_step, progress,
-                      resume_step=global_step if resumed else None) if rank == 0 else None
+                      resume_step=global_step if resumed else None,
+                      config_now=not config_pending) if rank == 0 else None
         while global_step < cfg.total_steps:
             # Linear in env steps (not updates), so a resume with more envs or processes
             # still ends at 0 and never goes negative.
@@ -297,6 +304,9 @@ def train(cfg: TrainConfig, update_fn: Update,
                                                 obs_space, action_space, global_step, update,
                                                 tracker)
                 last_ckpt_step = global_step
+                if config_pending:  # with the first checkpoint of a resumed session
+                    write_config(run_dir, cfg)
+                    config_pending = False
             if stop:
                 break
     finally:
@@ -326,10 +336,25 @@ def _load_training_state(point: ckpt_io.ResumePoint, policy: ActorCritic, optimi
     policy.load_state_dict(ck["policy_state"])
     try:
         optimizer.load_state_dict(ck["optimizer_state"])
-    except (ValueError, KeyError, TypeError, RuntimeError) as e:
+    except (ValueError, KeyError, TypeError, RuntimeError, AttributeError, IndexError) as e:
         raise ckpt_io.CheckpointError(
             f"checkpoint {str(point.path)!r}: its optimizer_state does not fit the policy: "
             f"{' '.join(str(e).split())}") from None
+    for name, p in policy.named_parameters():  # Adam's moments have the parameter's shape
+        for key, value in optimizer.state.get(p, {}).items():
+            if key in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq") and (
+                    not isinstance(value, torch.Tensor) or value.shape != p.shape):
+                raise ckpt_io.CheckpointError(
+                    f"checkpoint {str(point.path)!r}: its optimizer_state does not fit the "
+                    f"policy: {name}.{key} is "
+                    + (f"of shape {list(value.shape)}, the parameter's is {list(p.shape)}"
+                       if isinstance(value, torch.Tensor) else f"a {type(value).__name__}"))
+    try:  # a diverged optimiser state is no "last good checkpoint" to continue from
+        ckpt_io.check_finite(policy, optimizer)
+    except ckpt_io.NonFiniteError as e:
+        raise ckpt_io.CheckpointError(
+            f"checkpoint {str(point.path)!r} cannot be resumed: "
+            f"{str(e).split(': ', 1)[1]}") from None
 
 
 def restore_episodes(tracker: EpisodeTracker, ckpt: dict) -> None:
@@ -348,7 +373,7 @@ class _Logger:
                "policy_loss", "value_loss", "entropy", "grad_norm", "lr", "wall_s"]
 
     def __init__(self, run_dir: Path, cfg: TrainConfig, global_step: int, progress: bool,
-                 resume_step: int | None = None):
+                 resume_step: int | None = None, config_now: bool = True):
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError as e:
@@ -358,7 +383,8 @@ class _Logger:
         if resume_step is not None:  # what a killed run left after its last checkpoint
             remove_temporaries(run_dir)
             truncate_metrics(run_dir / "metrics.csv", resume_step)
-        atomic_write(run_dir / "config.yaml", lambda f: f.write(_yaml_dump(cfg.to_dict()).encode()))
+        if config_now:  # else the trainer writes it with its first checkpoint
+            write_config(run_dir, cfg)
         self.cfg, self.start = cfg, time.perf_counter()
         # purge_step: TensorBoard hides the events a killed run wrote after its checkpoint.
         self.writer = SummaryWriter(str(run_dir), purge_step=None if resume_step is None
@@ -453,10 +479,15 @@ def restore_rng(ckpt: dict, cfg: TrainConfig, rank: int, device: torch.device) -
     """Rank 0 continues the saved random streams exactly (CPU, and CUDA where saved);
     other ranks, whose streams were not saved, get their own seed derived from the
     update count, so ranks never share sampling noise."""
-    if rank == 0:
+    if rank == 0:  # checked by training.checkpoint.resume_point; CUDA's only here
         torch.set_rng_state(ckpt["torch_rng_state"].cpu())
         if device.type == "cuda" and ckpt.get("cuda_rng_state") is not None:
-            torch.cuda.set_rng_state(ckpt["cuda_rng_state"].cpu(), device)
+            try:
+                torch.cuda.set_rng_state(ckpt["cuda_rng_state"].cpu(), device)
+            except (RuntimeError, TypeError, ValueError) as e:
+                raise ckpt_io.CheckpointError(
+                    f"checkpoint's cuda_rng_state is not a CUDA generator state: "
+                    f"{' '.join(str(e).split())}") from None
     else:
         torch.manual_seed(cfg.seed + rank + 7919 * ckpt["update"])
 
@@ -506,6 +537,12 @@ def save_checkpoint(cfg: TrainConfig, policy: ActorCritic, optimizer, run_dir: P
     return ckpt_io.atomic_save(data, folder / "latest.pt")
 
 
+def write_config(run_dir: Path, cfg: TrainConfig) -> Path:
+    """``<run>/config.yaml``, the config of the run's newest checkpoint, atomically."""
+    return atomic_write(run_dir / "config.yaml",
+                        lambda f: f.write(_yaml_dump(cfg.to_dict()).encode()))
+
+
 def _yaml_dump(data: dict) -> str:
     import yaml
     return yaml.safe_dump(data, sort_keys=False)
@@ -526,7 +563,11 @@ def cli(algo: str, update_fn: Update, doc: str, argv=None) -> dict:
     p.add_argument("--device", choices=["auto", "cpu", "cuda"])
     p.add_argument("--total-steps", type=int)
     p.add_argument("--resume", metavar="RUN_OR_CKPT",
-                   help="continue a run (its folder or a checkpoint) with its config")
+                   help="continue with the checkpoint's config: a run folder continues in "
+                        "that folder from its newest complete checkpoint; a checkpoint file "
+                        "in <run>/checkpoints continues that run and must be its newest; "
+                        "any other checkpoint file starts a new run folder under run_dir "
+                        "(see docs/TRAINING.md)")
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
     try:
@@ -557,6 +598,12 @@ def _run(p: argparse.ArgumentParser, a: argparse.Namespace, algo: str,
         if fixed:
             raise ConfigError(f"--resume: {fixed[0]!r} would change the policy the checkpoint "
                               f"holds; start a new run instead")
+        if point.run_dir is not None and any(
+                item.split("=", 1)[0].strip() == "run_dir" for item in a.set):
+            raise ConfigError(f"--resume: run_dir cannot be set when continuing the run "
+                              f"folder {str(point.run_dir)!r}: the run continues there "
+                              f"(run_dir only places the new run folder of a checkpoint "
+                              f"file from outside a run)")
         cfg = cfg.override(a.set + [f"{k}={v}" for k, v in explicit.items() if v is not None])
     else:
         cfg = resolve(a.config, a.set, algo=algo, **explicit)
