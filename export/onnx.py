@@ -17,8 +17,10 @@ Default output (without ``-o``): ``<run>/policy.onnx`` for a checkpoint at
 ``<run>/checkpoints/<name>.pt`` (or a run folder given as ``<run>``), else ``<name>.onnx``
 next to the checkpoint file.
 
-Every option, the checkpoint and its env are checked before any file is touched. The
-model is written to a temporary file in the output's folder and checked there:
+Every option, the checkpoint and its env, and the output (a name ending in ``.onnx``,
+not a folder, not the checkpoint) are checked before any file is touched. Temporary
+files an interrupted export left beside the output (``.<name>.<random>.tmp``) are
+removed. The model is written to such a temporary file and checked there:
 ``onnx.checker`` (full check), then parity with the PyTorch policy over consecutive steps
 of the checkpoint's own env, with resets at random steps, at batch 1 and 4; non-finite
 outputs on either side fail it. Only a model that passes is renamed over the output
@@ -45,6 +47,11 @@ from torch import Tensor, nn
 
 from dnc_core import ActorCritic
 from dnc_core.policy import deterministic_action
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock
+    fcntl = None
 
 CONTRACT_KEY = "dnc_policy.contract"
 CONTRACT_VERSION = "1.0"
@@ -166,6 +173,15 @@ def export_policy(policy: ActorCritic, contract: dict, output: str | Path) -> Pa
     """Trace one tick with ``torch.onnx.export`` (dynamo, dynamic batch), simplify the
     graph (:func:`simplify`), attach the contract, run ``onnx.checker`` (full check) and
     write the file atomically."""
+    from training.checkpoint import atomic_write
+
+    model = build_model(policy, contract)
+    return atomic_write(output, lambda f: f.write(model.SerializeToString()))
+
+
+def build_model(policy: ActorCritic, contract: dict):
+    """The ``onnx.ModelProto`` of :func:`export_policy`, checked by ``onnx.checker``
+    (full check; raises ``onnx.checker.ValidationError``), not written anywhere."""
     import onnx
 
     policy = policy.cpu().float().eval()
@@ -194,9 +210,7 @@ def export_policy(policy: ActorCritic, contract: dict, output: str | Path) -> Pa
     entry = model.metadata_props.add()
     entry.key, entry.value = CONTRACT_KEY, json.dumps(contract, allow_nan=True)
     onnx.checker.check_model(model, full_check=True)
-    from training.checkpoint import atomic_write
-
-    return atomic_write(output, lambda f: f.write(model.SerializeToString()))
+    return model
 
 
 # --------------------------------------------------------------------------------------
@@ -344,6 +358,9 @@ def output_problem(output: Path, checkpoint: Path) -> str | None:
         return f"output {str(output)!r} is a folder"
     if output.exists() and output.resolve() == checkpoint.resolve():
         return f"output {str(output)!r} is the checkpoint itself"
+    if output.suffix.lower() != ".onnx":
+        return (f"output {str(output)!r} does not end in .onnx: expected the name of an ONNX "
+                "file (e.g. -o policy.onnx), so that no other file is overwritten")
     folder = output.parent
     while not folder.exists():  # the nearest existing ancestor (folders are created)
         folder = folder.parent
@@ -352,6 +369,43 @@ def output_problem(output: Path, checkpoint: Path) -> str | None:
     if not os.access(folder, os.W_OK | os.X_OK):
         return f"output {str(output)!r}: folder {str(folder)!r} is not writable"
     return None
+
+
+def temp_pattern(output: Path) -> str:
+    """The glob of the temporary files an export to ``output`` writes beside it
+    (``.<name>.<random>.tmp``, as ``tempfile.mkstemp`` names them in :func:`main`)."""
+    return f".{output.name}.*.tmp"
+
+
+def _locked(fd: int) -> bool:
+    """Take an exclusive, non-blocking lock on ``fd``: False if another process holds
+    one (a running export keeps its own temporary file locked until it ends)."""
+    if fcntl is None:  # no flock (Windows): every match counts as stale
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    return True
+
+
+def remove_stale_temps(output: Path) -> list[Path]:
+    """Remove the temporary files an interrupted export (``kill -9``, a power cut) left
+    beside ``output``: only names of :func:`temp_pattern`, and only those no running
+    export holds. Returns what was removed."""
+    removed = []
+    for stale in sorted(output.parent.glob(temp_pattern(output))):
+        try:
+            fd = os.open(stale, os.O_RDONLY)
+        except OSError:  # gone already, or not ours to read
+            continue
+        try:
+            if _locked(fd) and stale.is_file():
+                stale.unlink(missing_ok=True)
+                removed.append(stale)
+        finally:
+            os.close(fd)
+    return removed
 
 
 def _batch_sizes(text: str) -> list[int]:
@@ -372,10 +426,10 @@ def _parser() -> argparse.ArgumentParser:
                                 epilog="\n\n".join(paras[1:2] + paras[-2:]))
     p.add_argument("checkpoint", help="checkpoint file or run folder")
     p.add_argument("-o", "--output",
-                   help="the ONNX file to write (default: <run>/policy.onnx for "
-                        "<run>/checkpoints/<name>.pt or a run folder <run>; <name>.onnx "
-                        "next to any other checkpoint file). An existing file is replaced "
-                        "only by a model that passed the checks")
+                   help="the ONNX file to write, a name ending in .onnx (default: "
+                        "<run>/policy.onnx for <run>/checkpoints/<name>.pt or a run folder "
+                        "<run>; <name>.onnx next to any other checkpoint file). An existing "
+                        "file is replaced only by a model that passed the checks")
     p.add_argument("--parity-steps", type=bounded_int(1, MAX_PARITY_STEPS), default=1000,
                    help=f"steps of the parity check, 1 to {MAX_PARITY_STEPS:,} (default 1000)")
     p.add_argument("--batches", type=_batch_sizes, default=[1, 4],
@@ -388,7 +442,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     import onnx
-    from dnc_policy.files import fsync_dir
+    from dnc_policy.files import current_umask, fsync_dir
 
     from training.checkpoint import CheckpointError, load_policy, resolve_path
     from training.envs import make_env
@@ -416,31 +470,43 @@ def main(argv=None) -> int:
     print(f"exporting {ckpt_path} ({policy.core.kind}, {ckpt['env']}) -> {output}"
           + (" (replacing it if the new model passes the checks)" if existing else ""))
     output.parent.mkdir(parents=True, exist_ok=True)
+    for stale in remove_stale_temps(output):
+        print(f"  removed {stale.name}, left beside the output by an interrupted export")
+    # The model goes to a temporary file beside the output, locked (flock) while this
+    # export runs so that another export's clean-up leaves it alone, and is renamed
+    # over the output only once it passed the checks.
     fd, name = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent)
-    os.close(fd)
     tmp = Path(name)
     ok = False
     try:
+        _locked(fd)
+        os.fchmod(fd, 0o666 & ~current_umask())  # a new file's usual mode, not 0600
         try:
-            export_policy(policy, contract, tmp)
+            model = build_model(policy, contract)
         except onnx.checker.ValidationError as e:
             print(f"error: onnx.checker refused the exported model: "
                   f"{str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
             print(f"FAILED: {output} " + ("left unchanged" if existing else "not written"))
             return 1
-        print(f"  onnx.checker full check: ok; opset {OPSET}; {tmp.stat().st_size / 1024:.0f} KiB")
+        data = model.SerializeToString()
+        with os.fdopen(os.dup(fd), "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        print(f"  onnx.checker full check: ok; opset {OPSET}; {len(data) / 1024:.0f} KiB")
         ok = True
         for b in a.batches:
             r = check_parity(policy, tmp, ckpt["env"], ckpt["env_kwargs"], a.parity_steps, b,
                              a.seed)
             print("  parity " + r.line())
             ok &= r.ok
-        if ok:  # (export_policy wrote tmp with atomic_write: a new file's usual mode)
+        if ok:
             os.replace(tmp, output)
             fsync_dir(output.parent)
     finally:
         if tmp.exists():
             tmp.unlink()
+        os.close(fd)
     if ok:
         print(f"OK: {output}")
         return 0

@@ -58,14 +58,16 @@ def make_policy(seed: int = 0) -> ActorCritic:
                        ActionSpec.discrete(3))
 
 
-def save_checkpoint(path: Path, policy: ActorCritic | None = None, env: str = ENV) -> Path:
-    """A checkpoint with the keys the trainers write (training/runner.py)."""
+def save_checkpoint(path: Path, policy: ActorCritic | None = None, env: str = ENV,
+                    env_kwargs: dict | None = None) -> Path:
+    """A checkpoint with the keys the trainers write (training/runner.py); its env
+    kwargs ``env_kwargs`` (default STORED)."""
     policy = policy or make_policy()
     space_env = gymnasium.make(ENV, **STORED)
     data = {"format": ckpt_io.FORMAT, "version": ckpt_io.VERSION,
             "policy_config": policy.config(),
             "policy_state": {k: v.detach().cpu() for k, v in policy.state_dict().items()},
-            "env": env, "env_kwargs": dict(STORED),
+            "env": env, "env_kwargs": dict(STORED if env_kwargs is None else env_kwargs),
             "observation_space": describe_space(space_env.observation_space),
             "action_space": describe_space(space_env.action_space), "obs_dim": 4,
             "global_step": 0, "update": 0, "config": {}, "versions": ckpt_io.versions()}
@@ -356,3 +358,153 @@ def test_evaluation_within_the_bounds_still_runs(good, capsys):
     capsys.readouterr()
     assert torch_r["episodes"] == onnx_r["episodes"] == 3
     assert torch_r["returns"] == onnx_r["returns"] and np.isfinite(torch_r["returns"]).all()
+
+
+# -- issue 14 follow-up: stored env kwargs, nested contracts, NaN models, the output ----
+def edited_model(model: Path, dst: Path, edit) -> Path:
+    """Copy of the ONNX file ``model`` whose contract is ``edit(contract)`` (a dict, or a
+    string written as it is)."""
+    m = onnx.load(str(model))
+    entry = next(q for q in m.metadata_props if q.key == CONTRACT_KEY)
+    out = edit(json.loads(entry.value))
+    entry.value = out if isinstance(out, str) else json.dumps(out)
+    onnx.save(m, str(dst))
+    return dst
+
+
+def one_error(capsys, main, *args) -> str:
+    """``main(args)`` exits 2 with one ``error:`` line on stderr (and no output)."""
+    with pytest.raises(SystemExit) as e:
+        main([str(a) for a in args])
+    assert e.value.code == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith("error: ") and captured.err.count("\n") == 1, captured.err
+    assert not captured.out
+    return captured.err.strip()
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    ({"length": -1}, ["env_kwargs {\"length\": -1}", "length must be an integer"]),
+    ({"bogus": 1}, ["has no keyword argument 'bogus'", "it accepts: length"]),
+])
+def test_training_evaluate_names_refused_stored_env_kwargs(tmp_path, capsys, kwargs, words):
+    """Was a ValueError (TypeError) traceback from the first gymnasium.make."""
+    ckpt = save_checkpoint(tmp_path / "run" / "checkpoints" / "latest.pt",
+                           env_kwargs=kwargs)
+    line = one_error(capsys, torch_evaluate.main, ckpt, "--episodes", "2")
+    assert f"checkpoint {str(ckpt)!r}: its env_kwargs" in line
+    for w in words:
+        assert w in line, line
+    # an override that replaces the refused value makes the evaluation run
+    if "length" in kwargs:
+        r = torch_evaluate.main([str(ckpt), "--episodes", "2", "--env-kwargs", "length=3",
+                                 "--json"])
+        capsys.readouterr()
+        assert r["episodes"] == 2 and r["env_kwargs"] == {"length": 3}
+
+
+def test_the_issue_command_with_stored_length_minus_1_ends_without_a_traceback(tmp_path):
+    ckpt = save_checkpoint(tmp_path / "run" / "checkpoints" / "latest.pt",
+                           env_kwargs={"length": -1})
+    p = run_cli("training.evaluate", ckpt, "--episodes", "2")
+    assert p.returncode == 2
+    assert_one_error_line(p, str(ckpt), "length must be an integer").startswith("error: ")
+
+
+CONTRACT_ENVS = {
+    "length_minus_1": ({"id": ENV, "kwargs": {"length": -1}},
+                       ["its contract's env.kwargs {\"length\": -1}", "length must be"]),
+    "bogus_kwarg": ({"id": ENV, "kwargs": {"bogus": 1}},
+                    ["its contract's env.kwargs", "no keyword argument 'bogus'"]),
+    "cartpole_with_kwargs": ({"id": "CartPole-v1", "kwargs": {"length": 3}},
+                             ["CartPole-v1 has no keyword argument 'length'"]),
+    "cartpole_other_actions": ({"id": "CartPole-v1", "kwargs": {}},
+                               ["env CartPole-v1 with {} takes the actions",
+                                "\"n\": 2", "\"n\": 3", "'action_space'"]),
+    "copy_other_observations": ({"id": "dnc/Copy-v0", "kwargs": {}},
+                                ["env dnc/Copy-v0", "the model reads 4", "'obs_dim'"]),
+}
+
+
+@pytest.mark.parametrize("case", list(CONTRACT_ENVS))
+def test_export_evaluate_names_a_contract_env_that_does_not_fit(good, tmp_path, capsys, case):
+    """Env kwargs the env refuses, or an env whose spaces are not the model's: one line
+    naming the file (these were tracebacks, or episodes run on the wrong env)."""
+    env, words = CONTRACT_ENVS[case]
+    path = edited_model(good[1], tmp_path / f"{case}.onnx", lambda c: {**c, "env": env})
+    line = one_error(capsys, onnx_evaluate.main, path, "--episodes", "2")
+    assert str(path) in line
+    for w in words:
+        assert w in line, line
+
+
+def test_export_evaluate_refuses_a_contract_nested_100k_deep(good, tmp_path, capsys):
+    path = edited_model(good[1], tmp_path / "nested.onnx",
+                        lambda c: "[" * 100_000 + "]" * 100_000)
+    line = one_error(capsys, onnx_evaluate.main, path)
+    assert str(path) in line and "nested too deeply" in line
+
+
+def test_export_evaluate_of_a_model_that_outputs_inf_is_one_error_line(tmp_path, capsys):
+    """The runtime refuses the tick (NonFiniteOutput) instead of acting on it."""
+    policy = overflowing_policy()
+    ck = ckpt_io.load(save_checkpoint(tmp_path / "ref.pt"))
+    path = export_policy(policy, build_contract(policy, ck, "0" * 64), tmp_path / "inf.onnx")
+    line = one_error(capsys, onnx_evaluate.main, path, "--episodes", "2")
+    assert str(path) in line and "NaN or Inf values (value: " in line
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "policy", "policy.onnx.bak"])
+def test_an_output_that_is_not_an_onnx_name_is_refused(tmp_path, capsys, name):
+    """``-o config.yaml`` replaced the run's config with a model."""
+    run = tmp_path / "run"
+    ckpt = save_checkpoint(run / "checkpoints" / "latest.pt")
+    out = run / name
+    out.write_text("lr: 0.001\n")
+    with pytest.raises(SystemExit) as e:
+        onnx_export.main([str(ckpt), "-o", str(out), *FAST])
+    assert e.value.code == 2
+    captured = capsys.readouterr()
+    assert captured.err == (f"error: output {str(out)!r} does not end in .onnx: expected the "
+                            "name of an ONNX file (e.g. -o policy.onnx), so that no other "
+                            "file is overwritten\n")
+    assert "exporting" not in captured.out
+    assert out.read_text() == "lr: 0.001\n" and no_temp_files(run)
+
+
+def test_an_export_removes_the_temporary_files_an_interrupted_one_left(good, tmp_path,
+                                                                       capsys):
+    """A kill -9 during export.onnx left ``.policy.onnx.<random>.tmp`` (a complete but
+    unchecked model) in the run folder. The next export removes such files (its own
+    pattern only), except one that a running export holds (locked)."""
+    import fcntl
+
+    run = tmp_path / "run"
+    ckpt = save_checkpoint(run / "checkpoints" / "latest.pt")
+    model_bytes = good[1].read_bytes()
+    stale = [run / ".policy.onnx.k9x2ab.tmp", run / ".policy.onnx.zz.tmp"]
+    for f in stale:
+        f.write_bytes(model_bytes)
+    running = run / ".policy.onnx.running.tmp"  # another export's, in progress
+    running.write_bytes(b"")
+    others = [run / ".other.onnx.abc.tmp", run / "notes.tmp", run / ".policy.onnx.tmp",
+              run / "policy.onnx.x.tmp"]
+    for f in others:
+        f.write_bytes(b"keep")
+    fd = os.open(running, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        assert onnx_export.main([str(ckpt), *FAST]) == 0
+    finally:
+        os.close(fd)
+    out = capsys.readouterr().out
+    for f in stale:
+        assert not f.exists()
+        assert f"  removed {f.name}, left beside the output by an interrupted export" in out
+    assert running.exists() and all(f.read_bytes() == b"keep" for f in others)
+    assert out.splitlines()[-1] == f"OK: {run / 'policy.onnx'}"
+    onnx.checker.check_model(onnx.load(str(run / "policy.onnx")), full_check=True)
+    assert sorted(f.name for f in run.iterdir() if f.name.endswith(".tmp")) == sorted(
+        f.name for f in [running, *others])
+    # what the export itself writes: a file of that pattern, gone when it ends
+    assert onnx_export.temp_pattern(run / "policy.onnx") == ".policy.onnx.*.tmp"

@@ -27,7 +27,13 @@ import onnx
 import pytest
 import test_export
 from dnc_policy.controller import PolicyController
-from dnc_policy.runtime import CONTRACT_KEY, ContractError, PolicyRuntime, StateError
+from dnc_policy.runtime import (
+    CONTRACT_KEY,
+    ContractError,
+    NonFiniteOutput,
+    PolicyRuntime,
+    StateError,
+)
 from dnc_policy.settings import parse_policy_settings
 from test_export import env_observations
 
@@ -100,10 +106,23 @@ def identity(rt) -> np.ndarray:
 
 
 def other_state(rt, seed=1) -> dict:
-    """A valid state for ``rt`` that differs from its current one in every tensor."""
+    """A valid state for ``rt`` that differs from its current one in every tensor, and
+    is one a DNC can be in (runtime.DNC_BOUNDS): usage and h stay in range, every
+    weighting over the slots (and the link matrix, diagonal 0) sums to at most 1."""
     rng = np.random.default_rng(seed)
-    return {k: (v + rng.uniform(0.1, 0.5, v.shape)).astype(np.float32)
-            for k, v in rt.snapshot().items()}
+    out = {}
+    for k, v in rt.snapshot().items():
+        u = rng.uniform(0.1, 0.5, v.shape)
+        if k in ("h", "usage"):
+            new = 0.5 * v + u
+        elif k in ("write_weights", "read_weights", "precedence", "link"):
+            new = 0.5 * v + u / v.shape[-1]
+            if k == "link":
+                new *= 1 - np.eye(v.shape[-1])
+        else:
+            new = v + u
+        out[k] = new.astype(np.float32)
+    return out
 
 
 # -- 4. a refused state is not half-applied ------------------------------------------------
@@ -161,9 +180,10 @@ def test_accepted_dtypes_are_converted_to_float32(models, tmp_path):
     """bool, ints, float16 and float64 within float32's range are real numbers: loaded."""
     rt, _, _ = stepped(models)
     good = other_state(rt)
+    one_hot = np.zeros_like(good["precedence"], np.int32)
+    one_hot[:, 2] = 1  # a precedence weighting sums to at most 1
     mixed = {**good, "h": good["h"].astype(np.float64), "c": good["c"].astype(np.float16),
-             "usage": (good["usage"] > 0.3), "precedence": np.ones_like(good["precedence"],
-                                                                        np.int32)}
+             "usage": (good["usage"] > 0.3), "precedence": one_hot}
     path = tmp_path / "s.npz"
     path.write_bytes(npz_bytes({**mixed, "__identity__": identity(rt)}))
     rt.load_state(path)
@@ -222,6 +242,207 @@ def test_the_controller_keeps_its_memory_when_the_snapshot_has_nan(models, tmp_p
         assert c.counters.nonfinite == 0
     finally:
         c.close()
+
+
+# -- 5b. a DNC state outside the ranges the DNC can reach is refused ----------------------
+def _zero_link_with(index, value=0.3):
+    """An edit: the link matrix all zero but ``link[index] = value`` (diagonal kept 0)."""
+    def edit(s):
+        s["link"][:] = 0.0
+        s["link"][index] = value
+        n = s["link"].shape[-1]
+        s["link"][:, np.arange(n), np.arange(n)] = 0.0
+    return edit
+
+
+def _at(name, index, value):
+    def edit(s):
+        s[name][index] = value
+    return edit
+
+
+# name: (edit of a valid state, words of the one-line refusal). The test DNC has 8 slots,
+# one read head, batch 2.
+OUT_OF_RANGE = {
+    "usage_negative": (_at("usage", ..., -0.5), ["'usage'", "16 value(s) outside [0, 1]",
+                                                 "first -0.5 at index (0, 0)"]),
+    "usage_above_1": (_at("usage", (1, 6), 1.5), ["'usage'", "outside [0, 1]", "1.5",
+                                                  "index (1, 6)"]),
+    # the allocation's log(1e-6 + (1 - 1e-6) u) is NaN from u < -1e-6
+    "usage_slightly_negative": (_at("usage", (0, 3), -2e-6), ["'usage'", "-2e-06"]),
+    "write_weights_negative": (_at("write_weights", ..., -0.5), ["'write_weights'",
+                                                                 "outside [0, 1]"]),
+    "write_weights_sum": (_at("write_weights", ..., 0.2),
+                          ["'write_weights'", "sums to 1.6 at index (0, :)", "at most 1"]),
+    "read_weights_sum": (_at("read_weights", (1, 0), 0.3),
+                         ["'read_weights'", "sums to 2.4 at index (1, 0, :)"]),
+    "read_weights_above_1": (_at("read_weights", (0, 0, 2), 1.5), ["'read_weights'",
+                                                                   "outside [0, 1]"]),
+    "precedence_negative": (_at("precedence", ..., -0.5), ["'precedence'", "outside [0, 1]"]),
+    "precedence_sum": (_at("precedence", ..., 0.25), ["'precedence'", "sums to 2"]),
+    "link_negative": (_at("link", (0, 1, 2), -0.5), ["'link'", "outside [0, 1]"]),
+    "link_diagonal": (_at("link", (1, 4, 4), 0.5), ["'link'", "non-zero diagonal",
+                                                    "0.5 at index (1, 4, 4)"]),
+    "link_row_sum": (_zero_link_with((0, 2)), ["'link'", "a row summing to 2.1",
+                                               "(0, 2, :)"]),
+    "link_column_sum": (_zero_link_with((1, slice(None), 5)),
+                        ["'link'", "a column summing to 2.1", "(1, :, 5)"]),
+    "h_above_1": (_at("h", (0, 0), 1.5), ["'h'", "outside [-1, 1]"]),
+}
+
+
+@pytest.mark.parametrize("case", list(OUT_OF_RANGE))
+def test_a_dnc_state_outside_its_ranges_is_refused(models, tmp_path, case):
+    """Finite but impossible for a DNC (DESIGN.md §2): e.g. a usage of -0.5 made every
+    output NaN from the next tick on. Refused by restore and load_state, in one line
+    naming the tensor, changing nothing."""
+    edit, words = OUT_OF_RANGE[case]
+    rt, twin, obs = stepped(models)
+    before = full_state(rt)
+    bad = other_state(rt)
+    rt.check_state(bad)  # valid before the edit
+    edit(bad)
+    with pytest.raises(StateError) as e:
+        rt.restore(bad)
+    assert_one_line(e.value, "snapshot tensor", *words)
+    assert full_state(rt) == before
+    path = tmp_path / "s.npz"
+    path.write_bytes(npz_bytes({**bad, "__identity__": identity(rt)}))
+    with pytest.raises(StateError) as e:
+        rt.load_state(path)
+    assert_one_line(e.value, str(path), *words)
+    assert full_state(rt) == before
+    assert_twins(rt, twin, obs)
+
+
+def test_every_state_the_dnc_reaches_is_within_its_ranges(models):
+    """No false refusal: 600 ticks at batch 8 (env observations, then large random ones,
+    random resets): every state passes check_state, and the memory was really used."""
+    rt = PolicyRuntime(models("dnc").onnx, batch=8)
+    rng = np.random.default_rng(0)
+    env_obs = stream(models, "dnc", 300, 8)
+    most = {k: 0.0 for k in ("usage", "write_weights", "link", "precedence")}
+    for t in range(600):
+        x = env_obs[t] if t < 300 else rng.normal(0, 30, (8, rt.obs_dim)).astype(np.float32)
+        rt.step(x, reset=(rng.random(8) < 0.02).astype(np.float32))
+        snap = rt.snapshot()
+        checked = rt.check_state(snap)
+        for k, v in snap.items():
+            np.testing.assert_array_equal(checked[k], v)
+        most = {k: max(m, float(snap[k].sum(-1).max())) for k, m in most.items()}
+    assert most["usage"] > 2 and most["write_weights"] > 0.5, most
+    assert most["link"] > 0.3 and most["precedence"] > 0.99, most  # (1 + 1.2e-7 seen)
+
+
+def test_the_controller_refuses_an_out_of_range_snapshot_and_saves_a_valid_one(models,
+                                                                               tmp_path):
+    """The reviewer's node run: a snapshot with usage -0.5 was restored, then every tick
+    was the safe action and close() wrote it back. Now: refused at start-up (one line,
+    set aside), empty memory, the policy acts, and close() saves a state that loads."""
+    model = models("dnc").onnx
+    rt = PolicyRuntime(model)
+    for x in stream(models, "dnc", 3, 1):
+        rt.step(x)
+    bad = rt.snapshot()
+    bad["usage"][:] = -0.5
+    path = tmp_path / "mem.npz"
+    rt.save_state(path, bad)
+    logs = []
+    c = PolicyController(parse_policy_settings({"model_path": str(model),
+                                                "snapshot.path": str(path)}),
+                         0.0, lambda level, msg: logs.append((level, msg)))
+    try:
+        assert c.restored_from == ""
+        errors = [m for level, m in logs if level == "error"]
+        assert len(errors) == 1 and "\n" not in errors[0]
+        assert "'usage'" in errors[0] and "outside [0, 1]" in errors[0]
+        assert "memory restored" not in " ".join(m for _, m in logs)
+        assert (tmp_path / "mem.npz.rejected").exists() and not path.exists()
+        assert all((v == 0).all() for v in c.runtime.snapshot().values())
+        c.activate(0.0)
+        for i, x in enumerate(stream(models, "dnc", 20, 1)):
+            tick = c.on_observation(x[0], 0.01 * i)
+            assert not tick.safe and np.isfinite(tick.action).all()
+        assert c.counters.nonfinite == 0 and c.counters.ticks == 20
+    finally:
+        c.close()
+    fresh = PolicyRuntime(model)
+    fresh.load_state(path)  # the saved state is a valid one
+    for k, v in fresh.snapshot().items():
+        np.testing.assert_array_equal(v, c.runtime.snapshot()[k], err_msg=k)
+
+
+# -- 5c. a tick with NaN or Inf outputs raises and is undone -------------------------------
+def with_nan_output(src, dst, output):
+    """Copy of the ONNX file ``src`` whose graph output ``output`` is multiplied by NaN
+    (one Mul node appended; onnxruntime runs it, only that output is NaN)."""
+    from onnx import helper, numpy_helper
+
+    m = onnx.load(str(src))
+    raw = output + ".raw"
+    for node in m.graph.node:
+        node.output[:] = [raw if o == output else o for o in node.output]
+        node.input[:] = [raw if i == output else i for i in node.input]
+    m.graph.initializer.append(numpy_helper.from_array(np.array(np.nan, np.float32),
+                                                       "test.nan"))
+    m.graph.node.append(helper.make_node("Mul", [raw, "test.nan"], [output]))
+    onnx.save(m, str(dst))
+    return dst
+
+
+def test_a_state_that_got_in_past_the_checks_raises_instead_of_acting_on_nan(models):
+    """The reviewer's runtime run: with usage -0.5, step() returned action [0] computed
+    from NaN at every tick. Now each tick raises NonFiniteOutput (a ValueError, one line
+    naming the NaN outputs) and leaves the state, pending reset and all, as it was."""
+    rt, _, obs = stepped(models, batch=1)
+    bad = rt.snapshot()
+    bad["usage"][:] = -0.5
+    with pytest.raises(StateError):
+        rt.restore(bad)
+    rt._write_state(bad)  # past the checks (as the old runtime let it in)
+    before = full_state(rt)
+    for x in obs:
+        with pytest.raises(NonFiniteOutput) as e:
+            rt.step(x)
+        assert isinstance(e.value, ValueError)
+        assert_one_line(e.value, "NaN or Inf", "value: 1", "logits: ", "state_out.memory: ",
+                        "step undone")
+        assert full_state(rt) == before
+        with pytest.raises(RuntimeError):
+            rt.undo_step()  # nothing to undo: the refused tick was never applied
+
+
+def test_a_tick_whose_new_state_is_nan_is_refused_even_with_finite_heads(models, tmp_path):
+    """On the CPU the new state is checked too: a model whose precedence output is NaN
+    (its heads are finite, as a fresh model's) is refused at every tick, its pending
+    reset kept; the controller acts safely, counts it and logs it once."""
+    src = models("dnc").onnx
+    path = with_nan_output(src, tmp_path / "nan_precedence.onnx", "state_out.precedence")
+    rt, ref = PolicyRuntime(path, batch=2), PolicyRuntime(src, batch=2)
+    before = full_state(rt)
+    x = stream(models, "dnc", 1, 2)[0]
+    ref.step(x)
+    for reset in (False, True, [1, 0]):
+        with pytest.raises(NonFiniteOutput) as e:
+            rt.step(x, reset=reset)
+        assert_one_line(e.value, "values (state_out.precedence: 16)", "step undone")
+        for k, v in rt.outputs.items():  # the refused tick's heads: finite, the model's
+            np.testing.assert_array_equal(v, ref.outputs[k], err_msg=k)
+        assert full_state(rt) == before  # still the initial state, the reset pending
+
+    logs = []
+    c = PolicyController(parse_policy_settings({"model_path": str(path)}), 0.0,
+                         lambda level, msg: logs.append((level, msg)))
+    c.activate(0.0)
+    ticks = [c.on_observation(o[0], 0.01 * i)
+             for i, o in enumerate(stream(models, "dnc", 6, 1))]
+    assert all(t.safe and "non-finite" in t.reason for t in ticks)
+    assert c.counters.nonfinite == 6 and c.counters.ticks == 0
+    warnings_ = [m for level, m in logs if level == "warn"]
+    assert len(warnings_) == 1 and "state_out.precedence" in warnings_[0]
+    assert "state_out.precedence" in c.status(0.0)["last_nonfinite_output"]
+    assert all((v == 0).all() for v in c.runtime.snapshot().values())
+    c.close()
 
 
 # -- 8. reset takes 0/1 only; complex observations are errors ------------------------------
@@ -353,6 +574,13 @@ CONTRACT_CASES = [
     ("short_state", "dnc", _short_state, ["'state'", "state_in.read_vectors"]),
     ("json_list", "dnc", lambda c: "[1, 2]", ["the contract is an array, expected an object"]),
     ("json_number", "dnc", lambda c: "3", ["the contract is an integer"]),
+    ("json_nested_100k", "dnc", lambda c: "[" * 100_000 + "]" * 100_000,
+     ["nested too deeply"]),  # was a RecursionError
+    ("field_nested_100k", "dnc",
+     lambda c: json.dumps(c)[:-1] + ', "later": ' + "[" * 100_000 + "]" * 100_000 + "}",
+     ["nested too deeply"]),
+    ("field_nested_500", "dnc", _set(["obs_dim"], json.loads("[" * 500 + "]" * 500)),
+     ["'obs_dim'", "[[[[", "an integer >= 1"]),
     ("state_str", "dnc", _set(["state"], "abc"), ["'state'", "\"abc\" (a string)"]),
     ("state_entry", "dnc", _set(["state", 0], ["h", [16]]), ["'state[0]'", "an object"]),
     ("state_shape_str", "dnc", _set(["state", 2, "shape"], "8,8"), ["'state[2].shape'"]),
@@ -485,6 +713,8 @@ def _bad_files(rt, good: dict, tmp_path) -> list[tuple[str, bytes]]:
     add("identity float", {**good, "__identity__": ident.astype(np.float32)})
     add("identity 2-D", {**good, "__identity__": ident[None]})
     add("identity list", {**good, "__identity__": np.frombuffer(b"[1, 2]", np.uint8)})
+    add("identity nested 100k", {**good, "__identity__": np.frombuffer(
+        b"[" * 100_000 + b"]" * 100_000, np.uint8)})
     add("identity object", {**good, "__identity__": np.array([rt.state_identity()], object)})
     other = dict(rt.state_identity(), batch=rt.batch + 1)
     add("identity other batch", {**good, "__identity__": np.frombuffer(

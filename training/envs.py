@@ -47,10 +47,11 @@ def check_env_kwargs(env_id: str, keys: Iterable[str], what: str) -> None:
 
 
 def make_env(env_id: str, kwargs: dict, what: str) -> gym.Env:
-    """``gymnasium.make(env_id, **kwargs)``; a value the env refuses is a one-line
-    ``ValueError`` starting with ``what`` and carrying the env's own message."""
+    """``gymnasium.make(env_id, **kwargs)``; a value the env refuses (its ValueError,
+    TypeError or AssertionError, or a gymnasium error such as a missing dependency) is a
+    one-line ``ValueError`` starting with ``what`` and carrying the env's own message."""
     try:
         return gym.make(env_id, **kwargs)
-    except (ValueError, TypeError) as e:
+    except (ValueError, TypeError, AssertionError, gym.error.Error) as e:
         message = " ".join(str(e).split()) or type(e).__name__
         raise ValueError(f"{what}: {message}") from None

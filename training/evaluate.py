@@ -15,8 +15,9 @@ not take, or a value it refuses, is a one-line error (exit status 2).
 The numeric options are checked before anything is loaded: ``--episodes`` 1 to
 1,000,000, ``--seed`` 0 to 2**32 - 1 (and ``seed + episodes - 1`` too, the last
 episode's seed), ``--batch`` 1 to 4096; anything else is an argparse error naming the flag
-(exit status 2). A checkpoint that cannot be loaded, or whose env id is not registered,
-is a one-line ``error:`` (exit status 2).
+(exit status 2). A checkpoint that cannot be loaded, whose env id is not registered, or
+whose stored env kwargs the env does not take or refuses (``length: -1``), is a one-line
+``error:`` (exit status 2).
 """
 
 from __future__ import annotations
@@ -173,19 +174,30 @@ def _check_keys(env_id: str, keys: Iterable[str]) -> None:
         raise EnvKwargsError(str(e)) from None
 
 
-def resolve_env_kwargs(env_id: str, stored: dict, overrides: dict | None) -> dict:
-    """The kwargs an evaluation runs with: ``stored`` (the checkpoint's or the contract's)
-    updated by ``overrides``. With overrides, their keys are checked against the env and
-    one env is built, so a refused value is an :class:`EnvKwargsError` (the env's own
-    ``ValueError`` message, one line) before any episode runs."""
+def resolve_env_kwargs(env_id: str, stored: dict, overrides: dict | None,
+                       source: str = "the stored env kwargs") -> dict:
+    """The kwargs an evaluation runs with: ``stored`` (the checkpoint's or the contract's,
+    described by ``source`` in messages) updated by ``overrides``. The keys are checked
+    against the env and one env is built with the result, so a key the env does not
+    take or a value it refuses is an :class:`EnvKwargsError` (one line; the env's own
+    message for a value) before any episode runs: it names ``--env-kwargs`` when
+    overrides were given, else ``source``."""
     merged = {**stored, **(overrides or {})}
     if overrides:
         _check_keys(env_id, overrides)
+    try:
+        check_env_kwargs(env_id, stored, source)
+    except ValueError as e:
+        raise EnvKwargsError(str(e)) from None
+    if overrides:
         given = " ".join(f"{k}={json.dumps(v)}" for k, v in overrides.items())
-        try:
-            make_env(env_id, merged, f"--env-kwargs {given}").close()
-        except ValueError as e:
-            raise EnvKwargsError(str(e)) from None
+        what = f"--env-kwargs {given}"
+    else:
+        what = f"{source} {json.dumps(stored, default=str)}"
+    try:
+        make_env(env_id, merged, what).close()
+    except ValueError as e:
+        raise EnvKwargsError(str(e)) from None
     return merged
 
 
@@ -209,7 +221,8 @@ def evaluate(checkpoint: str, episodes: int = 100, seed: int = 0, batch: int = 1
     (:func:`resolve_env_kwargs`; :class:`EnvKwargsError` for a bad key or value)."""
     policy, ckpt = load_policy(checkpoint)
     check_env_id(ckpt["env"], f"checkpoint {str(checkpoint)!r} was trained on")
-    kwargs = resolve_env_kwargs(ckpt["env"], ckpt["env_kwargs"], env_kwargs)
+    kwargs = resolve_env_kwargs(ckpt["env"], ckpt["env_kwargs"], env_kwargs,
+                                f"checkpoint {str(checkpoint)!r}: its env_kwargs")
     torch.manual_seed(seed)  # sampled actions (--sample) are reproducible too
     batch = max(1, min(batch, episodes))  # the actor's batch must equal run_episodes'
     result = run_episodes(TorchActor(policy, batch, deterministic), ckpt["env"], kwargs,

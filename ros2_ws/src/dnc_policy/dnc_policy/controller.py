@@ -24,9 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .runtime import PolicyRuntime
+from .runtime import NonFiniteOutput, PolicyRuntime
 from .settings import PolicySettings, SettingsError
-
 
 DEBUG_STATE = ("usage", "write_weights", "read_weights")  # a DNC's; LSTM, GRU have none
 
@@ -99,6 +98,7 @@ class Counters:
     safe: int = 0  # safe actions published
     rejected: int = 0
     nonfinite: int = 0  # steps undone because the model's outputs were not finite
+    last_nonfinite: str = ""  # the runtime's message for the last of them
     timeouts: int = 0  # watchdog trips
     resets: int = 0
     snapshots: int = 0
@@ -181,6 +181,7 @@ class PolicyController:
         self._latest: np.ndarray | None = None  # timer mode: the newest valid observation
         self._last_valid = now
         self._tripped = False
+        self._nonfinite_run = False  # the last tick's outputs were not finite
         self._last_snapshot = now
         self._snapshot_mark = (0, 0)
         self._writer = None
@@ -203,8 +204,8 @@ class PolicyController:
 
     def _restore(self, path: Path) -> None:
         """Restore the memory from ``path`` (at start-up). A file the runtime refuses
-        (another model, unreadable, wrong dtypes or shapes, NaN or Inf: it checks the
-        whole file before changing anything) is moved aside to ``<name>.rejected`` and
+        (another model, unreadable, wrong dtypes or shapes, NaN or Inf, a DNC memory
+        outside its ranges: it checks the whole file before changing anything) is moved aside to ``<name>.rejected`` and
         the node keeps its current (empty) memory, logging why in one line."""
         if not path.exists():
             self.log("info", f"no memory snapshot at {path} yet: starting with an empty memory")
@@ -315,14 +316,23 @@ class PolicyController:
 
     def _act(self, obs: np.ndarray, now: float) -> Tick:
         t0 = time.perf_counter()
-        action = self.runtime.step(obs, reset=self._pending_reset)
-        self.latency.add(now, time.perf_counter() - t0)
-        if not (np.isfinite(self.runtime.outputs["value"]).all() and np.isfinite(action).all()):
-            # A model that outputs NaN/Inf (e.g. a value far outside training's range
-            # within max_abs_obs): take the step back, act safely.
-            self.runtime.undo_step()
+        try:
+            action = self.runtime.step(obs, reset=self._pending_reset)
+        except NonFiniteOutput as e:
+            # A model that outputs NaN/Inf (e.g. for an observation far outside
+            # training's range within max_abs_obs): the runtime took the step back (the
+            # memory and a pending reset are as before it); act safely.
+            self.latency.add(now, time.perf_counter() - t0)
             self.counters.nonfinite += 1
+            self.counters.last_nonfinite = str(e)
+            if not self._nonfinite_run:  # once per run of such ticks (timer mode too)
+                self.log("warn", f"{e}; publishing the safe action")
+            self._nonfinite_run = True
             return self._safe("the model produced a non-finite output; step undone")
+        self.latency.add(now, time.perf_counter() - t0)
+        if self._nonfinite_run:
+            self._nonfinite_run = False
+            self.log("info", "the model's outputs are finite again: the policy acts again")
         self._pending_reset = False
         self.counters.ticks += 1
         return Tick(np.asarray(action, np.float32).reshape(-1), safe=False)
@@ -370,6 +380,7 @@ class PolicyController:
             "safe_actions": str(c.safe),
             "rejected_inputs": str(c.rejected),
             "nonfinite_outputs": str(c.nonfinite),
+            "last_nonfinite_output": c.last_nonfinite,
             "last_rejection": c.last_rejection,
             "watchdog": "tripped" if self._tripped else "ok",
             "watchdog_timeouts": str(c.timeouts),

@@ -43,6 +43,33 @@ class StateError(ValueError):
     """A state (a snapshot or a state file) that this runtime refuses; nothing was changed."""
 
 
+# The DNC's bounded state tensors (DESIGN.md §2, dnc_core/addressing.py), by state name,
+# for a contract whose core.kind is "dnc": name -> (low, high, what the bound is, whether
+# the last axis is a weighting over the memory slots (each >= 0, summing to at most 1)).
+# A state outside them is refused: a negative usage or write weight, say, makes the
+# allocation's log(1e-6 + (1 - 1e-6) u) NaN at the next tick, and the memory NaN for good.
+DNC_BOUNDS = {
+    "h": (-1.0, 1.0, "the DNC controller's h (o * tanh(c))", False),
+    "usage": (0.0, 1.0, "the DNC's usage", False),
+    "write_weights": (0.0, 1.0, "the DNC's write weighting", True),
+    "read_weights": (0.0, 1.0, "the DNC's read weighting", True),
+    "precedence": (0.0, 1.0, "the DNC's precedence weighting", True),
+    "link": (0.0, 1.0, "the DNC's temporal link matrix", True),
+}
+#: Rounding allowed beyond a bound, and beyond a sum of 1 (plus one float32 rounding
+#: step per summed slot).
+STATE_TOLERANCE = 1e-5
+#: Below 0, usage and write weights allow less: the allocation's log(1e-6 + (1 - 1e-6) u)
+#: is NaN for a usage below -1e-6 (a write weight is added to the usage).
+NEGATIVE_USAGE_TOLERANCE = 5e-7
+
+
+class NonFiniteOutput(ValueError):
+    """A tick whose outputs (heads, or on the CPU also the new state) hold NaN or Inf.
+    :meth:`PolicyRuntime.step` raises it after undoing the tick: the state and any
+    pending reset are those before it, so the caller can act safely and try again."""
+
+
 ACTION_KINDS = ("discrete", "multi_discrete", "multi_binary", "box")
 _JSON_TYPES = {dict: "an object", list: "an array", str: "a string", bool: "a boolean",
                int: "an integer", float: "a number", type(None): "null"}
@@ -52,8 +79,8 @@ def _describe(value) -> str:
     """``value`` for a one-line message: its JSON text (cut short) and JSON type."""
     try:
         text = json.dumps(value, allow_nan=True)
-    except (TypeError, ValueError):
-        text = repr(value)
+    except (TypeError, ValueError, RecursionError):
+        text = f"<{type(value).__name__}>"
     if len(text) > 60:
         text = text[:57] + "..."
     return f"{text} ({_JSON_TYPES.get(type(value), type(value).__name__)})"
@@ -215,6 +242,10 @@ def read_contract(session) -> dict:
         contract = json.loads(meta[CONTRACT_KEY])
     except json.JSONDecodeError as e:
         raise ContractError(f"metadata_props[{CONTRACT_KEY!r}] is not valid JSON: {e}") from None
+    except RecursionError:
+        raise ContractError(f"metadata_props[{CONTRACT_KEY!r}] is JSON nested too deeply to "
+                            "read (beyond Python's recursion limit): not a contract that "
+                            "export.onnx writes") from None
     check_contract(contract)
     return contract
 
@@ -373,14 +404,33 @@ class PolicyRuntime:
         self._obs = buffer((b, self.obs_dim)) if on_gpu else ort.OrtValue.ortvalue_from_numpy(self._obs_host)
         self._reset = buffer((b,)) if on_gpu else ort.OrtValue.ortvalue_from_numpy(self._reset_host)
         head = [o for o in self.contract["outputs"] if not o.startswith("state_out.")]
-        self.outputs: dict[str, np.ndarray] = {}
-        for out in self.session.get_outputs():
-            if out.name in head:
-                shape = [b if not isinstance(d, int) else d for d in out.shape]
-                dtype = np.int64 if out.type == "tensor(int64)" else np.float32
-                self.outputs[out.name] = np.zeros(shape, dtype)
+        shapes = {o.name: ([b if not isinstance(d, int) else d for d in o.shape], o.type)
+                  for o in self.session.get_outputs() if o.name in head}
         # Two sets of state buffers; two bindings that read one set and write the other.
-        self._states = [[buffer((b,) + shape) for _, shape in self.state_spec] for _ in range(2)]
+        # On the CPU both sets and the float heads are views of one host block, laid out
+        # [set 0 | heads | set 1] and bound without a copy: what a tick writes (the heads
+        # and one set) is then one contiguous slice, which step() checks for NaN/Inf
+        # with one dot product. On a GPU the state stays there; the block holds the
+        # heads only. (An int64 action is always finite.)
+        floats = [n for n in head if shapes[n][1] != "tensor(int64)"]
+        sets = [] if on_gpu else [(b,) + shape for _, shape in self.state_spec]
+        block, views = _block(sets + [shapes[n][0] for n in floats] + sets)
+        k, h = len(sets), len(floats)
+        self.outputs: dict[str, np.ndarray] = {}
+        for name in head:
+            self.outputs[name] = (views[k + floats.index(name)] if name in floats
+                                  else np.zeros(shapes[name][0], np.int64))
+        if on_gpu:
+            self._states = [[buffer((b,) + shape) for _, shape in self.state_spec]
+                            for _ in range(2)]
+        else:
+            self._states = [[ort.OrtValue.ortvalue_from_numpy(v) for v in part]
+                            for part in (views[:k], views[k + h:])]
+        n_set = sum(v.size for v in views[:k])
+        n_heads = sum(v.size for v in views[k:k + h])
+        # written[i]: what a tick that writes set i produces (heads included)
+        self._block, self._written = block, [block[:n_set + n_heads], block[n_set:]]
+        self._ones = np.ones(n_set + n_heads, np.float32)
         self._bindings = []
         for src, dst in ((0, 1), (1, 0)):
             io = self.session.io_binding()
@@ -450,7 +500,12 @@ class PolicyRuntime:
         :meth:`check_reset`) starts an episode in those rows first.
         Returns the env-ready action (``[batch, ...]``; a scalar row for Discrete at
         batch 1 is returned as shape ``[1]``). The heads of the tick stay in
-        :attr:`outputs` (``value``, ``logits`` or ``action_mean``/``action_log_std``)."""
+        :attr:`outputs` (``value``, ``logits`` or ``action_mean``/``action_log_std``).
+
+        A tick whose heads (or, on the CPU, whose new state) hold NaN or Inf is undone
+        and raises :class:`NonFiniteOutput` (a ValueError): no action comes from it, the
+        state and any pending reset stay those before it (:attr:`outputs` shows the
+        refused heads)."""
         arr = self.check_obs(obs)
         mask = None if reset is False else self.check_reset(reset)
         np.copyto(self._obs_host, arr)
@@ -462,11 +517,26 @@ class PolicyRuntime:
             self._obs.update_inplace(self._obs_host)
             self._reset.update_inplace(self._reset_host)
         self.session.run_with_iobinding(self._bindings[self._current])
-        self._current = 1 - self._current
+        written = 1 - self._current
+        if not _all_finite(self._written[written], self._ones):
+            self._refuse_tick(written)
+        self._current = written
         self._pending_reset.fill(0.0)
         self._can_undo = True
         det = self.deterministic if deterministic is None else deterministic
         return self.outputs["action"].copy() if det else self._sample()
+
+    def _refuse_tick(self, written: int) -> None:
+        """The tick just run produced NaN or Inf: keep the state (and any pending reset)
+        it read as the current one, and raise :class:`NonFiniteOutput`."""
+        self._can_undo = False  # the other set now holds the refused tick's outputs
+        arrays = {k: v for k, v in self.outputs.items() if v.dtype == np.float32}
+        if not self._on_gpu:
+            arrays.update((f"state_out.{name}", v.numpy()) for (name, _), v in
+                          zip(self.state_spec, self._states[written]))
+        raise NonFiniteOutput(
+            f"the model produced NaN or Inf values ({_count_nonfinite(arrays)}): step "
+            "undone, the state and any pending reset are as before it")
 
     def _sample(self) -> np.ndarray:
         kind, rng = self.action_spec["kind"], self._rng
@@ -521,7 +591,10 @@ class PolicyRuntime:
         """``values`` as ``{name: float32 [batch, *shape]}`` (C-contiguous), or a
         :class:`StateError` (one line, naming the tensor) unless it has exactly this
         model's state tensors, each of the right shape, of real numbers (bool, int or
-        float: not complex, string or object), all finite in float32."""
+        float: not complex, string or object), all finite in float32, and, for a DNC
+        (``core.kind`` "dnc"), within the ranges its state can take (:data:`DNC_BOUNDS`:
+        usage in [0, 1], weightings >= 0 summing to at most 1, a link matrix in [0, 1]
+        with a zero diagonal, h in [-1, 1]; :data:`STATE_TOLERANCE` for rounding)."""
         names = [n for n, _ in self.state_spec]
         if not isinstance(values, Mapping):
             raise StateError(f"{source} is {type(values).__name__}, expected a dict of the "
@@ -556,6 +629,8 @@ class PolicyRuntime:
                                  f"NaN or Inf value(s) (in float32), first at index "
                                  f"{tuple(int(i) for i in first)}: refused, the policy would "
                                  "output NaN from then on")
+            if self.contract["core"]["kind"] == "dnc" and name in DNC_BOUNDS:
+                _check_dnc_bounds(name, arr, f"{source} tensor {name!r}")
             out[name] = arr
         return out
 
@@ -618,7 +693,7 @@ class PolicyRuntime:
             if ident.dtype != np.uint8 or ident.ndim != 1:
                 raise ValueError(f"dtype {ident.dtype}, shape {ident.shape}")
             saved = json.loads(ident.tobytes().decode())
-        except ValueError as e:  # also UnicodeDecodeError, JSONDecodeError
+        except (ValueError, RecursionError) as e:  # UnicodeDecodeError, JSONDecodeError
             raise StateError(f"{where} has an unreadable __identity__: {type(e).__name__}: "
                              f"{_first_line(e)}") from None
         mine = self.state_identity()
@@ -626,11 +701,78 @@ class PolicyRuntime:
             if not isinstance(saved, dict):
                 raise StateError(f"{where} has an __identity__ of {_describe(saved)}, "
                                  "expected an object")
-            diff = "; ".join(f"{k}: file {json.dumps(saved.get(k))}, model {json.dumps(v)}"
-                             for k, v in mine.items() if saved.get(k) != v)
-            raise StateError(f"{where} belongs to another model or batch ({diff or saved})")
+            try:
+                diff = "; ".join(f"{k}: file {json.dumps(saved.get(k))}, model "
+                                 f"{json.dumps(v)}" for k, v in mine.items()
+                                 if saved.get(k) != v) or _describe(saved)
+            except RecursionError:
+                diff = "its __identity__ is nested too deeply to show"
+            raise StateError(f"{where} belongs to another model or batch ({diff})")
         self._write_state(self.check_state(arrays, where))
         self._pending_reset[:] = 0.0
+
+
+def _index(flat: int, shape) -> tuple[int, ...]:
+    return tuple(int(i) for i in np.unravel_index(flat, shape))
+
+
+def _check_dnc_bounds(name: str, arr: np.ndarray, where: str) -> None:
+    """Raise :class:`StateError` (one line) unless the DNC state tensor ``name``
+    (finite float32 ``[batch, ...]``) is within :data:`DNC_BOUNDS`."""
+    low, high, what, weighting = DNC_BOUNDS[name]
+    tol = STATE_TOLERANCE
+    floor = low - (NEGATIVE_USAGE_TOLERANCE if name in ("usage", "write_weights") else tol)
+    bad = (arr < floor) | (arr > high + tol)
+    if bad.any():
+        first = int(np.argmax(bad))
+        raise StateError(f"{where} has {int(bad.sum())} value(s) outside [{low:g}, {high:g}], "
+                         f"first {float(arr.flat[first]):.6g} at index "
+                         f"{_index(first, arr.shape)}: refused, {what} is always within it "
+                         "(up to rounding); such a memory makes the policy's outputs NaN or "
+                         "meaningless")
+    if not weighting:
+        return
+    n = arr.shape[-1]
+    sum_tol = tol + n * 2.0 ** -23
+    # (label, sums, where the summed axis goes in the index shown)
+    checks = [("sums to", arr.sum(-1, dtype=np.float64), arr.ndim - 1)]
+    if name == "link" and arr.ndim == 3 and arr.shape[1] == n:
+        diag = np.abs(np.diagonal(arr, axis1=1, axis2=2))
+        if (diag > tol).any():
+            b, i = _index(int(np.argmax(diag > tol)), diag.shape)
+            raise StateError(f"{where} has a non-zero diagonal, {float(arr[b, i, i]):.6g} at "
+                             f"index {(b, i, i)}: refused, {what} has a zero diagonal")
+        checks = [("has a row summing to", checks[0][1], 2),
+                  ("has a column summing to", arr.sum(-2, dtype=np.float64), 1)]
+    for label, sums, axis in checks:
+        over = sums > 1.0 + sum_tol
+        if over.any():
+            idx = [str(i) for i in _index(int(np.argmax(over)), sums.shape)]
+            idx.insert(axis, ":")
+            raise StateError(f"{where} {label} {float(sums[over][0]):.6g} at index "
+                             f"({', '.join(idx)}): refused, {what} sums to at most 1 over "
+                             "the memory slots")
+
+
+def _block(shapes) -> tuple[np.ndarray, list[np.ndarray]]:
+    """One zeroed float32 block and C-contiguous views of it, one per shape."""
+    sizes = [math.prod(s) for s in shapes]
+    block = np.zeros(sum(sizes), np.float32)
+    ends = np.cumsum([0] + sizes)
+    return block, [block[a:e].reshape(s) for a, e, s in zip(ends[:-1], ends[1:], shapes)]
+
+
+def _all_finite(block: np.ndarray, ones: np.ndarray) -> bool:
+    """No NaN or Inf in the float32 ``block``: one dot product with ones (any NaN or Inf
+    makes the sum non-finite); only a sum that overflows is looked at element-wise."""
+    total = block.dot(ones)
+    return bool(np.isfinite(total) or np.isfinite(block).all())
+
+
+def _count_nonfinite(arrays: Mapping[str, np.ndarray]) -> str:
+    """``"value: 1, logits: 3"``: the tensors with NaN or Inf values and how many."""
+    counts = {k: int((~np.isfinite(v)).sum()) for k, v in arrays.items()}
+    return ", ".join(f"{k}: {n}" for k, n in counts.items() if n)
 
 
 def _first_line(e: BaseException) -> str:
