@@ -353,9 +353,11 @@ def plot_lengths(results: dict[str, list[dict[int, float]]], lengths: list[int],
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.2))
-    for core, runs in results.items():
+    styles = [("o", "-"), ("s", "--"), ("^", ":"), ("D", "-.")]  # cores that overlap stay visible
+    for k, (core, runs) in enumerate(results.items()):
         curves = np.array([[r[n] for n in lengths] for r in runs])
-        line, = ax.plot(lengths, curves.mean(0), linewidth=2, marker="o",
+        marker, style = styles[k % len(styles)]
+        line, = ax.plot(lengths, curves.mean(0), linewidth=2, marker=marker, linestyle=style,
                         label=f"{core} ({len(runs)} seeds)")
         for curve in curves:
             ax.plot(lengths, curve, color=line.get_color(), alpha=0.45, linewidth=0.6)
