@@ -418,20 +418,21 @@ def test_cli_exits_nonzero_when_parity_fails(models, tmp_path, capsys, monkeypat
     """Fault injection: the real export runs, then one weight of the PyTorch policy that
     the parity check compares against is changed."""
     m = models("dnc")
-    real_export = onnx_export.export_policy
+    real_build = onnx_export.build_model  # what the CLI writes to its checked temp file
 
-    def export_then_perturb(policy, contract, output):
-        path = real_export(policy, contract, output)
+    def build_then_perturb(policy, contract):
+        model = real_build(policy, contract)
         with torch.no_grad():
             policy.critic.bias += 1e-2
-        return path
+        return model
 
-    monkeypatch.setattr(onnx_export, "export_policy", export_then_perturb)
+    monkeypatch.setattr(onnx_export, "build_model", build_then_perturb)
     out = tmp_path / "broken.onnx"
     rc = onnx_export.main([str(m.checkpoint), "-o", str(out), "--parity-steps", "20"])
     text = capsys.readouterr().out
     assert rc != 0, text
     assert "-> FAIL" in text and f"PARITY FAILED: {out}" in text
+    assert not out.exists()  # a model that failed its checks is never left in place
 
 
 def test_cli_default_parity_check_passes_for_a_gru(models, tmp_path, capsys):
