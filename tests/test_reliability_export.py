@@ -26,7 +26,9 @@ import gymnasium
 import numpy as np
 import onnx
 import pytest
+import test_export
 import torch
+from test_runtime import with_contract
 
 import sim  # noqa: F401  (registers the dnc/ envs)
 from dnc_core import ActionSpec, ActorCritic, make_core
@@ -43,13 +45,7 @@ STORED = {"length": 3}
 FAST = ["--parity-steps", "5", "--batches", "1"]  # a real but short parity check
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Torch on one thread; the CLIs called in-process set 2, put it back."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+one_thread = test_export.one_thread  # torch on one thread (autouse)
 
 
 def make_policy(seed: int = 0) -> ActorCritic:
@@ -361,17 +357,6 @@ def test_evaluation_within_the_bounds_still_runs(good, capsys):
 
 
 # -- issue 14 follow-up: stored env kwargs, nested contracts, NaN models, the output ----
-def edited_model(model: Path, dst: Path, edit) -> Path:
-    """Copy of the ONNX file ``model`` whose contract is ``edit(contract)`` (a dict, or a
-    string written as it is)."""
-    m = onnx.load(str(model))
-    entry = next(q for q in m.metadata_props if q.key == CONTRACT_KEY)
-    out = edit(json.loads(entry.value))
-    entry.value = out if isinstance(out, str) else json.dumps(out)
-    onnx.save(m, str(dst))
-    return dst
-
-
 def one_error(capsys, main, *args) -> str:
     """``main(args)`` exits 2 with one ``error:`` line on stderr (and no output)."""
     with pytest.raises(SystemExit) as e:
@@ -431,7 +416,7 @@ def test_export_evaluate_names_a_contract_env_that_does_not_fit(good, tmp_path, 
     """Env kwargs the env refuses, or an env whose spaces are not the model's: one line
     naming the file (these were tracebacks, or episodes run on the wrong env)."""
     env, words = CONTRACT_ENVS[case]
-    path = edited_model(good[1], tmp_path / f"{case}.onnx", lambda c: {**c, "env": env})
+    path = with_contract(good[1], tmp_path / f"{case}.onnx", lambda c: {**c, "env": env})
     line = one_error(capsys, onnx_evaluate.main, path, "--episodes", "2")
     assert str(path) in line
     for w in words:
@@ -439,7 +424,7 @@ def test_export_evaluate_names_a_contract_env_that_does_not_fit(good, tmp_path, 
 
 
 def test_export_evaluate_refuses_a_contract_nested_100k_deep(good, tmp_path, capsys):
-    path = edited_model(good[1], tmp_path / "nested.onnx",
+    path = with_contract(good[1], tmp_path / "nested.onnx",
                         lambda c: "[" * 100_000 + "]" * 100_000)
     line = one_error(capsys, onnx_evaluate.main, path)
     assert str(path) in line and "nested too deeply" in line

@@ -28,7 +28,6 @@ import pytest
 import test_export
 from dnc_policy.controller import PolicyController
 from dnc_policy.runtime import (
-    CONTRACT_KEY,
     ContractError,
     NonFiniteOutput,
     PolicyRuntime,
@@ -36,21 +35,19 @@ from dnc_policy.runtime import (
 )
 from dnc_policy.settings import parse_policy_settings
 from test_export import env_observations
+from test_runtime import with_contract
 
 one_thread = test_export.one_thread
 models = test_export.models
 
 
 # -- helpers -------------------------------------------------------------------------------
-def with_contract(src, dst, edit):
-    """Copy of the ONNX file ``src`` whose contract is ``edit(contract)`` (a dict, or a
-    string written as it is)."""
-    model = onnx.load(str(src))
-    entry = next(p for p in model.metadata_props if p.key == CONTRACT_KEY)
-    out = edit(json.loads(entry.value))
-    entry.value = out if isinstance(out, str) else json.dumps(out)
-    onnx.save(model, str(dst))
-    return dst
+def logging_controller(settings: dict) -> tuple[PolicyController, list]:
+    """A controller built from ``settings`` and the ``(level, message)`` lines it logs."""
+    logs = []
+    c = PolicyController(parse_policy_settings(settings), 0.0,
+                         lambda level, msg: logs.append((level, msg)))
+    return c, logs
 
 
 def stream(models, name, n, batch, seed=0):
@@ -224,10 +221,7 @@ def test_the_controller_keeps_its_memory_when_the_snapshot_has_nan(models, tmp_p
     bad["memory"][0, 2, 1] = np.nan
     path = tmp_path / "mem.npz"
     path.write_bytes(npz_bytes({**bad, "__identity__": identity(rt)}))
-    logs = []
-    c = PolicyController(parse_policy_settings({"model_path": str(model),
-                                                "snapshot.path": str(path)}),
-                         0.0, lambda level, msg: logs.append((level, msg)))
+    c, logs = logging_controller({"model_path": str(model), "snapshot.path": str(path)})
     try:
         assert c.restored_from == ""
         errors = [m for level, m in logs if level == "error"]
@@ -347,10 +341,7 @@ def test_the_controller_refuses_an_out_of_range_snapshot_and_saves_a_valid_one(m
     bad["usage"][:] = -0.5
     path = tmp_path / "mem.npz"
     rt.save_state(path, bad)
-    logs = []
-    c = PolicyController(parse_policy_settings({"model_path": str(model),
-                                                "snapshot.path": str(path)}),
-                         0.0, lambda level, msg: logs.append((level, msg)))
+    c, logs = logging_controller({"model_path": str(model), "snapshot.path": str(path)})
     try:
         assert c.restored_from == ""
         errors = [m for level, m in logs if level == "error"]
@@ -430,9 +421,7 @@ def test_a_tick_whose_new_state_is_nan_is_refused_even_with_finite_heads(models,
             np.testing.assert_array_equal(v, ref.outputs[k], err_msg=k)
         assert full_state(rt) == before  # still the initial state, the reset pending
 
-    logs = []
-    c = PolicyController(parse_policy_settings({"model_path": str(path)}), 0.0,
-                         lambda level, msg: logs.append((level, msg)))
+    c, logs = logging_controller({"model_path": str(path)})
     c.activate(0.0)
     ticks = [c.on_observation(o[0], 0.01 * i)
              for i, o in enumerate(stream(models, "dnc", 6, 1))]
