@@ -222,6 +222,27 @@ def test_trainer_accepts_every_space_kind(tmp_path, env_id, core):
     assert ev["episodes"] == 2 and len(ev["returns"]) == 2
 
 
+def test_a_module_env_id_trains_evaluates_and_names_its_run_folder_without_the_module(tmp_path):
+    """Gymnasium's "module:EnvId" form (POPGym registers its envs on import): the trainer,
+    its checkpoint and the evaluator take it; the run folder carries the id alone."""
+    env_id = "popgym:popgym-RepeatPreviousEasy-v0"
+    cfg = resolve(None, ["threads=1", "num_envs=2", "rollout_steps=8", "total_steps=32",
+                         f"run_dir={tmp_path}", "env_kwargs={}"], algo="ppo", env=env_id,
+                  core="gru")
+    result = ppo_train(cfg, progress=False)
+    run = Path(result["run_dir"])
+    assert run.parent == tmp_path and run.name.startswith("popgym-RepeatPreviousEasy-v0_gru_")
+    assert ckpt_io.load(result["checkpoint"])["env"] == env_id
+    ev = evaluate(result["checkpoint"], episodes=2, batch=2)
+    assert ev["episodes"] == 2 and ev["lengths"] == [51, 51]  # one deck: 52 cards, 51 steps
+
+
+def test_a_module_env_id_whose_module_is_missing_is_a_one_line_error():
+    with pytest.raises(ConfigError, match=r"env: 'nosuchpkg:Thing-v0' is not a registered "
+                                          r"Gymnasium id \(the module 'nosuchpkg' of env "):
+        resolve(None, [], env="nosuchpkg:Thing-v0")
+
+
 # -- several processes -----------------------------------------------------------------------
 @pytest.mark.parametrize("algo", ["a2c", "ppo"])
 def test_torchrun_two_processes_stay_in_sync(tmp_path, algo):

@@ -11,8 +11,12 @@ issue 11 names them: LSTM 64 (separate actor and critic LSTMs, sb3-contrib's def
 0.2 both linear to 0, no entropy bonus. Per seed it prints the episodes (and env steps)
 at which the rolling success over the last 100 finished episodes first reaches the
 threshold (with at least 100 episodes), the lowest rolling success after that, the
-final rolling success, and env steps/s of the whole run (``torch`` threads as given).
-The same definitions as ``training.compare``.
+final rolling success and the final rolling return (mean over the last 100 episodes:
+what an env without ``is_success``, such as POPGym's, is compared by), and env steps/s of
+the whole run (``torch`` threads as given). The same definitions as ``training.compare``.
+``--out FILE.jsonl`` also writes the lines there (for ``training.compare --baseline``).
+POPGym: ``--env popgym:popgym-RepeatPreviousEasy-v0 --env-kwargs '{}'`` (``popgym`` in the
+same venv).
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ def main(argv=None) -> list[dict]:
     p.add_argument("--total-steps", type=int, default=50_000)
     p.add_argument("--threshold", type=float, default=0.9)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--out", help="also write the result lines to this .jsonl file")
     a = p.parse_args(argv)
     from sb3_contrib import RecurrentPPO
     from stable_baselines3.common.callbacks import BaseCallback
@@ -47,13 +52,16 @@ def main(argv=None) -> list[dict]:
     class Successes(BaseCallback):
         def __init__(self):
             super().__init__()
-            self.window, self.episodes, self.curve = deque(maxlen=100), 0, []
+            self.window, self.returns = deque(maxlen=100), deque(maxlen=100)
+            self.episodes, self.curve, self.has_success = 0, [], False
 
         def _on_step(self) -> bool:
             for done, info in zip(self.locals["dones"], self.locals["infos"]):
                 if done:
                     self.episodes += 1
+                    self.has_success |= "is_success" in info
                     self.window.append(float(info.get("is_success", False)))
+                    self.returns.append(float(info["episode"]["r"]))  # sb3's Monitor
                     rate = sum(self.window) / len(self.window)
                     self.curve.append((self.episodes, self.num_timesteps, rate))
             return True
@@ -79,11 +87,16 @@ def main(argv=None) -> list[dict]:
         res = {"seed": seed, "episodes_to_threshold": reached[0] if reached else None,
                "steps_to_threshold": reached[1] if reached else None,
                "min_after": min(after) if after else None,
-               "final_success": cb.curve[-1][2] if cb.curve else None,
+               "final_success": cb.curve[-1][2] if cb.curve and cb.has_success else None,
+               "final_return": sum(cb.returns) / len(cb.returns) if cb.returns else None,
+               "env": a.env, "env_kwargs": kwargs,
                "episodes": cb.episodes, "steps": model.num_timesteps,
                "steps_per_s": model.num_timesteps / seconds, "parameters": params}
         results.append(res)
         print(json.dumps(res), flush=True)
+        if a.out:
+            with open(a.out, "a") as f:
+                f.write(json.dumps(res) + "\n")
         envs.close()
     return results
 

@@ -292,6 +292,7 @@ def resume_point(path: str | Path) -> ResumePoint:
     import gymnasium
 
     import sim  # noqa: F401  (registers the dnc/ envs)
+    from training.envs import env_spec
 
     p = Path(path)
     if p.is_dir():
@@ -316,7 +317,7 @@ def resume_point(path: str | Path) -> ResumePoint:
     if problem:
         raise CheckpointError(f"checkpoint {str(file)!r} cannot be resumed: {problem}")
     try:
-        gymnasium.spec(ckpt["env"])
+        env_spec(ckpt["env"])
     except gymnasium.error.Error:
         raise CheckpointError(f"checkpoint {str(file)!r} was trained on env {ckpt['env']!r}, "
                               f"which is not a registered Gymnasium id (import the package "

@@ -339,7 +339,8 @@ def _check_env_id(env_id: str) -> None:
     import sim  # noqa: F401  (registers the dnc/ envs)
 
     try:
-        gymnasium.spec(env_id)
+        from training.envs import env_spec
+        env_spec(env_id)
     except gymnasium.error.Error as e:
         raise ConfigError(f"env: {env_id!r} is not a registered Gymnasium id ({e})") from None
 

@@ -9,6 +9,23 @@ from collections.abc import Iterable
 import gymnasium as gym
 
 
+def env_spec(env_id: str):
+    """``gymnasium.spec`` that also takes Gymnasium's ``"module:EnvId"`` form (as
+    ``gymnasium.make`` does): the module is imported first, so that it registers its envs
+    (e.g. ``"popgym:popgym-RepeatPreviousEasy-v0"``). A module that cannot be imported is
+    a ``gymnasium.error.Error`` naming it, like an unknown id."""
+    import importlib
+
+    module, _, name = env_id.rpartition(":") if isinstance(env_id, str) else ("", "", env_id)
+    if module:
+        try:
+            importlib.import_module(module)
+        except ImportError as e:
+            raise gym.error.Error(f"the module {module!r} of env {env_id!r} cannot be imported "
+                                  f"({e}); install the package that registers it") from None
+    return gym.spec(name)
+
+
 def env_kwarg_names(env_id: str) -> tuple[str, ...] | None:
     """The keyword arguments ``gymnasium.make(env_id, ...)`` passes on to the env: the
     parameters of its entry point (the env class's ``__init__`` or the factory function)
@@ -16,7 +33,7 @@ def env_kwarg_names(env_id: str) -> tuple[str, ...] | None:
     (anything may be accepted)."""
     from gymnasium.envs.registration import load_env_creator
 
-    spec = gym.spec(env_id)
+    spec = env_spec(env_id)
     creator = spec.entry_point
     if isinstance(creator, str):
         creator = load_env_creator(creator)

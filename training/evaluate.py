@@ -32,7 +32,7 @@ import torch
 
 import sim  # noqa: F401  (registers the dnc/ envs)
 from training.checkpoint import CheckpointError, load_policy
-from training.envs import check_env_kwargs, make_env
+from training.envs import check_env_kwargs, env_spec, make_env
 from training.spaces import ObsFlattener, to_env_actions
 
 MAX_EPISODES = 1_000_000
@@ -68,7 +68,7 @@ def check_env_id(env_id, what: str) -> None:
     """Raise :class:`EnvIdError` ("<what> env 'x', which is not registered; registered
     dnc/ envs: ...") unless ``gymnasium.make(env_id)`` can find the id."""
     try:
-        gym.spec(env_id)
+        env_spec(env_id)
         return
     except (gym.error.Error, TypeError):  # NameNotFound, VersionNotFound...; not a string
         pass

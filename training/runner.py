@@ -47,7 +47,7 @@ import sim  # noqa: F401  (registers the dnc/ envs)
 from dnc_core import CORES, ActorCritic, make_core
 from training import checkpoint as ckpt_io
 from training.config import ConfigError, TrainConfig, resolve
-from training.envs import make_env
+from training.envs import env_spec, make_env
 from training.rollout import EpisodeTracker, Rollout, collect_rollout, start_carry
 from training.spaces import ObsFlattener, action_spec, describe_space
 
@@ -70,7 +70,7 @@ def make_envs(cfg: TrainConfig, seed: int) -> gym.vector.VectorEnv:
     """The vector env (NEXT_STEP autoreset, Gymnasium's default), reset with seeds
     ``seed .. seed + num_envs - 1``."""
     try:
-        gym.spec(cfg.env)
+        env_spec(cfg.env)
     except gym.error.Error as e:
         raise ValueError(f"env {cfg.env!r} is not a registered Gymnasium id: {e}") from None
     fns = [lambda: gym.make(cfg.env, **cfg.env_kwargs) for _ in range(cfg.num_envs)]
@@ -95,7 +95,8 @@ def new_run_dir(cfg: TrainConfig) -> Path:
     """``<run_dir>/<env>_<core>_s<seed>_<timestamp>``, never an existing folder (runs
     started in the same second get a suffix)."""
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    base = Path(cfg.run_dir) / f"{cfg.env.replace('/', '_')}_{cfg.core}_s{cfg.seed}_{stamp}"
+    env = cfg.env.rpartition(":")[2].replace("/", "_")  # "module:Id" -> "Id" (no ':' in paths)
+    base = Path(cfg.run_dir) / f"{env}_{cfg.core}_s{cfg.seed}_{stamp}"
     path, k = base, 1
     while True:
         try:

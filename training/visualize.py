@@ -124,9 +124,10 @@ def make_env(env_id: str, env_kwargs: dict, render: bool):
     import gymnasium as gym
 
     import sim  # noqa: F401  (registers the dnc/ envs)
+    from training.envs import env_spec
 
     try:
-        gym.spec(env_id)
+        env_spec(env_id)
     except gym.error.Error as e:
         raise VisualizeError(f"unknown env id {env_id!r}: {e}") from None
     try:
