@@ -197,3 +197,48 @@ def test_eval_lengths_needs_an_env_with_a_length(capsys):
     with pytest.raises(SystemExit):
         compare.main(["--tasks", "tmaze", "--eval-lengths", "ten"])
     assert "--eval-lengths: expected comma-separated integers" in capsys.readouterr().err
+
+
+def test_a_task_without_success_is_compared_by_return_against_recurrent_ppo(tmp_path):
+    """POPGym's envs report no success: the table holds final rolling returns, and a
+    RecurrentPPO baseline file adds its row and the within-10% line per core."""
+    import json
+    out, runs, base = tmp_path / "results", tmp_path / "runs", tmp_path / "rppo.jsonl"
+    lines = [{"seed": s, "env": "popgym:popgym-RepeatPreviousEasy-v0", "env_kwargs": {},
+              "steps": 1024, "final_return": r, "final_success": None,
+              "episodes_to_threshold": None, "steps_to_threshold": None, "min_after": None,
+              "episodes": 20} for s, r in ((1, 0.5), (2, 0.7))]
+    base.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    result = compare.main(["--tasks", "popgym_repeatprev", "--cores", "gru", "--seeds", "1",
+                           "--budget", "1024", "--out", str(out), "--runs-dir", str(runs),
+                           "--baseline", f"popgym_repeatprev={base}"])
+    (run,) = result["summaries"]["popgym_repeatprev"]["gru"]
+    assert not run.has_success and run.total_steps == 1024
+    ours = run.final_return
+    assert -1.0 <= ours <= 1.0  # POPGym scales an episode's return to [-1, 1]
+    md = (out / "compare.md").read_text()
+    rows = {r.split("|")[1].strip(): [c.strip() for c in r.split("|")[1:-1]]
+            for r in md.splitlines() if r.startswith("| ") and "---" not in r}
+    assert rows["gru"][2].startswith(f"{ours:.3f} ± 0.000")
+    assert rows[compare.BASELINE][2] == "0.600 ± 0.141"  # mean and sample std of 0.5, 0.7
+    verdict = "within" if ours >= 0.6 - 0.06 else "**not within**"
+    assert f"- gru: {ours:.3f}, difference {ours - 0.6:+.3f} — {verdict} 10%" in md
+    assert (out / "compare_popgym_repeatprev.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("edit, message", [
+    ({"env": "dnc/TMaze-v0"}, "ran on dnc/TMaze-v0"),
+    ({"env_kwargs": {"x": 1}}, "ran on popgym:popgym-RepeatPreviousEasy-v0 {'x': 1}"),
+    ({"steps": 5000}, "ran 5000 env steps, not the task's budget 1,024")])
+def test_a_baseline_of_another_env_or_budget_is_refused_before_training(tmp_path, capsys,
+                                                                        edit, message):
+    import json
+    base = tmp_path / "rppo.jsonl"
+    base.write_text(json.dumps({"seed": 1, "env": "popgym:popgym-RepeatPreviousEasy-v0",
+                                "env_kwargs": {}, "steps": 1024, **edit}) + "\n")
+    with pytest.raises(SystemExit) as e:
+        compare.main(["--tasks", "popgym_repeatprev", "--cores", "gru", "--seeds", "1",
+                      "--budget", "1024", "--runs-dir", str(tmp_path / "runs"),
+                      "--out", str(tmp_path / "o"), "--baseline", f"popgym_repeatprev={base}"])
+    assert e.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()

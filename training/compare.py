@@ -24,6 +24,13 @@ Writes ``<out>/compare.md`` (a table per task and the DNC/LSTM episode ratio aga
 claim "the DNC needs about 40% fewer episodes than the LSTM") and
 ``<out>/compare_<task>.png`` (success vs env steps: mean over seeds, min-max band).
 
+An env that reports no ``is_success`` (POPGym's) is compared by return instead: the
+final rolling return (mean over the last 100 episodes at the end of the budget) per core
+and seed, and its curve. ``--baseline TASK=FILE`` adds sb3-contrib RecurrentPPO's row
+from ``python -m training.baseline_sb3 --out FILE`` (run in its own venv, on the same
+env, kwargs and budget, which are checked), and for a return task the line "within 10% of
+its return" per core (ours >= theirs - 0.1 * |theirs|).
+
 Length generalisation (``--eval-lengths 10,30,100,300,1000``, for envs with a ``length``
 argument such as the T-maze): each run's final checkpoint is evaluated deterministically
 on ``--eval-episodes`` episodes (seeds 0..N-1) at each length, as ``python -m
@@ -70,10 +77,20 @@ class RunSummary:
     steps: np.ndarray  # the learning curve: global_step per row
     success: np.ndarray  # rolling success per row (NaN before the first episode ends)
     lowest_after: float | None = None  # lowest rolling success from the threshold row on
+    returns: np.ndarray | None = None  # rolling return per row (NaN before the first episode)
 
     @property
     def reached(self) -> bool:
         return self.episodes_to_threshold is not None
+
+    @property
+    def has_success(self) -> bool:
+        """False for an env that reports no ``is_success`` (POPGym's): compared by return."""
+        return bool(np.any(~np.isnan(self.success)))
+
+    @property
+    def final_return(self) -> float:
+        return float(self.returns[-1]) if self.returns is not None else math.nan
 
 
 def summarize_run(csv_path: str | Path, threshold: float, min_episodes: int = 100) -> RunSummary:
@@ -89,6 +106,7 @@ def summarize_run(csv_path: str | Path, threshold: float, min_episodes: int = 10
     steps = np.array([int(r["global_step"]) for r in rows])
     episodes = np.array([int(r["episodes"]) for r in rows])
     success = np.array([float(r["success"]) if r["success"] else math.nan for r in rows])
+    returns = np.array([float(r["return"]) if r["return"] else math.nan for r in rows])
     hit = np.flatnonzero((success >= threshold) & (episodes >= min_episodes))  # NaN: False
     first = int(hit[0]) if len(hit) else None
     return RunSummary(
@@ -96,7 +114,7 @@ def summarize_run(csv_path: str | Path, threshold: float, min_episodes: int = 10
         steps_to_threshold=int(steps[first]) if first is not None else None,
         final_success=float(success[-1]), wall_s=float(rows[-1]["wall_s"]),
         total_episodes=int(episodes[-1]), total_steps=int(steps[-1]),
-        steps=steps, success=success,
+        steps=steps, success=success, returns=returns,
         lowest_after=float(np.nanmin(success[first:])) if first is not None else None)
 
 
@@ -384,7 +402,7 @@ def _mean_std(values) -> str:
 
 
 def task_report(task: str, results: dict[str, list[RunSummary]], threshold: float,
-                env_line: str) -> str:
+                env_line: str, baseline: list[dict] | None = None) -> str:
     """The markdown section of one task: a table over cores and the ratio line."""
     lines = [f"### {task}", "", env_line, "",
              (f"| core | seeds | reached {threshold:g} | episodes to {threshold:g} "
@@ -404,6 +422,8 @@ def task_report(task: str, results: dict[str, list[RunSummary]], threshold: floa
             f"| {np.mean(finals):.3f} ± {np.std(finals, ddof=1) if len(finals) > 1 else 0:.3f} "
             f"| {np.mean([r.wall_s for r in runs]):.0f} "
             f"| {', '.join(f'{r.lowest_after:.2f}' if r.reached else '—' for r in runs)} |")
+    if baseline:
+        lines.append(baseline_row(baseline, threshold))
     lines.append("")
     if "dnc" in results and "lstm" in results:
         dnc, lstm = results["dnc"], results["lstm"]
@@ -426,20 +446,98 @@ def task_report(task: str, results: dict[str, list[RunSummary]], threshold: floa
     return "\n".join(lines)
 
 
+BASELINE = "RecurrentPPO (sb3-contrib)"
+WITHIN = 0.1  # "within 10% of RecurrentPPO's return": ours >= theirs - 0.1 * |theirs|
+
+
+def load_baseline(path: Path, env: str, env_kwargs: dict, budget: int) -> list[dict]:
+    """The result lines ``training.baseline_sb3 --out`` wrote for one task; a
+    ``ValueError`` naming the file unless every line is for this env, its kwargs and the
+    budget (the steps of whole updates that reach it: 16 envs x 32 steps)."""
+    import json
+    try:
+        lines = [json.loads(x) for x in Path(path).read_text().splitlines() if x.strip()]
+    except (OSError, json.JSONDecodeError) as e:
+        raise ValueError(f"--baseline {path}: cannot be read as JSON lines ({e})") from None
+    if not lines:
+        raise ValueError(f"--baseline {path}: holds no results")
+    for res in lines:
+        if res.get("env") != env or res.get("env_kwargs") != env_kwargs:
+            raise ValueError(f"--baseline {path}: seed {res.get('seed')} ran on "
+                             f"{res.get('env')} {res.get('env_kwargs')}, not the task's "
+                             f"{env} {env_kwargs}")
+        if not budget <= int(res.get("steps", -1)) < budget + 16 * 32:
+            raise ValueError(f"--baseline {path}: seed {res.get('seed')} ran "
+                             f"{res.get('steps')} env steps, not the task's budget {budget:,}")
+    return sorted(lines, key=lambda r: r["seed"])
+
+
+def _pm(values, digits: int = 3) -> str:
+    values = [v for v in values if v is not None]
+    if not values:
+        return "—"
+    std = np.std(values, ddof=1) if len(values) > 1 else 0.0
+    return f"{np.mean(values):.{digits}f} ± {std:.{digits}f}"
+
+
+def baseline_row(lines: list[dict], threshold: float) -> str:
+    """The table row of RecurrentPPO in a success task's table (same columns)."""
+    reached = [r for r in lines if r["episodes_to_threshold"] is not None]
+    per_seed = ", ".join(f"{r['episodes_to_threshold']:,}" if r["episodes_to_threshold"]
+                         is not None else f"not reached (>{r['episodes']:,})" for r in lines)
+    return (f"| {BASELINE} | {len(lines)} | {len(reached)}/{len(lines)} "
+            f"| {_mean_std([r['episodes_to_threshold'] for r in reached])} "
+            f"| {_mean_std([r['steps_to_threshold'] for r in reached])} | {per_seed} "
+            f"| {_pm([r['final_success'] for r in lines])} | — "
+            f"| {', '.join('—' if r['min_after'] is None else format(r['min_after'], '.2f') for r in lines)} |")
+
+
+def return_report(task: str, results: dict[str, list[RunSummary]], env_line: str,
+                  baseline: list[dict] | None) -> str:
+    """The markdown section of a task whose env reports no success: final rolling return
+    (mean over the last 100 episodes at the end of the budget) per core and seed, and,
+    with a RecurrentPPO baseline, each core against it."""
+    lines = [f"### {task}", "", env_line, "",
+             "| core | seeds | final return (mean ± std) | final return per seed "
+             "| best rolling return (mean) | wall time (mean, s) |", "|---|---|---|---|---|---|"]
+    for core, runs in results.items():
+        finals = [r.final_return for r in runs]
+        lines.append(f"| {core} | {len(runs)} | {_pm(finals)} "
+                     f"| {', '.join(f'{v:.3f}' for v in finals)} "
+                     f"| {np.mean([np.nanmax(r.returns) for r in runs]):.3f} "
+                     f"| {np.mean([r.wall_s for r in runs]):.0f} |")
+    if baseline:
+        finals = [r["final_return"] for r in baseline]
+        lines.append(f"| {BASELINE} | {len(baseline)} | {_pm(finals)} "
+                     f"| {', '.join(f'{v:.3f}' for v in finals)} | — | — |")
+        theirs = float(np.mean(finals))
+        lines += ["", f"Against {BASELINE}'s mean final return {theirs:.3f} (within "
+                      f"{WITHIN:.0%}: at least {theirs - WITHIN * abs(theirs):.3f}):"]
+        for core, runs in results.items():
+            ours = float(np.mean([r.final_return for r in runs]))
+            ok = ours >= theirs - WITHIN * abs(theirs)
+            lines.append(f"- {core}: {ours:.3f}, difference {ours - theirs:+.3f} — "
+                         f"{'within' if ok else '**not within**'} {WITHIN:.0%}")
+    lines.append("")
+    return "\n".join(lines)
+
+
 def plot_task(task: str, results: dict[str, list[RunSummary]], threshold: float,
               path: Path, title: str) -> None:
-    """Success vs env steps, one colour per core: the mean over seeds (thick), a min-max
-    band and every seed (thin: a mean of runs that solve and runs that fail hides both)."""
+    """Success (or, for an env without success, return) vs env steps, one colour per
+    core: the mean over seeds (thick), a min-max band and every seed (thin: a mean of runs
+    that solve and runs that fail hides both)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    by_return = not any(r.has_success for runs in results.values() for r in runs)
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for core, runs in results.items():
         grid = np.unique(np.concatenate([r.steps for r in runs]))
-        curves = np.stack([np.interp(grid, r.steps[~np.isnan(r.success)],
-                                     r.success[~np.isnan(r.success)], left=np.nan)
-                           for r in runs])
+        ys = [r.returns if by_return else r.success for r in runs]
+        curves = np.stack([np.interp(grid, r.steps[~np.isnan(y)], y[~np.isnan(y)], left=np.nan)
+                           for r, y in zip(runs, ys)])
         ok = ~np.all(np.isnan(curves), axis=0)
         grid, curves = grid[ok], curves[:, ok]
         line, = ax.plot(grid, np.nanmean(curves, 0), linewidth=2,
@@ -448,8 +546,12 @@ def plot_task(task: str, results: dict[str, list[RunSummary]], threshold: float,
                         color=line.get_color(), alpha=0.15, linewidth=0)
         for curve in curves:
             ax.plot(grid, curve, color=line.get_color(), alpha=0.45, linewidth=0.6)
-    ax.axhline(threshold, color="grey", linestyle="--", linewidth=1, label="threshold")
-    ax.set(xlabel="env steps", ylabel="success (rolling, last 100 episodes)", ylim=(0, 1.02))
+    if by_return:
+        ax.set(xlabel="env steps", ylabel="return (rolling, last 100 episodes)")
+    else:
+        ax.axhline(threshold, color="grey", linestyle="--", linewidth=1, label="threshold")
+        ax.set(xlabel="env steps", ylabel="success (rolling, last 100 episodes)",
+               ylim=(0, 1.02))
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
@@ -513,6 +615,9 @@ def main(argv=None) -> dict:
     p.add_argument("--eval-lengths", metavar="L1,L2,...",
                    help="also evaluate every run's final checkpoint at these corridor "
                         "lengths (envs with a `length` argument, e.g. 10,30,100,300,1000)")
+    p.add_argument("--baseline", action="append", default=[], metavar="TASK=FILE",
+                   help="a RecurrentPPO row for TASK from `training.baseline_sb3 --out FILE` "
+                        "(same env, kwargs and budget; repeatable)")
     p.add_argument("--eval-episodes", type=int, default=100,
                    help="episodes per length for --eval-lengths (default 100)")
     a = p.parse_args(argv)
@@ -545,6 +650,16 @@ def main(argv=None) -> dict:
             p.error(f"--eval-lengths: {', '.join(no_length)} take no `length` argument")
     for (task, core), c in configs.items():  # the same budget for every core of a task
         budgets[task] = budgets[task] or c.total_steps
+    baselines: dict[str, list[dict]] = {}
+    for item in a.baseline:  # checked before any training starts
+        task, sep, file = item.partition("=")
+        if not sep or task not in tasks:
+            p.error(f"--baseline: expected TASK=FILE with TASK in --tasks {tasks}, got {item!r}")
+        c = configs[task, cores[0]]
+        try:
+            baselines[task] = load_baseline(Path(file), c.env, c.env_kwargs, budgets[task])
+        except ValueError as e:
+            p.error(str(e))
 
     runs = [Run(task, core, seed, paths[task, core],
                 Path(a.runs_dir) / task / core / f"seed{seed}",
@@ -629,7 +744,11 @@ def main(argv=None) -> dict:
         versions = sorted({run_code_version(metrics[task, core, seed]) for core in cores
                            for seed in range(1, a.seeds + 1)})
         env_line += f" Code version(s) at launch: {', '.join(versions)}."
-        sections.append(task_report(task, results, thresholds[task], env_line))
+        if any(r.has_success for runs in results.values() for r in runs):
+            sections.append(task_report(task, results, thresholds[task], env_line,
+                                        baselines.get(task)))
+        else:
+            sections.append(return_report(task, results, env_line, baselines.get(task)))
         sections.append(f"![{task}](compare_{task}.png)\n")
         if lengths:
             by_core = {core: [evaluated[task, core, s] for s in range(1, a.seeds + 1)]
