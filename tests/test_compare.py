@@ -242,3 +242,12 @@ def test_a_baseline_of_another_env_or_budget_is_refused_before_training(tmp_path
                       "--out", str(tmp_path / "o"), "--baseline", f"popgym_repeatprev={base}"])
     assert e.value.code == 2 and message in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
+
+
+def test_compile_flag_reaches_every_training_command():
+    run = compare.Run("tmaze", "dnc", 3, compare.CONFIG_DIR / "tmaze_dnc.yaml",
+                      compare.Path("/tmp/x"), 4096, compile=True)
+    cmd = compare.train_command(run)
+    assert cmd[cmd.index("compile=true") - 1] == "--set"
+    assert "compile=true" not in compare.train_command(
+        compare.Run("tmaze", "dnc", 3, run.config, run.folder, 4096))
