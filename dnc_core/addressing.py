@@ -53,7 +53,13 @@ def content_weighting_(memory: Tensor, keys: Tensor, strengths: Tensor, top_k: i
     unit = memory / (torch.linalg.vector_norm(memory, dim=-1, keepdim=True)
                      + NORM_EPSILON)  # [B, N, W]
     scores = torch.matmul(keys, unit.transpose(1, 2))  # [B, H, N]
-    n = memory.shape[1]
+    return _softmax_over_top_k(scores, top_k)
+
+
+def _softmax_over_top_k(scores: Tensor, top_k: int) -> Tensor:
+    """``scores [B, H, N]`` -> softmax over the last dim, or (``0 < top_k < N``) over the
+    ``top_k`` best slots only, exactly 0 elsewhere (see :func:`content_weighting`)."""
+    n = scores.shape[-1]
     if top_k <= 0 or top_k >= n:
         return torch.softmax(scores, dim=-1)
     # Keep slot i iff fewer than K slots beat it (ties to the lower index): an explicit
@@ -188,3 +194,108 @@ def directional_read_weights(link: Tensor, prev_read_weights: Tensor) -> tuple[T
     forward = torch.matmul(prev_read_weights, link.transpose(1, 2))
     backward = torch.matmul(prev_read_weights, link)
     return forward, backward
+
+
+# -- DNC variants (Csordás & Schmidhuber, ICLR 2019, arXiv 1904.10278, section 3) -------
+def masked_content_weighting(memory: Tensor, keys: Tensor, strengths: Tensor, masks: Tensor,
+                             top_k: int = 0) -> Tensor:
+    """Masked content-based addressing (Csordás & Schmidhuber 2019, §3.1).
+
+    C(M, k, β, m)_i = softmax_i(β · cos(k ∘ m, M_i ∘ m)): the mask chooses which parts of
+    the word the look-up compares (a key-value split the controller sets per step), so
+    the rest of a row neither adds to the score nor dilutes the cosine's normalisation.
+    The cosine adds ``NORM_EPSILON`` to each norm, as :func:`content_weighting` does,
+    so an all-ones mask gives that function's weights (up to rounding).
+
+    Args:
+        memory: ``[B, N, W]``.
+        keys: ``[B, H, W]``, one key per head.
+        strengths: ``[B, H]``, β ≥ 1.
+        masks: ``[B, H, W]`` in [0, 1], one mask per head.
+        top_k: as in :func:`content_weighting` (0 = dense).
+
+    Returns:
+        ``[B, H, N]``, each row a distribution over the slots.
+    """
+    return masked_content_weighting_(memory, keys, strengths.unsqueeze(-1), masks, top_k)
+
+
+def masked_content_weighting_(memory: Tensor, keys: Tensor, strengths: Tensor, masks: Tensor,
+                              top_k: int = 0) -> Tensor:
+    """:func:`masked_content_weighting` with ``strengths`` shaped ``[B, H, 1]``."""
+    keys = keys * masks  # [B, H, W]
+    keys = keys * (strengths / (torch.linalg.vector_norm(keys, dim=-1, keepdim=True)
+                                + NORM_EPSILON))
+    # Each head sees its own masked copy of the memory (the row norms depend on the mask).
+    # vector_norm, not sqrt(m² · M²): its gradient at a zero row is 0, not NaN.
+    rows = memory.unsqueeze(1) * masks.unsqueeze(2)  # [B, H, N, W]
+    unit = rows / (torch.linalg.vector_norm(rows, dim=-1, keepdim=True) + NORM_EPSILON)
+    scores = torch.matmul(unit, keys.unsqueeze(-1)).squeeze(-1)  # [B, H, N]
+    return _softmax_over_top_k(scores, top_k)
+
+
+def erase_and_write(prev_memory: Tensor, write_weights: Tensor, erase: Tensor,
+                    write_vector: Tensor, retention: Tensor | None = None) -> Tensor:
+    """The memory update, with optional de-allocation (Csordás & Schmidhuber 2019, §3.2).
+
+    Without ``retention`` it is the 2016 DNC's M_t = M_{t−1} ∘ (E − w eᵀ) + w vᵀ. With
+    it, the paper's eq. (1): M_t = M_{t−1} ∘ ψ 1ᵀ ∘ (E − w eᵀ) + w vᵀ, where ψ is this
+    step's :func:`retention` (the same one the usage update uses): every row is scaled
+    by how much of it survives the reads' frees, so a freed slot's content is wiped,
+    not only its usage. (E is all ones, 1 ∈ R^N.)
+
+    Computed as M' + w (v − e ∘ M') with M' = M ∘ ψ 1ᵀ (M' = M without ``retention``):
+    the same sum as M' ∘ (E − w eᵀ) + w vᵀ, in fewer ops. (The DNC step inlines this
+    expression, with the shapes its interface has, so that its ONNX graph stays small.)
+
+    Args:
+        prev_memory: ``[B, N, W]``.
+        write_weights: ``[B, N]``.
+        erase: ``[B, W]`` in [0, 1].
+        write_vector: ``[B, W]``.
+        retention: ``[B, N]`` in [0, 1], or None for the 2016 update.
+
+    Returns:
+        ``[B, N, W]``.
+    """
+    if retention is not None:
+        prev_memory = prev_memory * retention.unsqueeze(-1)
+    return prev_memory + write_weights.unsqueeze(-1) * (
+        write_vector.unsqueeze(-2) - erase.unsqueeze(-2) * prev_memory)
+
+
+#: Added to the temporal-link weights before they are sharpened (keeps the log finite).
+LINK_SHARPNESS_EPSILON = 1e-6
+
+
+def sharpen_link_weights(weights: Tensor, sharpness: Tensor) -> Tensor:
+    """Sharpness enhancement of a temporal-link distribution (Csordás & Schmidhuber
+    2019, §3.3, eq. (2) in its stabilised form).
+
+    S(d, s)_i = ((d_i + ε) / max_j(d_j + ε))^s / Σ_j ((d_j + ε) / max_k(d_k + ε))^s,
+    applied to the directional weightings (f = S(L w, s_f), b = S(Lᵀ w, s_b), one
+    exponent s ≥ 1 per read head and direction), not to the link matrix. As the paper
+    defines it, S re-normalises: its result sums to 1 whatever the mass of ``d``, so
+    s = 1 is the identity only on a ``d`` that already sums to 1 (up to ε); a link that
+    holds nothing yet (d = 0) gives the uniform distribution. Larger s moves mass to the
+    largest entries, keeping their order.
+
+    Computed as softmax_i(s · log(d_i + ε)), which is the same expression (the division
+    by the max cancels, and softmax subtracts its own max): finite, with finite
+    gradients at zero entries (∂/∂d_i of s · log(d_i + ε) is at most s/ε), in float32
+    and float64.
+
+    Args:
+        weights: ``[B, H, N]``, each entry ≥ 0 (a forward or backward weighting).
+        sharpness: ``[B, H]``, the exponent s ≥ 1 of each row.
+
+    Returns:
+        ``[B, H, N]``, each row a distribution (≥ 0, summing to 1).
+    """
+    return sharpen_link_weights_(weights, sharpness.unsqueeze(-1))
+
+
+def sharpen_link_weights_(weights: Tensor, sharpness: Tensor) -> Tensor:
+    """:func:`sharpen_link_weights` with ``sharpness`` shaped ``[B, H, 1]``."""
+    return torch.softmax(sharpness * torch.log(weights + LINK_SHARPNESS_EPSILON), dim=-1)
+

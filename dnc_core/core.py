@@ -135,3 +135,10 @@ def check_finite(**values: float) -> None:
         if (not isinstance(value, numbers.Real) or isinstance(value, bool)
                 or not math.isfinite(value)):
             raise ValueError(f"{name} must be a finite number, got {value!r}")
+
+
+def check_bool(**values: bool) -> None:
+    """Raise ``ValueError`` for the first argument that is not ``True`` or ``False``."""
+    for name, value in values.items():
+        if not isinstance(value, bool):  # ValueError, as every core_config check raises
+            raise ValueError(f"{name} must be True or False, got {value!r}")  # noqa: TRY004

@@ -4,6 +4,11 @@ Per step (DESIGN.md §2): the controller reads ``[x_t, r_{t-1}]`` and emits an i
 vector; the memory is then updated in the order usage, allocation, write weights,
 erase + write, link and precedence, read weights, read vectors. The features the policy
 heads read are ``[h_t, r_t]`` (F = H + R·W).
+
+Three options add the improvements of Csordás & Schmidhuber (ICLR 2019, arXiv
+1904.10278): ``masked_lookup``, ``deallocation`` and ``link_sharpness``. All are off by
+default, and with all of them off the step is exactly the 2016 DNC (same interface
+layout, same graph). None adds state.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import addressing as A
-from .core import RecurrentCore, check_finite, check_positive
+from .core import RecurrentCore, check_bool, check_finite, check_positive
 from .lstm import init_forget_bias
 
 
@@ -46,11 +51,25 @@ class Interface(NamedTuple):
     allocation_gate: Tensor  # [B, 1] in (0, 1)
     write_gate: Tensor  # [B, 1] in (0, 1)
     read_modes: Tensor  # [B, R, 3] softmax over (backward, content, forward)
+    # Only with the options that use them (None otherwise):
+    read_masks: Tensor | None = None  # [B, R, W] in (0, 1), masked_lookup
+    write_mask: Tensor | None = None  # [B, 1, W] in (0, 1), masked_lookup
+    forward_sharpness: Tensor | None = None  # [B, R] >= 1, link_sharpness
+    backward_sharpness: Tensor | None = None  # [B, R] >= 1, link_sharpness
 
 
 def oneplus(x: Tensor) -> Tensor:
     """1 + softplus(x): strengths in [1, inf)."""
     return 1 + F.softplus(x)
+
+
+def _lookup(memory: Tensor, keys: Tensor, strengths: Tensor, masks: Tensor | None,
+            top_k: int = 0) -> Tensor:
+    """Content weights ``[B, H, N]`` (strengths ``[B, H, 1]``), masked when ``masks``
+    ``[B, H, W]`` are given (``masked_lookup``)."""
+    if masks is None:
+        return A.content_weighting_(memory, keys, strengths, top_k)
+    return A.masked_content_weighting_(memory, keys, strengths, masks, top_k)
 
 
 class DNCCore(RecurrentCore):
@@ -71,6 +90,17 @@ class DNCCore(RecurrentCore):
         forget_bias: the controller's forget-gate bias at initialisation (see
             :class:`~dnc_core.lstm.LSTMCore`; 1.0 as in Sonnet's LSTM, which deepmind/dnc
             uses). Only the initial parameters depend on it.
+        masked_lookup: masked content-based addressing (Csordás & Schmidhuber 2019,
+            §3.1): each head (the R read heads and the write head) also emits a mask
+            m ∈ (0, 1)^W (sigmoid), and the look-up compares k ∘ m with M_i ∘ m
+            (:func:`addressing.masked_content_weighting`). Adds (R+1)·W interface units.
+        deallocation: memory de-allocation (§3.2): the retention ψ that frees usage also
+            scales the memory rows, M_t = M_{t−1} ∘ ψ 1ᵀ ∘ (E − w eᵀ) + w vᵀ
+            (:func:`addressing.erase_and_write`). No interface units.
+        link_sharpness: sharpness control of the temporal link distributions (§3.3):
+            f = S(L w, s_f), b = S(Lᵀ w, s_b) with one exponent s = oneplus(·) ≥ 1 per read
+            head and direction (:func:`addressing.sharpen_link_weights`). Adds 2R
+            interface units.
     """
 
     kind = "dnc"
@@ -78,7 +108,8 @@ class DNCCore(RecurrentCore):
 
     def __init__(self, input_size: int, hidden_size: int = 64, memory_slots: int = 16,
                  word_size: int = 16, read_heads: int = 1, clip: float = 20.0,
-                 read_top_k: int = 0, forget_bias: float = 1.0):
+                 read_top_k: int = 0, forget_bias: float = 1.0, masked_lookup: bool = False,
+                 deallocation: bool = False, link_sharpness: bool = False):
         super().__init__()
         check_positive(input_size=input_size, hidden_size=hidden_size,
                        memory_slots=memory_slots, word_size=word_size, read_heads=read_heads)
@@ -88,10 +119,14 @@ class DNCCore(RecurrentCore):
         if clip < 0:
             raise ValueError(f"clip must be >= 0 (0 disables clipping), got {clip!r}")
         check_finite(forget_bias=forget_bias)
+        check_bool(masked_lookup=masked_lookup, deallocation=deallocation,
+                   link_sharpness=link_sharpness)
         self.input_size, self.hidden_size = input_size, hidden_size
         self.memory_slots, self.word_size, self.read_heads = memory_slots, word_size, read_heads
         self.clip, self.read_top_k = float(clip), read_top_k
         self.forget_bias = float(forget_bias)
+        self.masked_lookup, self.deallocation = masked_lookup, deallocation
+        self.link_sharpness = link_sharpness
         n, w, r = memory_slots, word_size, read_heads
         self.state_spec = (("h", (hidden_size,)), ("c", (hidden_size,)), ("memory", (n, w)),
                            ("usage", (n,)), ("link", (n, n)), ("precedence", (n,)),
@@ -100,7 +135,12 @@ class DNCCore(RecurrentCore):
         # Interface layout, grouped by activation so each is applied once:
         # [read keys R*W | write key W | write vector W | read strengths R, write strength 1
         #  | erase W, free gates R, allocation gate 1, write gate 1 | read modes 3R].
-        self._split = [r * w + 2 * w, r + 1, w + r + 2, 3 * r]
+        # The options append to their activation's group: link_sharpness 2R oneplus units
+        # (forward R, backward R) after the write strength, masked_lookup (R+1)*W sigmoid
+        # units (read masks R*W, write mask W) after the write gate.
+        self._strength_split = [r, 1] + ([2 * r] if link_sharpness else [])
+        self._gate_split = [w, r, 1, 1] + ([(r + 1) * w] if masked_lookup else [])
+        self._split = [r * w + 2 * w, sum(self._strength_split), sum(self._gate_split), 3 * r]
         self.interface_size = sum(self._split)
         self.feature_size = hidden_size + r * w
         self.controller = nn.LSTMCell(input_size + r * w, hidden_size)
@@ -111,20 +151,27 @@ class DNCCore(RecurrentCore):
         return dict(input_size=self.input_size, hidden_size=self.hidden_size,
                     memory_slots=self.memory_slots, word_size=self.word_size,
                     read_heads=self.read_heads, clip=self.clip, read_top_k=self.read_top_k,
-                    forget_bias=self.forget_bias)
+                    forget_bias=self.forget_bias, masked_lookup=self.masked_lookup,
+                    deallocation=self.deallocation, link_sharpness=self.link_sharpness)
 
     def parse_interface(self, v: Tensor) -> Interface:
         """Split the raw interface vector ``[B, interface_size]`` and apply activations."""
         b, r, w = v.shape[0], self.read_heads, self.word_size
         linear, strengths, gates, modes = torch.split(v, self._split, dim=-1)
-        strengths, gates = oneplus(strengths), torch.sigmoid(gates)
         rk, wk, wv = torch.split(linear, [r * w, w, w], dim=-1)
-        er, fg, ag, wg = torch.split(gates, [w, r, 1, 1], dim=-1)
+        rs, ws, *sharpness = torch.split(oneplus(strengths), self._strength_split, dim=-1)
+        er, fg, ag, wg, *masks = torch.split(torch.sigmoid(gates), self._gate_split, dim=-1)
+        extra = {}
+        if masks:
+            m = masks[0].reshape(b, r + 1, w)
+            extra.update(read_masks=m[:, :r], write_mask=m[:, r:])
+        if sharpness:
+            extra.update(forward_sharpness=sharpness[0][:, :r],
+                         backward_sharpness=sharpness[0][:, r:])
         return Interface(
-            read_keys=rk.reshape(b, r, w), read_strengths=strengths[:, :r],
-            write_key=wk.unsqueeze(1), write_strength=strengths[:, r:],
-            erase=er, write_vector=wv, free_gates=fg, allocation_gate=ag, write_gate=wg,
-            read_modes=torch.softmax(modes.reshape(b, r, 3), dim=-1))
+            read_keys=rk.reshape(b, r, w), read_strengths=rs, write_key=wk.unsqueeze(1),
+            write_strength=ws, erase=er, write_vector=wv, free_gates=fg, allocation_gate=ag,
+            write_gate=wg, read_modes=torch.softmax(modes.reshape(b, r, 3), dim=-1), **extra)
 
     def _step(self, x: Tensor, state: DNCState) -> tuple[Tensor, DNCState]:
         # The equations of DESIGN.md §2 (tests/test_cores.py's reference_step writes them
@@ -149,27 +196,37 @@ class DNCCore(RecurrentCore):
             raw = raw.clamp(-self.clip, self.clip)
         linear, strengths, gates, modes = torch.split(raw, self._split, dim=-1)
         read_keys, write_key, write_vector = linear.reshape(-1, r + 2, w).split([r, 1, 1], 1)
-        read_strengths, write_strength = oneplus(strengths).unsqueeze(-1).split([r, 1], 1)
-        erase, free_gates, allocation_gate, write_gate = torch.sigmoid(gates).split(
-            [w, r, 1, 1], dim=-1)
+        # The options' pieces come last in their groups: `sharpness` holds the [B, 2R, 1]
+        # link exponents, `masks` the [B, (R+1)·W] masks (each an empty list when off).
+        read_strengths, write_strength, *sharpness = oneplus(strengths).unsqueeze(-1).split(
+            self._strength_split, 1)
+        erase, free_gates, allocation_gate, write_gate, *masks = torch.sigmoid(gates).split(
+            self._gate_split, dim=-1)
+        read_masks, write_mask = (masks[0].reshape(-1, r + 1, w).split([r, 1], 1) if masks
+                                  else (None, None))
         read_modes = torch.softmax(modes.reshape(-1, r, 1, 3), dim=-1)  # [B, R, 1, 3]
 
         # Write: usage -> allocation -> write weights -> erase + write.
         psi = A.retention(free_gates, state.read_weights)
         usage = A.usage_update(state.usage, state.write_weights, psi)
         alloc = A.allocation_weighting(usage)
-        write_content = A.content_weighting_(state.memory, write_key, write_strength).reshape(-1, n)
+        write_content = _lookup(state.memory, write_key, write_strength, write_mask).reshape(-1, n)
         # w = g_w (g_a a + (1 - g_a) c_w)
         ww = write_gate * (write_content + allocation_gate * (alloc - write_content))
+        # De-allocation: M ∘ ψ 1ᵀ, the freed rows wiped (A.erase_and_write's retention).
+        prev_memory = state.memory * psi.unsqueeze(2) if self.deallocation else state.memory
         # M ∘ (1 - w eᵀ) + w vᵀ, as M + w (v - e ∘ M): the same sum, two ops fewer.
         # (unsqueeze(2), as in link_update: the exporter then emits one node for both)
-        memory = state.memory + ww.unsqueeze(2) * (write_vector - erase.unsqueeze(1) * state.memory)
+        memory = prev_memory + ww.unsqueeze(2) * (write_vector - erase.unsqueeze(1) * prev_memory)
 
         # Temporal links, then read: backward / content / forward mixed by the read modes.
         link = A.link_update(state.link, state.precedence, ww)
         precedence = A.precedence_update(state.precedence, ww)
-        content = A.content_weighting_(memory, read_keys, read_strengths, self.read_top_k)
+        content = _lookup(memory, read_keys, read_strengths, read_masks, self.read_top_k)
         fwd, bwd = A.directional_read_weights(link, state.read_weights)
+        if sharpness:  # S(·, s) on both directions at once: rows [forward R | backward R]
+            fwd, bwd = A.sharpen_link_weights_(torch.cat([fwd, bwd], 1), sharpness[0]).split(
+                [r, r], 1)
         # w_r = π_b b + π_c c + π_f f, as one small matmul over the three modes.
         modes = torch.cat([bwd, content, fwd], dim=-1).reshape(-1, r, 3, n)  # [B, R, 3, N]
         read_weights = torch.matmul(read_modes, modes).reshape(-1, r, n)
