@@ -8,18 +8,20 @@ from .core import RecurrentCore, apply_reset
 from .dnc import DNCCore, DNCState
 from .gru import GRUCore, GRUState
 from .lstm import LSTMCore, LSTMState
+from .ntm import NTMCore, NTMState
 from .policy import ActionSpec, ActorCritic, PolicyOutput, RunningNorm
 
-CORES = {"dnc": DNCCore, "lstm": LSTMCore, "gru": GRUCore}
+CORES = {"dnc": DNCCore, "lstm": LSTMCore, "gru": GRUCore, "ntm": NTMCore}
 
 
 def make_core(kind: str, **config) -> RecurrentCore:
-    """Build a core by name (``"dnc"``, ``"lstm"`` or ``"gru"``) from its config dict."""
+    """Build a core by name (``"dnc"``, ``"lstm"``, ``"gru"`` or ``"ntm"``) from its config
+    dict."""
     if kind not in CORES:
         raise ValueError(f"unknown core {kind!r}, expected one of {sorted(CORES)}")
     return CORES[kind](**config)
 
 
 __all__ = ["addressing", "RecurrentCore", "apply_reset", "DNCCore", "DNCState", "GRUCore",
-           "GRUState", "LSTMCore", "LSTMState", "CORES", "make_core", "ActionSpec", "ActorCritic",
-           "PolicyOutput", "RunningNorm"]
+           "GRUState", "LSTMCore", "LSTMState", "NTMCore", "NTMState", "CORES", "make_core",
+           "ActionSpec", "ActorCritic", "PolicyOutput", "RunningNorm"]

@@ -299,3 +299,62 @@ def sharpen_link_weights_(weights: Tensor, sharpness: Tensor) -> Tensor:
     """:func:`sharpen_link_weights` with ``sharpness`` shaped ``[B, H, 1]``."""
     return torch.softmax(sharpness * torch.log(weights + LINK_SHARPNESS_EPSILON), dim=-1)
 
+
+# -- NTM location addressing (Graves, Wayne & Danihelka 2014, arXiv 1410.5401, §3.3.2) --
+#: Weights below this floor count as this floor in :func:`sharpen` (keeps the log finite).
+SHARPEN_FLOOR = 1e-30
+
+
+def shift_offsets(num_shifts: int) -> list[int]:
+    """The offsets ``[-(S-1)/2, ..., 0, ..., (S-1)/2]`` of the ``S`` (odd) allowed shifts,
+    in the order of the last axis of :func:`shift_weighting`'s ``shifts``."""
+    if num_shifts < 1 or num_shifts % 2 == 0:
+        raise ValueError(f"the number of shifts must be odd and positive, got {num_shifts}")
+    half = (num_shifts - 1) // 2
+    return list(range(-half, half + 1))
+
+
+def shift_weighting(weights: Tensor, shifts: Tensor) -> Tensor:
+    """Circular convolution of each head's weighting with its shift distribution.
+
+    w̃(i) = Σ_k s_k · w((i − o_k) mod N), with o_k = k − (S−1)/2 the offset of shift k:
+    an offset of +1 moves the focus one slot forward (a one-hot w at slot j becomes one
+    at slot j + 1 mod N). If ``weights`` and ``shifts`` are distributions, so is w̃.
+
+    Built as one gather with constant indices (``[S, N]``: the slot each shifted copy
+    reads, (i − o_k) mod N) and a small matmul over the shifts, so it exports to ONNX as
+    Gather + MatMul, where ``torch.roll`` by a per-shift amount would not be one op.
+
+    Args:
+        weights: ``[B, H, N]``.
+        shifts: ``[B, H, S]``, S odd; ``shifts[..., k]`` weights offset k − (S−1)/2.
+
+    Returns:
+        ``[B, H, N]``.
+    """
+    n, s = weights.shape[-1], shifts.shape[-1]
+    offsets = torch.tensor(shift_offsets(s), device=weights.device).unsqueeze(1)  # [S, 1]
+    source = torch.remainder(torch.arange(n, device=weights.device) - offsets, n)  # [S, N]
+    shifted = weights.index_select(-1, source.flatten()).unflatten(-1, (s, n))  # [B, H, S, N]
+    return torch.matmul(shifts.unsqueeze(-2), shifted).squeeze(-2)
+
+
+def sharpen(weights: Tensor, gamma: Tensor) -> Tensor:
+    """Sharpening: w_i^γ / Σ_j w_j^γ, one exponent γ ≥ 1 per head.
+
+    Computed as softmax_i(γ · log max(w_i, ``SHARPEN_FLOOR``)): the same value for every
+    weight above the floor (softmax subtracts its max, so w^γ never underflows, even for
+    a flat weighting over many slots and a large γ), finite values and gradients at zero
+    weights (they count as the floor: 1e-30^γ, nothing next to any weight that matters),
+    and a flat distribution, not NaN, if every weight is zero. γ = 1 returns the weights
+    normalised to sum 1; a larger γ moves mass to the largest weights, keeping their order.
+
+    Args:
+        weights: ``[B, H, N]``, each entry ≥ 0.
+        gamma: ``[B, H]``, γ ≥ 1.
+
+    Returns:
+        ``[B, H, N]``, each row a distribution (≥ 0, summing to 1).
+    """
+    return torch.softmax(gamma.unsqueeze(-1) * torch.log(weights.clamp_min(SHARPEN_FLOOR)),
+                         dim=-1)

@@ -1,4 +1,4 @@
-"""The step interface that every recurrent core (DNC, LSTM, GRU, later NTM) implements.
+"""The step interface that every recurrent core (DNC, LSTM, GRU, NTM) implements.
 
 A core is an ``nn.Module`` with
 

@@ -188,8 +188,8 @@ def test_make_core_by_name():
     assert make_core("gru", **gru.config()).config() == gru.config()
     core = make_core("dnc", **small_dnc().config())
     assert core.config() == small_dnc().config()
-    with pytest.raises(ValueError, match="unknown core 'ntm'"):
-        make_core("ntm", input_size=3)
+    with pytest.raises(ValueError, match="unknown core 'nope'"):
+        make_core("nope", input_size=3)
 
 
 def test_compiled_step_equals_eager_in_values_and_gradients():

@@ -6,7 +6,7 @@ binary cross-entropy on the output phase only; the figure of merit is the per-bi
 (the fraction of output bits on the wrong side of 0.5).
 
     python -m training.copy_task                 # DNC, default sizes, until < 1% error
-    python -m training.copy_task --core lstm --max-iters 3000   # or --core gru
+    python -m training.copy_task --core lstm --max-iters 3000   # or --core gru, --core ntm
 """
 
 from __future__ import annotations
@@ -20,6 +20,13 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from dnc_core import CORES, make_core
+
+#: The core sizes used unless ``core_config`` says otherwise (other cores: hidden_size 128).
+CORE_DEFAULTS = {
+    "dnc": {"hidden_size": 64, "memory_slots": 16, "word_size": 16, "read_heads": 1},
+    # N = 32 slots: room for sequences of up to 32 vectors without the write head wrapping.
+    "ntm": {"hidden_size": 64, "memory_slots": 32, "word_size": 16, "read_heads": 1},
+}
 
 
 @dataclass
@@ -80,8 +87,7 @@ def train_copy(core: str = "dnc", bits: int = 8, max_length: int = 8, batch: int
     """
     torch.manual_seed(seed)
     gen, eval_gen = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed + 10_000)
-    config = dict(hidden_size=64, memory_slots=16, word_size=16, read_heads=1) if core == "dnc" \
-        else dict(hidden_size=128)
+    config = dict(CORE_DEFAULTS.get(core, {"hidden_size": 128}))
     config.update(core_config or {})
     model = CopyModel(make_core(core, input_size=bits + 1, **config), bits)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
