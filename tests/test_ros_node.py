@@ -132,14 +132,17 @@ def test_config_files_use_only_known_parameters_with_valid_values():
 
     policy = yaml.safe_load((PKG / "config" / "policy.yaml").read_text())
     params = _flatten_params(policy["/**"]["ros__parameters"])
-    # Every parameter but model_path (a launch argument) and the two lists whose default
-    # is empty (a ROS params file cannot hold `[]`; they are there as comments).
-    assert set(params) == set(POLICY_PARAMETERS) - {"model_path", "safe_action", "providers"}
+    # Every parameter but model_path (a launch argument) and the lists whose default is
+    # empty (a ROS params file cannot hold `[]`; they are there as comments).
+    lists = {"safe_action", "providers", "realtime.cpu_affinity"}
+    assert set(params) == set(POLICY_PARAMETERS) - {"model_path"} - lists
     text = (PKG / "config" / "policy.yaml").read_text()
     assert "# safe_action: [" in text and "# providers: [" in text
+    assert "# cpu_affinity: [" in text
     s = parse_policy_settings({**params, "model_path": "x.onnx"})
     assert s.tick_mode == "on_observation" and s.autostart
     assert not s.obs_reliable and s.action_reliable  # sensor data in, reliable out
+    assert (s.cpu_affinity, s.fifo_priority, s.mlockall) == ((), 0, False)  # real-time: off
     sim_cfg = yaml.safe_load((PKG / "config" / "sim.yaml").read_text())
     node = _flatten_params(sim_cfg["dnc_policy"]["ros__parameters"])
     assert set(node) <= set(POLICY_PARAMETERS)
@@ -460,12 +463,32 @@ def set_rate(peer, hz: float):
     ({"cmd_vel.enabled": True}, "cmd_vel needs a Box (velocity) action"),
     ({"providers": ["CUDAExecutionProvider"]}, "not in this onnxruntime build"),
     ({"model_path": "/nonexistent/policy.onnx"}, "'/nonexistent/policy.onnx': no such file"),
+    ({"realtime.sched_fifo_priority": 120},
+     "'realtime.sched_fifo_priority' = 120: expected 0 (off) or a SCHED_FIFO priority"),
+    ({"realtime.cpu_affinity": [-1]}, "'realtime.cpu_affinity' = [-1]: expected a list of CPU ids"),
 ])
 def test_a_bad_parameter_fails_configure_with_a_clear_error(procs, tmaze, params, message):
     node = procs("policy_node", {**node_params(tmaze), **params}, wait_active=False)
     assert node.wait(60) == 1
     text = node.text()
     assert "configure failed" in text and message in text, text
+
+
+def test_a_real_time_knob_the_os_refuses_is_a_warning_and_the_node_acts(procs, peer, tmaze):
+    """CPU 4096 exists on no machine: the OS refuses the affinity (EINVAL); the node logs
+    a warning naming the parameter, activates and answers observations as usual."""
+    node = procs("policy_node", node_params(tmaze, **{"realtime.cpu_affinity": [4096]}))
+    text = node.text()
+    warning = next(ln for ln in text.splitlines() if "realtime.cpu_affinity [4096]" in ln)
+    assert "WARN" in warning and "sched_setaffinity failed (EINVAL" in warning, text
+    assert "affinity left at" in warning and "real-time:" not in text  # nothing applied
+    peer.wait_for_node()
+    rt = PolicyRuntime(tmaze)
+    for o in env_observations("dnc/TMaze-v0", rt.contract["env"]["kwargs"], 3):
+        label, action = peer.send(o)
+        assert label == "action"
+        assert action.tolist() == np.asarray(rt.step(o), np.float32).reshape(-1).tolist()
+    assert node.alive()
 
 
 def test_cmd_vel_from_a_velocity_action_and_timer_mode(procs, peer, models):

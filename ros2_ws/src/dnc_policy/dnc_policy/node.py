@@ -16,9 +16,11 @@ Interface (DESIGN.md §5; docs/ROS.md has every parameter):
   ``~/debug/write_weights``, ``~/debug/read_weights`` (Float32MultiArray) after each tick.
 
 Lifecycle: configure reads and validates the parameters, loads the model (and restores a
-memory snapshot); activate starts acting; deactivate publishes the safe action and stops;
-cleanup frees everything. ``autostart`` (default true) runs configure and activate at
-start-up. SIGINT/SIGTERM: the safe action is published and the memory saved before exit.
+memory snapshot); activate applies the real-time knobs (``realtime.*``: CPU affinity,
+SCHED_FIFO, mlockall; a refusal is a warning) and starts acting; deactivate publishes the
+safe action and stops; cleanup frees everything. ``autostart`` (default true) runs
+configure and activate at start-up. SIGINT/SIGTERM: the safe action is published and the
+memory saved before exit.
 
 Only rclpy API common to Humble, Jazzy and Kilted is used. The decisions live in
 :mod:`dnc_policy.controller` (plain Python, tested without ROS).
@@ -46,6 +48,7 @@ from std_msgs.msg import Float32, Float32MultiArray, MultiArrayDimension
 from std_srvs.srv import Trigger
 
 from .controller import PolicyController, Tick
+from .realtime import apply_realtime
 from .runtime import ContractError
 from .settings import (
     POLICY_PARAMETERS,
@@ -175,9 +178,20 @@ class PolicyNode(LifecycleNode):
             qos_profile(s.obs_reliable, s.qos_depth)))
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._apply_realtime(self.settings)
         self.controller.activate(time.monotonic())
         self.get_logger().info("active: acting on observations")
         return TransitionCallbackReturn.SUCCESS
+
+    def _apply_realtime(self, s: PolicySettings) -> None:
+        """The real-time knobs, on this thread: the executor's, which runs every tick.
+        At activate, after the model is loaded (a TensorRT engine build at SCHED_FIFO
+        would starve the core). A refusal is a warning; the node acts without it."""
+        result = apply_realtime(s.cpu_affinity, s.fifo_priority, s.mlockall)
+        for line in result.warnings:
+            self.get_logger().warning(line)
+        if result.applied:
+            self.get_logger().info(f"real-time: {result.describe()}")
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._publish(self.controller.deactivate())

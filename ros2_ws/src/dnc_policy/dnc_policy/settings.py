@@ -9,6 +9,7 @@ tested without ROS and read the same on Humble, Jazzy and Kilted.
 
 from __future__ import annotations
 
+import array
 import difflib
 import math
 from collections.abc import Iterable
@@ -75,7 +76,21 @@ POLICY_PARAMETERS: dict[str, Param] = {
     "diagnostics_period_s": Param(1.0, "seconds between /diagnostics messages"),
     "debug.enabled": Param(False, "publish ~/debug/value and the memory's usage and "
                                   "read/write weights each tick"),
+    # Real-time knobs (docs/JETSON.md), applied at activate; a refusal by the OS is a
+    # warning, not a failure.
+    "realtime.cpu_affinity": Param([], "CPU ids the node's executor thread (every tick) "
+                                       "runs on, e.g. [3] for an isolated core; empty: "
+                                       "off", dynamic=True),
+    "realtime.sched_fifo_priority": Param(0, "SCHED_FIFO priority 1-99 of the executor "
+                                             "thread (needs CAP_SYS_NICE or an rtprio "
+                                             "limit); 0: off"),
+    "realtime.mlockall": Param(False, "lock every page of the process in RAM "
+                                      "(mlockall(MCL_CURRENT | MCL_FUTURE); needs CAP_IPC_LOCK "
+                                      "or `ulimit -l unlimited`)"),
 }
+
+MAX_CPU_ID = 65535  # beyond any Linux build (NR_CPUS <= 8192)
+MAX_FIFO_PRIORITY = 99  # Linux's SCHED_FIFO range is 1-99
 
 
 @dataclass(frozen=True)
@@ -110,6 +125,9 @@ class PolicySettings:
     snapshot_period_s: float
     diagnostics_period_s: float
     debug: bool
+    cpu_affinity: tuple[int, ...] = ()  # empty: off
+    fifo_priority: int = 0  # 0: off
+    mlockall: bool = False
 
 
 def check_names(given: Iterable[str], known: Iterable[str], what: str = "parameter") -> None:
@@ -147,6 +165,26 @@ def _int(name: str, value, low: int) -> int:
     if v < low:
         raise SettingsError(f"parameter {name!r} = {value!r}: expected an integer >= {low}")
     return int(v)
+
+
+def _int_in(name: str, value, low: int, high: int, expected: str) -> int:
+    v = _type(name, value, (int,), expected)
+    if not low <= v <= high:
+        raise SettingsError(f"parameter {name!r} = {value!r}: expected {expected}")
+    return int(v)
+
+
+def _cpu_ids(value) -> tuple[int, ...]:
+    """``realtime.cpu_affinity``: a list of CPU ids (an ``array.array`` when set through
+    the parameter service), sorted and without repeats; empty: off."""
+    name = "realtime.cpu_affinity"
+    expected = f"a list of CPU ids (integers from 0 to {MAX_CPU_ID})"
+    if not isinstance(value, (list, tuple, array.array)) or not all(
+            isinstance(c, int) and not isinstance(c, bool) and 0 <= c <= MAX_CPU_ID
+            for c in value):
+        shown = list(value) if isinstance(value, array.array) else value
+        raise SettingsError(f"parameter {name!r} = {shown!r}: expected {expected}; empty: off")
+    return tuple(sorted({int(c) for c in value}))
 
 
 def _choice(name: str, value, choices) -> str:
@@ -208,4 +246,9 @@ def parse_policy_settings(values: dict[str, Any]) -> PolicySettings:
         diagnostics_period_s=_number("diagnostics_period_s", v["diagnostics_period_s"], 0.0,
                                      low_open=True),
         debug=_type("debug.enabled", v["debug.enabled"], (bool,), "true or false"),
+        cpu_affinity=_cpu_ids(v["realtime.cpu_affinity"]),
+        fifo_priority=_int_in("realtime.sched_fifo_priority", v["realtime.sched_fifo_priority"],
+                              0, MAX_FIFO_PRIORITY, "0 (off) or a SCHED_FIFO priority from 1 "
+                              f"to {MAX_FIFO_PRIORITY}"),
+        mlockall=_type("realtime.mlockall", v["realtime.mlockall"], (bool,), "true or false"),
     )
