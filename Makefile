@@ -12,7 +12,7 @@ EXTRAS     ?= train,bench,ros,dev
 PY         := $(VENV)/bin/python
 STAMP      := $(VENV)/.installed-$(shell printf '%s' '$(TORCH_SPEC) $(EXTRAS)' | md5sum | cut -c1-8)
 
-.PHONY: setup demo copy-task test bench clean
+.PHONY: setup demo copy-task test bench gpu-check clean
 
 $(STAMP): pyproject.toml Makefile ros2_ws/src/dnc_policy/setup.py
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,19 @@ bench: setup
 	$(PY) -m dnc_core.bench
 	$(PY) -m sim.bench
 	$(PY) -m training.bench
+
+# On a machine with an NVIDIA GPU: the exported policy on the CPU, CUDA (without and with
+# CUDA graphs) and TensorRT providers at batch 1 and 64, each parity-checked, and a minute
+# of training on CUDA vs CPU, as one table (docs/BENCHMARKS.md). It needs a CUDA build of
+# torch and onnxruntime-gpu in place of onnxruntime (the two packages cannot share a venv):
+#   make clean && make setup TORCH_SPEC=torch
+#   $(VENV)/bin/pip uninstall -y onnxruntime && $(VENV)/bin/pip install onnxruntime-gpu
+#   make gpu-check TORCH_SPEC=torch
+# (a later reinstall by setup, after pyproject.toml or this file changed, brings the CPU
+# onnxruntime back beside it: swap it out again.)
+# Options go in GPU_CHECK_ARGS, e.g. GPU_CHECK_ARGS="--checkpoint runs/<run>".
+gpu-check: setup
+	$(PY) -m export.gpu_check $(GPU_CHECK_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
