@@ -32,6 +32,17 @@ import torch
 import sim  # noqa: F401  (registers the dnc/ envs)
 
 
+def one_hot_obs(env: gym.Env) -> gym.Env:
+    """A MultiDiscrete (or Tuple) observation as one flat one-hot Box, the encoding our
+    trainers' ObsFlattener gives it: sb3 2.x sizes its MultiDiscrete features with a numpy
+    int, which torch's LSTM refuses (POPGym's CountRecall). Box and Discrete pass as they
+    are (sb3 one-hot encodes Discrete itself)."""
+    from gymnasium import spaces
+    if isinstance(env.observation_space, (spaces.MultiDiscrete, spaces.Tuple)):
+        return gym.wrappers.FlattenObservation(env)
+    return env
+
+
 def main(argv=None) -> list[dict]:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--env", default="dnc/TMaze-v0")
@@ -71,7 +82,8 @@ def main(argv=None) -> list[dict]:
 
     results = []
     for seed in (int(s) for s in a.seeds.split(",")):
-        envs = make_vec_env(lambda: gym.make(a.env, **kwargs), n_envs=16, seed=seed)
+        envs = make_vec_env(lambda: one_hot_obs(gym.make(a.env, **kwargs)), n_envs=16,
+                            seed=seed)
         model = RecurrentPPO("MlpLstmPolicy", envs, n_steps=32, batch_size=256, n_epochs=20,
                              gamma=0.98, gae_lambda=0.98, learning_rate=linear(1e-3),
                              clip_range=linear(0.2), ent_coef=0.0, seed=seed, verbose=0,
