@@ -68,9 +68,8 @@ from export.onnx import (
     TOLERANCE,
     ParityReport,
     _batch_sizes,
-    _max_diff,
-    _nonfinite,
     build_contract,
+    check_parity,
     distribution_outputs,
     export_policy,
     output_problem,
@@ -205,73 +204,18 @@ def time_steps(bound: BoundSession, steps: int, warmup: int, seed: int = 0) -> l
 def check_bound_parity(policy, bound: BoundSession, env_id: str, env_kwargs: dict,
                        steps: int = 1000, seed: int = 0, reset_prob: float = 0.02
                        ) -> ParityReport:
-    """:func:`export.onnx.check_parity` through ``bound`` (its batch): the PyTorch policy
-    (CPU) drives ``bound.batch`` envs with its deterministic actions; the same
-    observations and resets (episode starts, and extra ones at random steps) go to the
-    bound session; each side carries its own state. The same episodes, random resets,
-    report and difference functions as export's check; the session is this row's own
-    (IOBinding, device buffers, CUDA graphs), which export's plain CPU session is not."""
-    import gymnasium as gym
-
-    import sim  # noqa: F401  (registers the dnc/ envs)
-    from dnc_core.policy import deterministic_action
-    from training.spaces import ObsFlattener, to_env_actions
-
-    policy = policy.cpu().float().eval()
-    batch = bound.batch
+    """:func:`export.onnx.check_parity` through ``bound`` (its batch) instead of export's
+    plain CPU session: the same episodes, random resets, report and tolerances; the
+    session is this row's own (IOBinding, device buffers, CUDA graphs)."""
     dist_names = distribution_outputs(policy.action.kind)
-    box = policy.action.kind == "box"
-    envs = [gym.make(env_id, **env_kwargs) for _ in range(batch)]
-    flatten = ObsFlattener(envs[0].observation_space)
-    rng = np.random.default_rng(seed)
-    episode = 0
-    obs = np.zeros((batch, flatten.dim), np.float32)
-    for i, env in enumerate(envs):
-        obs[i] = flatten(np.asarray(env.reset(seed=seed + episode)[0])[None])[0]
-        episode += 1
-    reset = np.ones(batch, np.float32)
-    state_t = policy.initial_state(batch)
     bound.reset_state()
-    report = ParityReport(batch=batch, steps=steps)
-    for t in range(steps):
-        reset = np.maximum(reset, (rng.random(batch) < reset_prob).astype(np.float32))
-        report.resets += int(reset.sum())
-        with torch.no_grad():
-            out, state_t = policy(torch.from_numpy(obs), state_t, torch.from_numpy(reset))
-            a_t = policy.env_action(deterministic_action(policy.action, out.dist)).numpy()
-            dist_t = [out.dist.numpy()] + ([out.log_std.detach().expand_as(out.dist).numpy()]
-                                           if box else [])
-        a_o = bound.step(obs, reset)
-        v_o, dist_o = bound.head("value"), [bound.head(n) for n in dist_names]
-        state_o = bound.state()
-        torch_state = [s.numpy() for s in state_t]
-        value_t = out.value.numpy()
-        report.max_value_diff = _max_diff(report.max_value_diff, [(v_o, value_t)])
-        report.max_dist_diff = _max_diff(report.max_dist_diff, zip(dist_o, dist_t))
-        report.max_state_diff = _max_diff(report.max_state_diff, zip(state_o, torch_state))
-        report.nonfinite_torch += _nonfinite([value_t, *dist_t, *torch_state]
-                                             + ([a_t] if box else []))
-        report.nonfinite_onnx += _nonfinite([v_o, *dist_o, *state_o] + ([a_o] if box else []))
-        if box:
-            report.max_action_diff = _max_diff(report.max_action_diff, [(a_o, a_t)])
-        else:
-            report.action_mismatches += int((a_o.reshape(batch, -1)
-                                             != a_t.reshape(batch, -1)).any(-1).sum())
-        if report.nonfinite_torch or report.nonfinite_onnx:
-            report.steps = t + 1
-            break
-        env_actions = to_env_actions(a_t, envs[0].action_space)
-        reset = np.zeros(batch, np.float32)
-        for i, env in enumerate(envs):
-            o, _, terminated, truncated, _ = env.step(env_actions[i])
-            if terminated or truncated:
-                o, _ = env.reset(seed=seed + episode)
-                episode += 1
-                reset[i] = 1.0
-            obs[i] = flatten(np.asarray(o)[None])[0]
-    for env in envs:
-        env.close()
-    return report
+
+    def onnx_step(obs, reset):
+        action = bound.step(obs, reset)
+        return action, bound.head("value"), [bound.head(n) for n in dist_names], bound.state()
+
+    return check_parity(policy, None, env_id, env_kwargs, steps=steps, batch=bound.batch,
+                        seed=seed, reset_prob=reset_prob, onnx_step=onnx_step)
 
 
 # --------------------------------------------------------------------------------------
@@ -387,15 +331,17 @@ def train_rate(device: str, seconds: float, sets: list[str], workdir: Path) -> f
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
         try:
             end = time.monotonic() + TRAIN_START_TIMEOUT
-            while not _metrics_rows(workdir):
+            # Start-up ends after the warm-up updates (imports, TensorBoard's writer at the
+            # first log, CUDA init and the first kernels): only then does the clock start.
+            while _metrics_rows(workdir) <= TRAIN_WARMUP:
                 if proc.poll() is not None:
                     tail = log_path.read_text().strip().splitlines()
                     raise RuntimeError(f"training.ppo on {device} exited ({proc.returncode}) "
                                        f"before its first update: "
                                        f"{tail[-1] if tail else 'no output'}")
                 if time.monotonic() > end:
-                    raise RuntimeError(f"training.ppo on {device}: no update logged within "
-                                       f"{TRAIN_START_TIMEOUT:.0f} s")
+                    raise RuntimeError(f"training.ppo on {device}: {TRAIN_WARMUP + 1} updates "
+                                       f"not logged within {TRAIN_START_TIMEOUT:.0f} s")
                 time.sleep(0.2)
             time.sleep(seconds)
         finally:

@@ -268,22 +268,46 @@ def _nonfinite(arrays) -> int:
     return int(sum((~np.isfinite(np.asarray(a))).sum() for a in arrays))
 
 
-def check_parity(policy: ActorCritic, onnx_path: str | Path, env_id: str, env_kwargs: dict,
-                 steps: int = 1000, batch: int = 1, seed: int = 0,
-                 reset_prob: float = 0.02) -> ParityReport:
+def session_step(policy: ActorCritic, onnx_path: str | Path, batch: int):
+    """The ONNX side of :func:`check_parity` for a plain CPU session: a callable
+    ``(obs, reset) -> (action, value, [distribution outputs], [state])`` that carries the
+    graph's state from call to call (zeros at first, as the runtime's)."""
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    _, outputs = io_names(policy)
+    names = [n for n, _ in policy.state_spec]
+    n_dist = len(distribution_outputs(policy.action.kind))
+    state = [np.zeros((batch, *shape), np.float32) for _, shape in policy.state_spec]
+
+    def step(obs, reset):
+        nonlocal state
+        feed = {"obs": obs, "reset": reset, **{f"state_in.{n}": s for n, s in zip(names, state)}}
+        res = sess.run(outputs, feed)
+        state = res[2 + n_dist:]
+        return res[0], res[1], res[2:2 + n_dist], state
+
+    return step
+
+
+def check_parity(policy: ActorCritic, onnx_path: str | Path | None, env_id: str,
+                 env_kwargs: dict, steps: int = 1000, batch: int = 1, seed: int = 0,
+                 reset_prob: float = 0.02, onnx_step=None) -> ParityReport:
     """Run ``batch`` envs for ``steps`` steps with the PyTorch policy's deterministic
     actions; feed the same observations and resets to ONNX Runtime; each side carries
-    its own state. Resets: every episode start, plus extra ones at random steps."""
+    its own state. Resets: every episode start, plus extra ones at random steps.
+
+    The ONNX side is a plain CPU session of ``onnx_path`` (:func:`session_step`), or
+    ``onnx_step``, a callable of the same form for ``batch`` rows (``export.gpu_check``
+    passes its IOBinding / CUDA-graph sessions)."""
     import gymnasium as gym
-    import onnxruntime as ort
 
     import sim  # noqa: F401
     from training.spaces import ObsFlattener, to_env_actions
 
     policy = policy.cpu().float().eval()
-    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    _, outputs = io_names(policy)
-    names = [n for n, _ in policy.state_spec]
+    if onnx_step is None:
+        onnx_step = session_step(policy, onnx_path, batch)
     n_dist = len(distribution_outputs(policy.action.kind))
     envs = [gym.make(env_id, **env_kwargs) for _ in range(batch)]
     flatten = ObsFlattener(envs[0].observation_space)
@@ -295,7 +319,6 @@ def check_parity(policy: ActorCritic, onnx_path: str | Path, env_id: str, env_kw
         episode += 1
     reset = np.ones(batch, np.float32)
     state_t = policy.initial_state(batch)
-    state_o = [s.numpy() for s in state_t]
     report = ParityReport(batch=batch, steps=steps)
     for t in range(steps):
         extra = rng.random(batch) < reset_prob  # memory resets mid-episode too
@@ -305,9 +328,7 @@ def check_parity(policy: ActorCritic, onnx_path: str | Path, env_id: str, env_kw
             out, state_t = policy(torch.from_numpy(obs), state_t, torch.from_numpy(reset))
             a_t = policy.env_action(deterministic_action(policy.action, out.dist))
             torch_dist = [out.dist] + ([out.log_std.detach().expand_as(out.dist)] if n_dist == 2 else [])
-        feed = {"obs": obs, "reset": reset, **{f"state_in.{n}": s for n, s in zip(names, state_o)}}
-        res = sess.run(outputs, feed)
-        a_o, v_o, dist_o, state_o = res[0], res[1], res[2:2 + n_dist], res[2 + n_dist:]
+        a_o, v_o, dist_o, state_o = onnx_step(obs, reset)
         torch_dist = [d.numpy() for d in torch_dist]
         torch_state = [s.numpy() for s in state_t]
         report.max_value_diff = _max_diff(report.max_value_diff, [(v_o, out.value.numpy())])
