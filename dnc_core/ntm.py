@@ -192,13 +192,20 @@ class NTMCore(RecurrentCore):
         return Interface(write=heads(slice(0, 1)), read=heads(slice(1, r + 1)),
                          erase=erase, add=add)
 
-    def _step(self, x: Tensor, state: NTMState) -> tuple[Tensor, Any]:
-        h, c = self.controller(torch.cat([x, state.read_vectors.flatten(1)], dim=-1),
-                               (state.h, state.c))
+    def commands(self, h: Tensor) -> Interface:
+        """The commands the controller output ``h [B, H]`` (the state's ``h`` after a
+        step) gave the memory in that step: the interface, clipped, with activations.
+        This is what :meth:`_step` uses, so a recorded ``h`` gives back each head's
+        shift distribution, gate and sharpening of that step (``training.visualize``)."""
         raw = self.interface(h)
         if self.clip > 0:
             raw = raw.clamp(-self.clip, self.clip)
-        i = self.parse_interface(raw)
+        return self.parse_interface(raw)
+
+    def _step(self, x: Tensor, state: NTMState) -> tuple[Tensor, Any]:
+        h, c = self.controller(torch.cat([x, state.read_vectors.flatten(1)], dim=-1),
+                               (state.h, state.c))
+        i = self.commands(h)
 
         # Write: address the previous memory, then erase and add.
         ww = address(state.memory, state.write_weights.unsqueeze(1), i.write).squeeze(1)  # [B, N]

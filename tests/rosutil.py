@@ -202,6 +202,13 @@ class Peer:
 
 def train_tmaze_dnc(base: Path) -> Path:
     """A small DNC trained on a short T-maze (seconds on one core), exported to ONNX."""
+    return train_tmaze(base, "dnc")
+
+
+def train_tmaze(base: Path, core: str = "dnc") -> Path:
+    """A small memory policy trained on a short T-maze (seconds on one core), exported to
+    ONNX as ``tmaze_<core>.onnx``: a ``dnc`` or ``ntm`` core (H = 32, 8 slots of 8, one
+    read head)."""
     import torch
 
     from export.onnx import build_contract, export_policy, sha256_of
@@ -212,13 +219,13 @@ def train_tmaze_dnc(base: Path) -> Path:
     threads = torch.get_num_threads()
     try:
         cfg = resolve(None, [
-            "core=dnc", ("core_config={hidden_size: 32, memory_slots: 8, word_size: 8, "
+            f"core={core}", ("core_config={hidden_size: 32, memory_slots: 8, word_size: 8, "
                          "read_heads: 1}"), "env_kwargs.length=4", "env_kwargs.bump_penalty=0.1",
             "lr=3e-3", "num_envs=8", "stop_at_success=0.95", "total_steps=300000",
             "threads=1", "seed=1", "checkpoint_every=100000000", f"run_dir={base}"])
         ckpt = Path(train(cfg, progress=False, run_dir=base / "run")["checkpoint"])
         policy, ck = ckpt_io.load_policy(ckpt)
         return export_policy(policy, build_contract(policy, ck, sha256_of(ckpt)),
-                             base / "tmaze_dnc.onnx")
+                             base / f"tmaze_{core}.onnx")
     finally:
         torch.set_num_threads(threads)

@@ -23,7 +23,7 @@ import test_export
 import yaml
 from dnc_policy.runtime import PolicyRuntime
 from dnc_policy.settings import POLICY_PARAMETERS
-from rosutil import Peer, Proc, Workspace, colcon_build, train_tmaze_dnc
+from rosutil import Peer, Proc, Workspace, colcon_build, train_tmaze, train_tmaze_dnc
 from test_export import env_observations
 
 import sim  # noqa: F401  (registers the dnc/ envs)
@@ -178,18 +178,21 @@ def test_launch_files_use_the_documented_launch_api():
 
 
 # -- sim-in-the-loop -----------------------------------------------------------------------
-def test_sim_in_the_loop_matches_the_offline_runtime(ws, procs, tmaze, tmp_path):
-    """Started as sim.launch.py starts them: the installed config files, the model."""
+def sim_in_the_loop_matches_offline(ws, procs, model: Path, tmp_path: Path) -> Proc:
+    """Node and bridge started as sim.launch.py starts them (the installed config files,
+    the model), 20 episodes over DDS: the same actions, returns and successes as the
+    offline runtime, and the trained policy solves its T-maze. Returns the node's Proc
+    (stopped)."""
     config = ws.prefix / "share" / "dnc_policy" / "config"
-    node = procs("policy_node", {"model_path": str(tmaze)},
+    node = procs("policy_node", {"model_path": str(model)},
                  files=[config / "policy.yaml", config / "sim.yaml"])
     summary = tmp_path / "summary.json"
-    bridge = procs("sim_bridge", {"model_path": str(tmaze), "episodes": 20, "seed": 7,
+    bridge = procs("sim_bridge", {"model_path": str(model), "episodes": 20, "seed": 7,
                                   "summary_path": str(summary), "record_actions": True},
                    files=[config / "sim.yaml"])
     assert bridge.wait(120) == 0, bridge.text() + node.text()
     got = json.loads(summary.read_text())
-    want = offline_episodes(tmaze, 20, seed=7)
+    want = offline_episodes(model, 20, seed=7)
     assert got["episodes"] == 20 and got["error"] == ""
     for k, (g, w) in enumerate(zip(got["per_episode"], want)):
         assert g["seed"] == 7 + k
@@ -201,6 +204,22 @@ def test_sim_in_the_loop_matches_the_offline_runtime(ws, procs, tmaze, tmp_path)
     assert "20 episodes of dnc/TMaze-v0: success" in bridge.text()
     assert node.alive(), node.text()
     assert node.stop() == 0, node.text()
+    return node
+
+
+def test_sim_in_the_loop_matches_the_offline_runtime(ws, procs, tmaze, tmp_path):
+    sim_in_the_loop_matches_offline(ws, procs, tmaze, tmp_path)
+
+
+def test_sim_in_the_loop_runs_an_ntm_policy_unchanged(ws, procs, tmp_path_factory, tmp_path):
+    """Issue 13: an NTM policy (another core, another state: memory, read and write
+    weights, read vectors) trained on the T-maze, in the same node and bridge, which
+    learn everything about it from the file."""
+    model = train_tmaze(tmp_path_factory.mktemp("tmaze_ntm"), core="ntm")
+    assert [n for n, _ in PolicyRuntime(model).state_spec] == [
+        "h", "c", "memory", "read_weights", "write_weights", "read_vectors"]
+    node = sim_in_the_loop_matches_offline(ws, procs, model, tmp_path)
+    assert f"configured: {model} (ntm core" in node.text()
 
 
 # -- bad input -----------------------------------------------------------------------------

@@ -3,7 +3,8 @@ or exported ONNX through the runtime), its memory drawn as a PNG and a GIF.
 
 The policies are the ones ``test_export.py`` trains with the real trainer and exports,
 once per session: "dnc" (a small DNC on a length-3 T-maze), "nav" (an LSTM with Box
-actions on MemoryNav) and "gru" (a small GRU on a length-3 T-maze)."""
+actions on MemoryNav) and "gru" (a small GRU on a length-3 T-maze); and
+``test_ntm.py``'s small NTM policy on a length-3 T-maze."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import test_export
+import test_ntm
+import torch
 from PIL import Image
 
 from training import visualize
@@ -27,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 one_thread = test_export.one_thread
 models = test_export.models
+ntm_policy = test_ntm.ntm_policy
 
 
 def core_sizes(m) -> tuple[int, int, int]:
@@ -276,3 +280,134 @@ def test_module_entry_point(models, tmp_path):
     assert f"wrote {tmp_path / 'memory.png'}" in p.stdout
     assert f"wrote {tmp_path / 'memory.gif'}" in p.stdout
 
+
+
+# -- the NTM -------------------------------------------------------------------------------
+def drawn(fig) -> dict[str, np.ndarray]:
+    """The array each named heatmap of a figure draws: ``{gid: image array}``."""
+    return {ax.get_gid(): np.asarray(ax.images[0].get_array()) for ax in fig.axes
+            if ax.get_gid() and ax.images}
+
+
+def replay_ntm_addressing(policy, rec: dict) -> tuple[np.ndarray, np.ndarray]:
+    """The write and read weights each step's addressing gives from the recorded state
+    before it (the core's initial state at step 0), with the core's own commands of that
+    step but the *recorded* shift distributions in place of its own: they reproduce the
+    recorded weights only if the recorded shifts are the ones the step applied."""
+    from dnc_core.ntm import address
+
+    core = policy.core
+    init = core.initial_state(1)
+    mem0, ww0, rw0 = (init.memory[0].numpy(), init.write_weights[0].numpy(),
+                      init.read_weights[0].numpy())
+    t_len = rec["meta"]["length"]
+    out_w, out_r = [], []
+    with torch.no_grad():
+        for t in range(t_len):
+            prev_mem = torch.from_numpy(rec["state.memory"][t - 1] if t else mem0)[None]
+            prev_w = torch.from_numpy(rec["state.write_weights"][t - 1] if t else ww0)[None]
+            prev_r = torch.from_numpy(rec["state.read_weights"][t - 1] if t else rw0)[None]
+            cmd = core.commands(torch.from_numpy(rec["state.h"][t])[None])
+            write = cmd.write._replace(shift=torch.from_numpy(rec["ntm.write_shift"][t])[None, None])
+            read = cmd.read._replace(shift=torch.from_numpy(rec["ntm.read_shift"][t])[None])
+            out_w.append(address(prev_mem, prev_w[:, None], write)[0, 0].numpy())
+            new_mem = torch.from_numpy(rec["state.memory"][t])[None]
+            out_r.append(address(new_mem, prev_r, read)[0].numpy())
+    return np.stack(out_w), np.stack(out_r)
+
+
+@pytest.mark.parametrize("kind", ["checkpoint", "onnx"])
+def test_ntm_episode_records_its_weights_and_the_shifts_that_made_them(ntm_policy, kind):
+    src = ntm_policy.checkpoint if kind == "checkpoint" else ntm_policy.onnx
+    rec = visualize.record_episode(src, seed=1, render=False)
+    t = rec["meta"]["length"]
+    cfg = ntm_policy.contract()["core"]["config"]
+    n, w, r, s = cfg["memory_slots"], cfg["word_size"], cfg["read_heads"], cfg["shift_range"]
+    assert rec["meta"]["core"]["kind"] == "ntm" and visualize.memory_kind(rec) == "ntm"
+    assert visualize.has_memory(rec)
+    shapes = {"h": (16,), "c": (16,), "memory": (n, w), "read_weights": (r, n),
+              "write_weights": (n,), "read_vectors": (r, w)}
+    assert rec["meta"]["state_names"] == list(shapes)
+    for name, shape in shapes.items():
+        assert rec[f"state.{name}"].shape == (t,) + shape, name
+    assert rec["ntm.write_shift"].shape == (t, s) and rec["ntm.read_shift"].shape == (t, r, s)
+    for key in ("ntm.write_shift", "ntm.read_shift", "state.write_weights",
+                "state.read_weights"):  # distributions
+        assert (rec[key] >= 0).all(), key
+        np.testing.assert_allclose(rec[key].sum(-1), 1.0, atol=1e-5, err_msg=key)
+    policy, _ = ntm_policy.load()
+    want_w, want_r = replay_ntm_addressing(policy, rec)
+    np.testing.assert_allclose(want_w, rec["state.write_weights"], atol=1e-5)
+    np.testing.assert_allclose(want_r, rec["state.read_weights"], atol=1e-5)
+    # A shift the step did not apply (one step late) does not reproduce the weights.
+    late = {**rec, "ntm.write_shift": np.roll(rec["ntm.write_shift"], 1, axis=0),
+            "ntm.read_shift": np.roll(rec["ntm.read_shift"], 1, axis=0)}
+    assert not np.allclose(replay_ntm_addressing(policy, late)[0], rec["state.write_weights"],
+                           atol=1e-5)
+
+
+def test_ntm_checkpoint_and_onnx_recordings_agree(ntm_policy):
+    for seed in (0, 1):
+        pt = visualize.record_episode(ntm_policy.checkpoint, seed=seed)
+        ox = visualize.record_episode(ntm_policy.onnx, seed=seed)
+        assert set(pt) == set(ox) and pt["meta"]["length"] == ox["meta"]["length"]
+        np.testing.assert_array_equal(pt["action"], ox["action"])
+        for k in pt:
+            if k not in ("meta", "action", "frames"):
+                np.testing.assert_allclose(pt[k], ox[k], atol=1e-5, rtol=0, err_msg=k)
+
+
+@pytest.mark.parametrize("kind", ["checkpoint", "onnx"])
+def test_ntm_picture_draws_the_recorded_weights_shifts_and_memory(ntm_policy, tmp_path,
+                                                                  kind):
+    import matplotlib.pyplot as plt
+
+    src = ntm_policy.checkpoint if kind == "checkpoint" else ntm_policy.onnx
+    rec = visualize.record_episode(src, seed=1, render=False)
+    fig = visualize.memory_figure(rec)
+    try:
+        d = drawn(fig)
+        r = rec["state.read_weights"].shape[1]
+        assert set(d) == {"obs", "action", "write", "write_shift", "memory"} | {
+            f"read{i}" for i in range(r)} | {f"read{i}_shift" for i in range(r)}
+        np.testing.assert_array_equal(d["write"], rec["state.write_weights"].T)
+        np.testing.assert_array_equal(d["write_shift"], rec["ntm.write_shift"].T)
+        for i in range(r):
+            np.testing.assert_array_equal(d[f"read{i}"], rec["state.read_weights"][:, i].T)
+            np.testing.assert_array_equal(d[f"read{i}_shift"], rec["ntm.read_shift"][:, i].T)
+        np.testing.assert_array_equal(d["memory"], rec["state.memory"][-1])
+        # The episode's mean shift distributions, one bar per head and offset.
+        ax = next(a for a in fig.axes if a.get_gid() == "mean_shift")
+        heights = np.array([p.get_height() for p in ax.patches]).reshape(1 + r, -1)
+        want = np.concatenate([rec["ntm.write_shift"][None], rec["ntm.read_shift"].transpose(1, 0, 2)])
+        np.testing.assert_allclose(heights, want.mean(1), atol=1e-6)
+        labels = [lab.get_text() for lab in next(a for a in fig.axes if a.get_gid()
+                                                 == "write_shift").get_yticklabels()]
+        assert labels == ["-1", "+0", "+1"]
+    finally:
+        plt.close(fig)
+    check_png(visualize.plot_memory(rec, tmp_path / "ntm.png"))
+
+
+@pytest.mark.parametrize("kind", ["checkpoint", "onnx"])
+def test_ntm_cli_draws_memory_without_the_no_memory_note(ntm_policy, tmp_path, capsys, kind):
+    src = ntm_policy.checkpoint if kind == "checkpoint" else ntm_policy.onnx
+    code, out, err = cli([src, "--seed", "1", "--out", tmp_path], capsys)
+    assert code == 0, err
+    assert "no DNC memory" not in err and "note:" not in err
+    png, gif = tmp_path / "memory.png", tmp_path / "memory.gif"
+    assert f"wrote {png}" in out and f"wrote {gif}" in out
+    w, h = check_png(png)
+    assert w >= 1000 and h >= 600
+    rec = visualize.record_episode(src, seed=1, render=False)
+    assert check_gif(gif) == rec["meta"]["length"]
+
+
+def test_ntm_interface_weights_missing_from_an_onnx_file_is_a_clear_error(ntm_policy, models):
+    cfg = ntm_policy.contract()["core"]["config"]
+    core = visualize.ntm_core_from_onnx(ntm_policy.onnx, cfg)
+    policy, _ = ntm_policy.load()
+    torch.testing.assert_close(core.interface.weight, policy.core.interface.weight)
+    torch.testing.assert_close(core.interface.bias, policy.core.interface.bias)
+    with pytest.raises(visualize.VisualizeError, match="cannot find the NTM's interface weight"):
+        visualize.ntm_core_from_onnx(models("dnc").onnx, cfg)

@@ -5,9 +5,17 @@
 Writes ``memory.png`` (over the steps of the episode: the observation, the action
 probabilities and the action taken, the reward; for a DNC core the write weights and the
 write intensity, the read weights of each read head, the usage, and at the end of the
-episode the temporal link matrix and the memory; for an LSTM or GRU core, which has no
-external memory, its hidden activations h, and the LSTM's cell state c) and ``memory.gif`` (the env's
-``rgb_array`` frame at each step beside the memory state at that step).
+episode the temporal link matrix and the memory; for an NTM core the write weights and
+the write head's shift distribution, each read head's weights and shift distribution,
+the memory at the end and the shift distributions averaged over the episode; for an
+LSTM or GRU core, which has no external memory, its hidden activations h, and the LSTM's
+cell state c) and ``memory.gif`` (the env's ``rgb_array`` frame at each step beside the
+memory state at that step).
+
+An NTM's shift distributions are not part of its state: they are the commands its
+controller gave at each step, recomputed from the recorded controller output h with the
+core's own interface layer (``NTMCore.commands``): the checkpoint's, or for an ONNX file
+the interface weights stored in the file.
 
 A checkpoint (``.pt`` or a run folder) runs the PyTorch policy; an ``.onnx`` file runs
 the robot runtime (:class:`dnc_policy.runtime.PolicyRuntime`) and reads its state with
@@ -63,6 +71,10 @@ class _TorchStepper:
         self.state_names = [n for n, _ in self.policy.state_spec]
         self.state = self.policy.initial_state(1)
 
+    def ntm_core(self):
+        """The NTM core, for :func:`ntm_commands`."""
+        return self.policy.core
+
     def step(self, obs: np.ndarray, reset: bool) -> tuple[np.ndarray, dict, dict]:
         torch = self.torch
         with torch.no_grad():
@@ -100,6 +112,11 @@ class _OnnxStepper:
         self.core = dict(c.get("core") or {"kind": "unknown", "config": {}})
         self.obs_dim = self.rt.obs_dim
         self.state_names = [n for n, _ in self.rt.state_spec]
+        self.path = path
+
+    def ntm_core(self):
+        """An NTM core with the file's interface weights, for :func:`ntm_commands`."""
+        return ntm_core_from_onnx(self.path, self.core.get("config") or {})
 
     def step(self, obs: np.ndarray, reset: bool) -> tuple[np.ndarray, dict, dict]:
         action = self.rt.step(obs[None], reset=reset)
@@ -157,6 +174,8 @@ def record_episode(model_path: str | Path, env_id: str | None = None,
       ``state.write_weights [T, N]``, ``state.read_weights [T, R, N]``,
       ``state.usage [T, N]``, ``state.link [T, N, N]``; ``state.h``/``state.c`` for LSTM,
       ``state.h`` for GRU);
+    - for an NTM, ``ntm.write_shift [T, S]`` and ``ntm.read_shift [T, R, S]``: the shift
+      distribution each head applied at step t (:func:`ntm_commands`);
     - ``frames [T, H, W, 3]`` uint8 (the env before step t) when the env renders, else
       absent;
 
@@ -230,6 +249,8 @@ def record_episode(model_path: str | Path, env_id: str | None = None,
         out[k] = np.stack(v).astype(np.float32)
     for k, v in states.items():
         out[f"state.{k}"] = np.stack(v).astype(np.float32)
+    if stepper.core.get("kind") == "ntm":
+        out.update(ntm_commands(stepper.ntm_core(), out["state.h"]))
     if renders and rec["frames"]:
         out["frames"] = np.stack(rec["frames"])
     out["meta"] = {"env_id": env_id, "env_kwargs": kwargs, "seed": seed,
@@ -242,8 +263,68 @@ def record_episode(model_path: str | Path, env_id: str | None = None,
     return out
 
 
+def ntm_commands(core, h: np.ndarray) -> dict[str, np.ndarray]:
+    """The shift distributions of an NTM's heads at each step, from the recorded
+    controller output ``h [T, H]`` (the state's h after each step):
+    ``ntm.write_shift [T, S]`` and ``ntm.read_shift [T, R, S]``, over the offsets
+    ``-(S-1)/2 .. (S-1)/2`` (:func:`dnc_core.addressing.shift_offsets`)."""
+    import torch
+
+    ref = next(core.parameters())
+    with torch.no_grad():
+        cmd = core.commands(torch.as_tensor(h, dtype=ref.dtype, device=ref.device))
+    return {"ntm.write_shift": cmd.write.shift[:, 0].cpu().numpy().astype(np.float32),
+            "ntm.read_shift": cmd.read.shift.cpu().numpy().astype(np.float32)}
+
+
+def ntm_core_from_onnx(path: str | Path, config: dict):
+    """An ``NTMCore`` of the contract's ``config`` whose interface layer (all that
+    :meth:`NTMCore.commands` uses) holds the exported file's interface weights: the
+    initializers ``policy.core.interface.weight`` ``[interface_size, H]`` and ``.bias``
+    (the exporter keeps the module's parameter names), else the one float initializer
+    pair of those shapes. Raises :class:`VisualizeError` if there is none, or several."""
+    import onnx
+    import torch
+    from onnx import numpy_helper
+
+    from dnc_core import make_core
+
+    core = make_core("ntm", **config)
+    shapes = {"weight": (core.interface_size, core.hidden_size), "bias": (core.interface_size,)}
+    floats = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(path)).graph.initializer}
+    floats = {k: a for k, a in floats.items() if a.dtype.kind == "f"}
+    found = {}
+    for part, shape in shapes.items():
+        named = floats.get(f"policy.core.interface.{part}")
+        same = [named] if named is not None and named.shape == shape else \
+            [a for a in floats.values() if a.shape == shape]
+        if len(same) != 1:
+            raise VisualizeError(
+                f"{str(path)!r}: cannot find the NTM's interface {part} ({list(shape)}) among "
+                f"the graph's initializers ({len(same)} candidates); the shift "
+                "distributions cannot be recomputed from this file")
+        found[part] = torch.from_numpy(np.array(same[0]))
+    with torch.no_grad():
+        core.interface.weight.copy_(found["weight"])
+        core.interface.bias.copy_(found["bias"])
+    return core.eval()
+
+
+def memory_kind(rec: dict) -> str | None:
+    """``"dnc"`` (write and read weights, usage, links), ``"ntm"`` (write and read
+    weights, the heads' shift distributions; no usage or links) or None (no external
+    memory: an LSTM or GRU core)."""
+    if all(f"state.{k}" in rec for k in ("write_weights", "read_weights", "usage", "link")):
+        return "dnc"
+    if all(k in rec for k in ("state.write_weights", "state.read_weights", "state.memory",
+                              "ntm.write_shift", "ntm.read_shift")):
+        return "ntm"
+    return None
+
+
 def has_memory(rec: dict) -> bool:
-    return all(f"state.{k}" in rec for k in ("write_weights", "read_weights", "usage", "link"))
+    """Whether the core has an external memory (a DNC or an NTM)."""
+    return memory_kind(rec) is not None
 
 
 # What a core without external memory shows: its hidden state h and, for an LSTM, its
@@ -271,6 +352,10 @@ def _title(rec: dict) -> str:
         desc = (f"DNC (N={cfg.get('memory_slots')} slots, W={cfg.get('word_size')}, "
                 f"R={cfg.get('read_heads')} read head{'s' if cfg.get('read_heads') != 1 else ''}"
                 f", H={cfg.get('hidden_size')})")
+    elif core.get("kind") == "ntm":
+        desc = (f"NTM (N={cfg.get('memory_slots')} slots, W={cfg.get('word_size')}, "
+                f"R={cfg.get('read_heads')} read head{'s' if cfg.get('read_heads') != 1 else ''}"
+                f", S={cfg.get('shift_range')} shifts, H={cfg.get('hidden_size')})")
     else:
         desc = f"{str(core.get('kind', '?')).upper()} (H={cfg.get('hidden_size')})"
     success = {None: "n/a", True: "yes", False: "no"}[m["success"]]
@@ -293,8 +378,39 @@ def _index_ticks(ax, n: int) -> None:
     ax.tick_params(axis="y", labelsize=6)
 
 
+def _head_colour(i: int):
+    """The colour of read head ``i`` (the DNC's read-weight bars), -1 for the write head."""
+    import matplotlib.pyplot as plt
+
+    cmap = plt.get_cmap("tab10")
+    return cmap(1) if i < 0 else cmap(i % 10 if i % 10 != 1 else 3)
+
+
+def _shift_ticks(ax, num_shifts: int) -> None:
+    """Label the rows of a shift heatmap with their offsets (−1, +0, +1, ...)."""
+    from dnc_core.addressing import shift_offsets
+
+    ax.set_yticks(range(num_shifts))
+    ax.set_yticklabels([f"{o:+d}" for o in shift_offsets(num_shifts)], fontsize=7)
+
+
 def plot_memory(rec: dict, path: str | Path) -> Path:
     """The episode as one PNG (see the module docstring)."""
+    import matplotlib.pyplot as plt
+
+    fig = memory_figure(rec)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def memory_figure(rec: dict):
+    """The figure :func:`plot_memory` saves (the caller closes it). Each panel's axes
+    carry a ``gid`` naming what they draw (``"write"``, ``"read0"``, ``"write_shift"``,
+    ``"read0_shift"``, ``"usage"``, ``"link"``, ``"memory"``, ``"h"``, ...), so a test
+    can read the drawn arrays back."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -303,7 +419,8 @@ def plot_memory(rec: dict, path: str | Path) -> Path:
 
     t_len = rec["meta"]["length"]
     steps = np.arange(t_len)
-    memory = has_memory(rec)
+    kind = memory_kind(rec)
+    memory = kind is not None
     obs = rec["obs"]
     discrete = "logits" in rec and rec["action"].ndim == 1
 
@@ -311,13 +428,20 @@ def plot_memory(rec: dict, path: str | Path) -> Path:
     rows = [("obs", max(1.2, 0.28 * obs.shape[1]))]
     rows.append(("action", max(1.2, 0.3 * rec["logits"].shape[1]) if discrete else 1.4))
     rows.append(("reward", 1.1))
-    if memory:
+    if kind == "dnc":
         n = rec["state.usage"].shape[1]
         r_heads = rec["state.read_weights"].shape[1]
         hm = max(1.6, 0.2 * n)
         rows += [("write", hm), ("intensity", 1.1)]
         rows += [(f"read{i}", hm) for i in range(r_heads)]
         rows += [("usage", hm)]
+    elif kind == "ntm":
+        n = rec["state.write_weights"].shape[1]
+        r_heads = rec["state.read_weights"].shape[1]
+        hm, hs = max(1.6, 0.2 * n), max(1.0, 0.3 * rec["ntm.write_shift"].shape[1])
+        rows += [("write", hm), ("write_shift", hs)]
+        for i in range(r_heads):
+            rows += [(f"read{i}", hm), (f"read{i}_shift", hs)]
     else:
         units = unit_states(rec)
         hs = rec[f"state.{units[0]}"].shape[1]
@@ -335,6 +459,7 @@ def plot_memory(rec: dict, path: str | Path) -> Path:
     axes = {}
     for i, (name, _) in enumerate(rows):
         ax = fig.add_subplot(left[i, 0], sharex=ax0)
+        ax.set_gid(name)
         ax0 = ax0 or ax
         axes[name] = (ax, fig.add_subplot(left[i, 1]))
     extent = (-0.5, t_len - 0.5)
@@ -397,7 +522,7 @@ def plot_memory(rec: dict, path: str | Path) -> Path:
     ax.set_title("reward per step (bars), value estimate V (line)", fontsize=9, loc="left")
     cax.axis("off")
 
-    if memory:
+    if kind == "dnc":
         ww = rec["state.write_weights"]
         heat("write", ww.T, "slot", "weight", title="write weights w_t (slot × step)")
         ax, cax = axes["intensity"]
@@ -417,7 +542,7 @@ def plot_memory(rec: dict, path: str | Path) -> Path:
 
         # The right column: the link matrix and the memory at the end of the episode.
         right = outer[1].subgridspec(2, 2, width_ratios=[20, 1], hspace=0.45, wspace=0.08)
-        ax = fig.add_subplot(right[0, 0])
+        ax = fig.add_subplot(right[0, 0], gid="link")
         cax = fig.add_subplot(right[0, 1])
         link = rec["state.link"][-1]
         im = ax.imshow(link, cmap="viridis", vmin=0, vmax=max(1e-6, float(link.max())),
@@ -431,18 +556,42 @@ def plot_memory(rec: dict, path: str | Path) -> Path:
         ax.tick_params(axis="x", labelsize=6)
         fig.colorbar(im, cax=cax).set_label("link strength", fontsize=8)
         cax.tick_params(labelsize=7)
-        ax = fig.add_subplot(right[1, 0])
-        cax = fig.add_subplot(right[1, 1])
-        mem = rec["state.memory"][-1]
-        lim = max(1e-6, float(np.abs(mem).max()))
-        im = ax.imshow(mem, cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest",
-                       aspect="auto")
-        ax.set_title(f"memory M at the end (slot × word), step {t_len - 1}", fontsize=9)
-        ax.set_xlabel("word element")
-        ax.set_ylabel("slot")
-        _index_ticks(ax, mem.shape[0])
-        fig.colorbar(im, cax=cax).set_label("value", fontsize=8)
-        cax.tick_params(labelsize=7)
+        _memory_at_end(fig, rec, right[1, 0], right[1, 1])
+    elif kind == "ntm":
+        ww, rw = rec["state.write_weights"], rec["state.read_weights"]
+        shifts = [("write", "write head", rec["ntm.write_shift"])]
+        shifts += [(f"read{i}", f"read head {i}", rec["ntm.read_shift"][:, i])
+                   for i in range(rw.shape[1])]
+        heat("write", ww.T, "slot", "weight", vmax=1.0,
+             title="write weights w_t (slot × step): where the write head erases and adds")
+        for i in range(rw.shape[1]):
+            heat(f"read{i}", rw[:, i].T, "slot", "weight", vmax=1.0, cmap="magma",
+                 title=f"read weights of read head {i} (slot × step)")
+        for name, label, sh in shifts:
+            ax = heat(f"{name}_shift", sh.T, "offset", "s(offset)", vmax=1.0, cmap="Greens",
+                      title=f"shift distribution of the {label} (offset × step; +1 moves the "
+                            "focus one slot forward)")
+            _shift_ticks(ax, sh.shape[1])
+
+        # The right column: the memory at the end, the shifts averaged over the episode.
+        right = outer[1].subgridspec(2, 2, width_ratios=[20, 1], hspace=0.45, wspace=0.08)
+        _memory_at_end(fig, rec, right[0, 0], right[0, 1])
+        ax = fig.add_subplot(right[1, 0], gid="mean_shift")
+        fig.add_subplot(right[1, 1]).axis("off")
+        from dnc_core.addressing import shift_offsets
+
+        offsets = shift_offsets(shifts[0][2].shape[1])
+        width = 0.8 / len(shifts)
+        for j, (_, label, sh) in enumerate(shifts):
+            ax.bar(np.arange(len(offsets)) + (j - (len(shifts) - 1) / 2) * width,
+                   sh.mean(0), width, color=_head_colour(j - 1), label=label)
+        ax.set_xticks(range(len(offsets)))
+        ax.set_xticklabels([f"{o:+d}" for o in offsets])
+        ax.set_ylim(0, 1.02)
+        ax.set_xlabel("shift offset")
+        ax.set_ylabel("mean s(offset)")
+        ax.legend(fontsize=7)
+        ax.set_title("shift distributions, averaged over the episode", fontsize=9)
     else:
         for name in unit_states(rec):
             arr = rec[f"state.{name}"]
@@ -462,16 +611,30 @@ def plot_memory(rec: dict, path: str | Path) -> Path:
     if t_len <= 60:
         last.set_xticks(steps)
     fig.suptitle(_title(rec), fontsize=10)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return fig
+
+
+def _memory_at_end(fig, rec: dict, cell, cbar_cell) -> None:
+    """The memory after the last step (slot × word) in one grid cell."""
+    t_len = rec["meta"]["length"]
+    ax = fig.add_subplot(cell, gid="memory")
+    cax = fig.add_subplot(cbar_cell)
+    mem = rec["state.memory"][-1]
+    lim = max(1e-6, float(np.abs(mem).max()))
+    im = ax.imshow(mem, cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest",
+                   aspect="auto")
+    ax.set_title(f"memory M at the end (slot × word), step {t_len - 1}", fontsize=9)
+    ax.set_xlabel("word element")
+    ax.set_ylabel("slot")
+    _index_ticks(ax, mem.shape[0])
+    fig.colorbar(im, cax=cax).set_label("value", fontsize=8)
+    cax.tick_params(labelsize=7)
 
 
 def write_gif(rec: dict, path: str | Path, fps: float = 3.0, progress: bool = False) -> Path:
     """One GIF frame per step: the env's frame before step t (if it renders) beside the
     state after step t (DNC: usage, write and read weights as bars, the link matrix;
+    NTM: write and read weights, each head's shift distribution as bars, the memory;
     LSTM: h and c; GRU: h)."""
     import matplotlib
 
@@ -483,10 +646,10 @@ def write_gif(rec: dict, path: str | Path, fps: float = 3.0, progress: bool = Fa
 
     t_len = rec["meta"]["length"]
     frames = rec.get("frames")
-    memory = has_memory(rec)
+    kind = memory_kind(rec)
     panels = (["frame"] if frames is not None else [])
-    panels += ["bars", "link"] if memory else ["bars"]
-    widths = {"frame": 4.0, "bars": 5.0, "link": 3.2}
+    panels += {"dnc": ["bars", "link"], "ntm": ["bars", "shift", "memory"]}.get(kind, ["bars"])
+    widths = {"frame": 4.0, "bars": 5.0, "link": 3.2, "shift": 2.6, "memory": 3.2}
     fig = plt.figure(figsize=(sum(widths[p] for p in panels), 3.8), dpi=85)
     FigureCanvasAgg(fig)
     gs = fig.add_gridspec(1, len(panels), width_ratios=[widths[p] for p in panels],
@@ -500,7 +663,7 @@ def write_gif(rec: dict, path: str | Path, fps: float = 3.0, progress: bool = Fa
         ax.set_yticks([])
         ax.set_title("env (before the action)", fontsize=9)
     ax = ax_of["bars"]
-    if memory:
+    if kind == "dnc":
         n = rec["state.usage"].shape[1]
         rw = rec["state.read_weights"]
         series = [("usage", rec["state.usage"], "tab:gray"),
@@ -522,13 +685,55 @@ def write_gif(rec: dict, path: str | Path, fps: float = 3.0, progress: bool = Fa
                   frameon=False, title="memory state after the step", title_fontsize=9)
         link = rec["state.link"]
         ax = ax_of["link"]
-        artists["link"] = ax.imshow(link[0], cmap="viridis", vmin=0,
-                                    vmax=max(1e-6, float(link.max())), interpolation="nearest")
+        artists["image"] = ax.imshow(link[0], cmap="viridis", vmin=0,
+                                     vmax=max(1e-6, float(link.max())), interpolation="nearest")
+        artists["image_series"] = link
         ax.set_title("link matrix L[i, j]", fontsize=9)
         ax.set_xlabel("j (written before)", fontsize=8)
         ax.set_ylabel("i (written after)", fontsize=8)
         _index_ticks(ax, link.shape[1])
         ax.set_xticks(ax.get_yticks())
+        ax.tick_params(labelsize=6)
+    elif kind == "ntm":
+        from dnc_core.addressing import shift_offsets
+
+        rw = rec["state.read_weights"]
+        color = [_head_colour(i) for i in range(-1, rw.shape[1])]
+        labels = ["write"] + [f"read (head {i})" for i in range(rw.shape[1])]
+        weights = [rec["state.write_weights"]] + [rw[:, i] for i in range(rw.shape[1])]
+        shifts = [rec["ntm.write_shift"]] + [rec["ntm.read_shift"][:, i]
+                                             for i in range(rw.shape[1])]
+        artists["bars"], artists["series"] = [], []
+        for ax, series, xlabel in ((ax_of["bars"], weights, "memory slot"),
+                                   (ax_of["shift"], shifts, "shift offset")):
+            k, x = len(series), np.arange(series[0].shape[1])
+            width = 0.8 / k
+            artists["bars"] += [ax.bar(x + (j - (k - 1) / 2) * width, sr[0], width,
+                                       color=color[j], label=labels[j])
+                                for j, sr in enumerate(series)]
+            artists["series"] += series
+            ax.set_ylim(0, 1.02)
+            ax.set_xlabel(xlabel)
+            ax.tick_params(labelsize=7)
+        n = weights[0].shape[1]
+        ax_of["bars"].set_xticks(np.arange(n) if n <= 32 else np.arange(n)[:: max(1, n // 16)])
+        ax_of["bars"].legend(fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0),
+                             ncol=len(weights), frameon=False,
+                             title="head weights after the step", title_fontsize=9)
+        ax = ax_of["shift"]
+        ax.set_xticks(range(shifts[0].shape[1]))
+        ax.set_xticklabels([f"{o:+d}" for o in shift_offsets(shifts[0].shape[1])])
+        ax.set_title("shift distributions", fontsize=9)
+        mem = rec["state.memory"]
+        lim = max(1e-6, float(np.abs(mem).max()))
+        ax = ax_of["memory"]
+        artists["image"] = ax.imshow(mem[0], cmap="RdBu_r", vmin=-lim, vmax=lim,
+                                     interpolation="nearest", aspect="auto")
+        artists["image_series"] = mem
+        ax.set_title("memory M (slot × word)", fontsize=9)
+        ax.set_xlabel("word element", fontsize=8)
+        ax.set_ylabel("slot", fontsize=8)
+        _index_ticks(ax, mem.shape[1])
         ax.tick_params(labelsize=6)
     else:
         units = unit_states(rec)
@@ -556,8 +761,8 @@ def write_gif(rec: dict, path: str | Path, fps: float = 3.0, progress: bool = Fa
         for bars, s in zip(artists["bars"], artists["series"]):
             for rect, v in zip(bars, s[t]):
                 rect.set_height(float(v))
-        if memory:
-            artists["link"].set_data(rec["state.link"][t])
+        if "image" in artists:
+            artists["image"].set_data(artists["image_series"][t])
         a = rec["action"][t]
         a_txt = str(a.tolist() if np.ndim(a) else a.item())
         ret = float(rec["reward"][: t + 1].sum())
@@ -632,7 +837,7 @@ def main(argv=None) -> dict:
     except VisualizeError as e:
         p.exit(2, f"error: {e}\n")
     m = rec["meta"]
-    if not has_memory(rec):
+    if memory_kind(rec) is None:
         print(f"note: the {m['core'].get('kind')} core has no DNC memory (no write/read "
               f"weights, usage or links); plotting its {' and '.join(unit_states(rec))} "
               f"activations instead",
