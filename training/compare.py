@@ -702,7 +702,7 @@ def main(argv=None) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     command = "python -m training.compare " + " ".join(argv if argv is not None else sys.argv[1:])
     sections = [
-        "# DNC vs LSTM: episodes to a success threshold", "",
+        "# Cores at an equal budget: episodes to a success threshold (or final return)", "",
         f"Command: `{command.strip()}`" + (
             f" (summarising the newest run of each task/core/seed in `{a.runs_dir}`, trained "
             f"by earlier `python -m training.compare` calls; each run's folder holds its "
