@@ -136,6 +136,20 @@ def test_missing_file_and_unavailable_providers(models, tmp_path):
     assert rt.providers == ["CPUExecutionProvider"]
 
 
+@pytest.mark.parametrize("provider, option, value", [
+    ("CUDAExecutionProvider", "enable_cuda_graph", "1"),
+    ("CUDAExecutionProvider", "enable_cuda_graph", True),
+    ("TensorrtExecutionProvider", "trt_cuda_graph_enable", "True")])
+def test_cuda_graph_options_are_refused_before_anything_runs(models, provider, option, value):
+    """A captured graph would replay one of the two alternating bindings: the memory
+    would not advance. Refused whatever the build (checked before availability)."""
+    with pytest.raises(ValueError, match=f"option {option}=.* is not supported: the runtime "
+                                         f"alternates two IOBindings"):
+        PolicyRuntime(models("lstm").onnx, providers=[(provider, {option: value})])
+    with pytest.raises(ValueError, match="not in this onnxruntime build"):  # "0": off, allowed
+        PolicyRuntime(models("lstm").onnx, providers=[(provider, {option: "0"})])
+
+
 # -- ticks ---------------------------------------------------------------------------------
 @pytest.mark.parametrize("name, batch", [("lstm", 1), ("lstm", 4), ("dnc", 1), ("dnc", 4),
                                          ("gru", 1), ("gru", 4), ("nav", 4)])

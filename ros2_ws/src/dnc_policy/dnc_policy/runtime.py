@@ -313,6 +313,11 @@ def check_graph(session, contract: dict) -> None:
                    f"{'float32' if kind == 'box' else 'int64'} for a {kind} action")
 
 
+#: Provider options that capture CUDA graphs (CUDA EP, TensorRT EP): refused, see
+#: :func:`pick_providers`.
+CUDA_GRAPH_OPTIONS = ("enable_cuda_graph", "trt_cuda_graph_enable")
+
+
 def pick_providers(requested: Sequence | None, model_path: Path) -> list:
     """Requested providers (names or ``(name, options)``), or TensorRT > CUDA > CPU,
     filtered by what this onnxruntime build has. TensorRT gets an engine cache next to
@@ -324,6 +329,16 @@ def pick_providers(requested: Sequence | None, model_path: Path) -> list:
         chosen = [p for p in DEFAULT_PROVIDERS if p in available]
     else:
         chosen = list(requested)
+        for p in chosen:
+            options = {} if isinstance(p, str) else dict(p[1] or {})
+            graph = [k for k in CUDA_GRAPH_OPTIONS if str(options.get(k, "0")).lower()
+                     not in ("0", "false", "")]
+            if graph:
+                raise ValueError(
+                    f"execution provider option {graph[0]}={options[graph[0]]!r} is not "
+                    f"supported: the runtime alternates two IOBindings (state in, state "
+                    f"out) every tick, and a captured CUDA graph would replay the first "
+                    f"one's buffers, so the memory would not advance (docs/JETSON.md)")
         missing = [p if isinstance(p, str) else p[0] for p in chosen
                    if (p if isinstance(p, str) else p[0]) not in available]
         if missing:
