@@ -2,7 +2,7 @@
 
 Env steps per second of the whole training loop (env stepping, the rollout's forward
 passes, the replay and update) on the default task (the T-maze) with 2 threads, for A2C
-(16 envs x 32 steps) and for PPO at its defaults (16 envs x 32 steps, 10 epochs of 2
+(16 envs x 32 steps) and for PPO at its defaults (16 envs x 32 steps, 20 epochs of 2
 minibatches), each with the DNC (eager and with ``compile``), the LSTM and the GRU.
 Each variant is a real ``train`` run; the rate is taken from its metrics.csv after the
 first ``--warmup`` updates (so set-up and compilation are not counted), repeated
@@ -19,7 +19,7 @@ import tempfile
 import torch
 
 from training import a2c, ppo
-from training.config import resolve
+from training.config import TrainConfig, resolve
 
 CORES = {"DNC (eager)": ["core=dnc"],
          "DNC (compile)": ["core=dnc", "compile=true"],
@@ -64,8 +64,10 @@ def main(argv=None) -> dict:
                                             f"run_dir={tmp}/v{i}r{r}"], algo=algo)
                 result = TRAIN[algo](cfg, progress=False)
                 rates[name].append(steady_rate(f"{result['run_dir']}/metrics.csv", a.warmup))
+    ppo_cfg = TrainConfig.default("ppo")
     print(f"training.bench: {cfg.env} {cfg.env_kwargs}, 16 envs x 32 steps per update "
-          f"(PPO: 10 epochs x 2 minibatches), {a.threads} threads, torch "
+          f"(PPO: {ppo_cfg.update_epochs} epochs x {ppo_cfg.num_minibatches} minibatches), "
+          f"{a.threads} threads, torch "
           f"{torch.__version__}; median of {a.repeats} round-robin runs of {a.updates} "
           f"updates (first {a.warmup} not timed)")
     print(f"  {'variant':20s} {'env steps/s':>12s}   runs")
