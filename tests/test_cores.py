@@ -76,11 +76,11 @@ def test_reset_clears_a_corrupted_row():
     assert torch.isfinite(f).all() and all(torch.isfinite(s).all() for s in new)
 
 
-@pytest.mark.parametrize("name", sorted(CORES))
-def test_rows_are_independent(name):
-    torch.manual_seed(0)
-    core = CORES[name]().double()  # float64: batch-size-dependent matmul rounding is tiny
-    gen = torch.Generator().manual_seed(2)
+def assert_rows_are_independent(core, seed: int) -> None:
+    """A float64 core's batch rows do not interact: each row unrolled alone gives the
+    features it has in the batch (a reset mid-sequence in one row), and garbage in one
+    row changes no other (used by the NTM and DNC-variant tests too)."""
+    gen = torch.Generator().manual_seed(seed)
     xs = torch.randn(4, 10, 5, generator=gen, dtype=torch.float64)
     resets = torch.zeros(4, 10)
     resets[2, 4] = 1
@@ -97,6 +97,13 @@ def test_rows_are_independent(name):
     xs2[1] = 1e3 * torch.randn(10, 5, generator=gen, dtype=torch.float64)
     feats2, _ = core.unroll(xs2, core.initial_state(4), resets)
     torch.testing.assert_close(feats2[[0, 2, 3]], feats[[0, 2, 3]], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", sorted(CORES))
+def test_rows_are_independent(name):
+    torch.manual_seed(0)
+    # float64: batch-size-dependent matmul rounding is tiny
+    assert_rows_are_independent(CORES[name]().double(), seed=2)
 
 
 @pytest.mark.parametrize("top_k", [0, 3])
@@ -141,14 +148,19 @@ def test_gradcheck_through_a_full_step_float64_from_zero_memory_and_after_writes
 
         inputs = (x.clone().requires_grad_(),) + tuple(
             s.clone().requires_grad_() for n, s in zip(names, start) if n not in fixed)
-        assert torch.autograd.gradcheck(fn, inputs, eps=fd_eps, atol=atol)
-        # Values and gradients are finite, parameters included.
-        core.zero_grad()
-        out = fn(*inputs)
-        sum(o.sum() for o in out).backward()
-        assert all(torch.isfinite(o).all() for o in out)
-        for t in list(inputs) + list(core.parameters()):
-            assert t.grad is not None and torch.isfinite(t.grad).all()
+        assert_gradcheck_and_finite_gradients(core, fn, inputs, fd_eps, atol)
+
+
+def assert_gradcheck_and_finite_gradients(core, fn, inputs, fd_eps: float, atol: float):
+    """float64 ``gradcheck`` of ``fn(*inputs)`` (a core step), then finite values and
+    finite gradients for every input and every parameter of ``core``."""
+    assert torch.autograd.gradcheck(fn, inputs, eps=fd_eps, atol=atol)
+    core.zero_grad()
+    out = fn(*inputs)
+    sum(o.sum() for o in out).backward()
+    assert all(torch.isfinite(o).all() for o in out)
+    for t in list(inputs) + list(core.parameters()):
+        assert t.grad is not None and torch.isfinite(t.grad).all()
 
 
 def test_training_gradient_through_unroll_is_finite_with_zero_memory():

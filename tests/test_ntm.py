@@ -20,7 +20,8 @@ import test_export
 import test_runtime
 import torch
 import torch.nn.functional as F
-from test_cores import random_state
+from test_cores import (assert_gradcheck_and_finite_gradients, assert_rows_are_independent,
+                        random_state)
 from test_onnx_step import export_step
 
 from dnc_core import CORES, NTMCore, NTMState, make_core
@@ -287,19 +288,7 @@ def test_reset_gives_the_initial_state_and_only_touches_marked_rows(dtype):
 
 def test_rows_are_independent():
     torch.manual_seed(2)
-    core = small_ntm().double()
-    gen = torch.Generator().manual_seed(3)
-    xs = torch.randn(4, 10, 5, generator=gen, dtype=torch.float64)
-    resets = torch.zeros(4, 10)
-    resets[2, 4] = 1
-    feats, _ = core.unroll(xs, core.initial_state(4), resets)
-    for b in range(4):
-        alone, _ = core.unroll(xs[b:b + 1], core.initial_state(1), resets[b:b + 1])
-        torch.testing.assert_close(alone[0], feats[b], rtol=1e-9, atol=1e-12)
-    xs2 = xs.clone()
-    xs2[1] = 1e3 * torch.randn(10, 5, generator=gen, dtype=torch.float64)
-    feats2, _ = core.unroll(xs2, core.initial_state(4), resets)
-    torch.testing.assert_close(feats2[[0, 2, 3]], feats[[0, 2, 3]], rtol=0, atol=0)
+    assert_rows_are_independent(small_ntm().double(), seed=3)
 
 
 def test_weights_stay_distributions_over_a_long_random_run():
@@ -419,13 +408,7 @@ def test_gradcheck_through_a_full_step_float64_from_the_initial_state_and_after_
             f, new = core.step(x, core.state_type(*state))
             return (f,) + tuple(new)
 
-        assert torch.autograd.gradcheck(fn, inputs, eps=fd_eps, atol=atol)
-        core.zero_grad()
-        out = fn(*inputs)
-        sum(o.sum() for o in out).backward()
-        assert all(torch.isfinite(o).all() for o in out)
-        for t in list(inputs) + list(core.parameters()):
-            assert t.grad is not None and torch.isfinite(t.grad).all()
+        assert_gradcheck_and_finite_gradients(core, fn, inputs, fd_eps, atol)
 
 
 def test_training_gradient_through_unroll_is_finite_and_reaches_every_parameter():
