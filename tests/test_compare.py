@@ -135,9 +135,8 @@ def test_per_task_thresholds_and_budgets():
 def test_every_task_gives_its_cores_the_same_settings():
     from training.config import TrainConfig
     for task, cores in compare.available_configs().items():
-        if {"dnc", "lstm"} <= set(cores):
-            paths = compare.config_paths([task], ["dnc", "lstm"])
-            assert compare.settings_differ([TrainConfig.load(p) for p in paths.values()]) == []
+        paths = compare.config_paths([task], cores)
+        assert compare.settings_differ([TrainConfig.load(p) for p in paths.values()]) == [], task
     a, b = TrainConfig(), TrainConfig().override(["lr=0.002", "core=lstm"])
     assert compare.settings_differ([a, b]) == ["lr"]  # the core itself may differ
     assert compare.settings_differ([a, b], cores_too=True) == ["core", "core_config", "lr"]
@@ -251,3 +250,43 @@ def test_compile_flag_reaches_every_training_command():
     assert cmd[cmd.index("compile=true") - 1] == "--set"
     assert "compile=true" not in compare.train_command(
         compare.Run("tmaze", "dnc", 3, run.config, run.folder, 4096))
+
+
+def test_a_labelled_variant_is_its_own_row_of_the_core_its_file_names(tmp_path):
+    body = "env: dnc/TMaze-v0\ncore_config: {hidden_size: 8}\n"
+    (tmp_path / "t_dnc.yaml").write_text("core: dnc\n" + body)
+    (tmp_path / "t_dnc-mds.yaml").write_text("core: dnc\n" + body)
+    (tmp_path / "t_lstm-wrong.yaml").write_text("core: gru\n" + body)
+    (tmp_path / "t_nope-x.yaml").write_text("core: dnc\n" + body)
+    assert sorted(compare.available_configs(tmp_path)["t"]) == ["dnc", "dnc-mds", "lstm-wrong"]
+    paths = compare.config_paths(["t"], ["dnc", "dnc-mds"], tmp_path)
+    assert paths["t", "dnc-mds"] == tmp_path / "t_dnc-mds.yaml"
+    with pytest.raises(ValueError, match=r"core 'gru', but the row 'lstm-wrong' is a variant "
+                                         r"of 'lstm'"):
+        compare.config_paths(["t"], ["lstm-wrong"], tmp_path)
+    with pytest.raises(ValueError, match=r"unknown core 'nope-x'.*<core>-<label>"):
+        compare.config_paths(["t"], ["nope-x"], tmp_path)
+
+
+def test_the_length_study_rows_are_parameter_matched():
+    """Issue 12's rows (ppo_tmaze_matched_*): the same settings, and every core's policy
+    within 10% of the DNC's parameters, as the report's line says."""
+    import gymnasium as gym
+
+    from training.config import TrainConfig
+    from training.runner import build_policy
+    from training.spaces import action_spec
+
+    cores = compare.available_configs()["ppo_tmaze_matched"]
+    assert set(cores) == {"dnc", "dnc-mds", "lstm", "gru", "ntm"}
+    counts = {}
+    for core in ["dnc"] + [c for c in cores if c != "dnc"]:
+        cfg = TrainConfig.load(compare.CONFIG_DIR / f"ppo_tmaze_matched_{core}.yaml")
+        env = gym.make(cfg.env, **cfg.env_kwargs)
+        policy = build_policy(cfg, env.observation_space.shape[0], action_spec(env.action_space))
+        counts[core] = sum(p.numel() for p in policy.parameters())
+    assert counts["dnc"] == 27_020  # the shipped default, unchanged
+    line = compare.parameters_line(counts)
+    assert line.startswith("parameter counts matched within 10% of dnc's"), (line, counts)
+    assert "NOT matched" in compare.parameters_line({"dnc": 100, "lstm": 89})
+    assert "could not be read" in compare.parameters_line({"dnc": 100, "lstm": None})

@@ -178,14 +178,21 @@ def verdict(ratio: float, dnc: list[RunSummary], lstm: list[RunSummary]) -> str:
 # Tasks and runs
 # --------------------------------------------------------------------------------------
 def available_configs(config_dir: Path = CONFIG_DIR) -> dict[str, list[str]]:
-    """``{task: [cores]}`` for every ``<task>_<core>.yaml`` in ``config_dir``."""
+    """``{task: [cores]}`` for every ``<task>_<core>.yaml`` in ``config_dir``; a core is
+    a name of ``dnc_core.CORES`` or a labelled variant of one, ``<core>-<label>`` (e.g.
+    ``dnc-mds``: the DNC with other ``core_config`` options), its own row."""
     from dnc_core import CORES
     found: dict[str, list[str]] = {}
     for path in sorted(config_dir.glob("*.yaml")):
         task, _, core = path.stem.rpartition("_")
-        if task and core in CORES:
+        if task and base_core(core) in CORES:
             found.setdefault(task, []).append(core)
     return found
+
+
+def base_core(label: str) -> str:
+    """The ``dnc_core`` core of a row label: ``dnc-mds`` -> ``dnc``, ``lstm`` -> ``lstm``."""
+    return label.partition("-")[0]
 
 
 def config_paths(tasks: list[str], cores: list[str],
@@ -194,8 +201,9 @@ def config_paths(tasks: list[str], cores: list[str],
     from dnc_core import CORES
     found = available_configs(config_dir)
     for core in cores:
-        if core not in CORES:
-            raise ValueError(f"unknown core {core!r}; cores: {', '.join(sorted(CORES))}")
+        if base_core(core) not in CORES:
+            raise ValueError(f"unknown core {core!r}; cores: {', '.join(sorted(CORES))} "
+                             f"or a labelled variant of one, <core>-<label>")
     listing = ", ".join(f"{t} ({'/'.join(c)})" for t, c in found.items())
     paths = {}
     for task in tasks:
@@ -207,6 +215,12 @@ def config_paths(tasks: list[str], cores: list[str],
             if not path.is_file():
                 raise ValueError(f"task {task!r} has no config for core {core!r} ({path} "
                                  f"is missing); tasks: {listing}")
+            if core != base_core(core):  # a labelled variant: its file names its core
+                import yaml
+                named = (yaml.safe_load(path.read_text()) or {}).get("core")
+                if named != base_core(core):
+                    raise ValueError(f"{path}: core {named!r}, but the row {core!r} is a "
+                                     f"variant of {base_core(core)!r}")
             paths[task, core] = path
     return paths
 
@@ -234,14 +248,29 @@ def settings_differ(configs: list[TrainConfig | dict], cores_too: bool = False) 
     return [k for k in keys if any(d.get(k) != dicts[0].get(k) for d in dicts[1:])]
 
 
-def parameter_count(metrics_csv: Path) -> str:
-    """Trainable parameters of a run's policy (from its latest checkpoint), or "?"."""
+def parameter_count(metrics_csv: Path) -> int | None:
+    """Trainable parameters of a run's policy (from its latest checkpoint), or None."""
     from training.checkpoint import CheckpointError, load_policy
     try:
         policy, _ = load_policy(Path(metrics_csv).parent)
     except CheckpointError:
-        return "?"
-    return f"{sum(p.numel() for p in policy.parameters()):,}"
+        return None
+    return sum(p.numel() for p in policy.parameters())
+
+
+MATCHED = 0.1  # parameter counts "matched": every core within 10% of the first core's
+
+
+def parameters_line(counts: dict[str, int | None]) -> str:
+    """Whether the cores' parameter counts are within 10% of the first core's."""
+    known = {k: v for k, v in counts.items() if v}
+    if len(known) < len(counts):
+        return "parameter counts: some checkpoints could not be read"
+    ref_core, ref = next(iter(known.items()))
+    worst = max(known.values(), key=lambda v: abs(v - ref))
+    off = abs(worst - ref) / ref
+    return (f"parameter counts {'' if off <= MATCHED else 'NOT '}matched within "
+            f"{MATCHED:.0%} of {ref_core}'s (largest difference {off:.1%})")
 
 
 def run_config(metrics_csv: Path) -> dict:
@@ -730,12 +759,14 @@ def main(argv=None) -> dict:
         algo = c.get("algo", "a2c").upper()
         same = (f"identical env and {algo} settings for every core and seed" if not differ else
                 f"**settings differ between runs: {', '.join(differ)}**")
+        counts = {core: parameter_count(metrics[task, core, 1]) for core in cores}
         env_line = (f"`{c['env']}` {c['env_kwargs']}; budget {budgets[task]:,} env steps per "
                     f"run; {same}; "
                     + "; ".join(f"{core}: `{_shown(paths[task, core])}` "
                                 f"core_config={used[core][0]['core_config']}, "
-                                f"{parameter_count(metrics[task, core, 1])} parameters"
-                                for core in cores)
+                                f"{'?' if counts[core] is None else f'{counts[core]:,}'} "
+                                f"parameters" for core in cores)
+                    + f"; {parameters_line(counts)}"
                     + f"; {algo}: num_envs={c['num_envs']}, rollout_steps={c['rollout_steps']}, "
                     f"lr={c['lr']:g} ({c['lr_schedule']}), "
                     f"entropy_coef={c['entropy_coef']:g}.")
