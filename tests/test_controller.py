@@ -1,9 +1,11 @@
 """The policy node's logic without ROS (``dnc_policy.settings``, ``dnc_policy.controller``):
 parameter validation, the safe action, rejection without advancing the memory, the
-watchdog and timer mode on a fake clock, resets, and snapshots on disk."""
+watchdog and timer mode on a fake clock, resets, snapshots on disk, the latest-only
+handoff and the age of acted-on observations, and the allocations of a tick."""
 
 from __future__ import annotations
 
+import array
 import json
 
 import numpy as np
@@ -33,7 +35,9 @@ def controller(model, now=0.0, **params) -> PolicyController:
 def test_defaults_parse_and_every_parameter_has_a_description():
     s = parse_policy_settings({"model_path": "m.onnx"})
     assert (s.tick_mode, s.rate_hz, s.obs_timeout_s, s.qos_depth) == \
-        ("on_observation", 50.0, 0.5, 5)
+        ("on_observation", 50.0, 0.5, 1)  # depth 1: a backlog is dropped, not acted on late
+    assert s.executor == "single_threaded"
+    assert parse_policy_settings({"model_path": "m", "executor": "events"}).executor == "events"
     assert not s.obs_reliable and s.action_reliable
     assert s.providers is None and s.cmd_vel is None and s.autostart
     assert all(p.description for p in POLICY_PARAMETERS.values())
@@ -54,6 +58,9 @@ def test_defaults_parse_and_every_parameter_has_a_description():
     ({"providers": ["CUDA"]}, "unknown execution provider 'CUDA' (did you mean 'CUDAExecutionProvider'?)"),
     ({"obs_timout_ms": 5.0}, "unknown parameter 'obs_timout_ms' (did you mean 'obs_timeout_ms'?)"),
     ({"cmd_vel.enabled": True, "cmd_vel.linear_index": -1}, "'cmd_vel.linear_index' = -1"),
+    ({"executor": "multi_threaded"},
+     "'executor' = 'multi_threaded': expected one of single_threaded, events"),
+    ({"executor": 1}, "'executor' = 1: expected one of single_threaded, events"),
 ])
 def test_a_bad_value_names_the_parameter_and_what_was_expected(values, message):
     with pytest.raises(SettingsError) as e:
@@ -229,3 +236,172 @@ def test_a_model_that_outputs_nan_gives_the_safe_action_and_keeps_the_memory(mod
     for k, v in c.runtime.snapshot().items():
         np.testing.assert_array_equal(v, before[k])
     assert c.status(0.0)["nonfinite_outputs"] == "1"
+
+
+# -- the fast path, the handoff, staleness -----------------------------------------------------
+def test_the_fast_path_checks_exactly_what_validate_checks(model):
+    """rclpy's float32[] (array.array 'f') and float32 arrays take the copy-and-dot path;
+    its answers (act or reject) and actions are those of the exact check and the runtime,
+    at the bound, beyond it, with NaN and Inf, and for values the dot cannot vouch for."""
+    c = controller(model, max_abs_obs=10.0)
+    ref = PolicyRuntime(model)
+    dim = c.runtime.obs_dim
+    cases = [
+        (np.full(dim, 10.0), True),  # every value at the bound: sum of squares above it
+        (np.full(dim, 0.5), True),
+        (np.r_[np.float32(10.0) + np.float32(1e-6), np.zeros(dim - 1)], False),
+        (np.r_[np.nan, np.zeros(dim - 1)], False),
+        (np.r_[np.zeros(dim - 1), -np.inf], False),
+        (np.r_[3.0e38, np.zeros(dim - 1)], False),  # the dot overflows to Inf
+        (np.full(dim, -7.0), True),
+    ]
+    for values, ok in cases:
+        for data in (array.array("f", values.astype(np.float32).tolist()),
+                     values.astype(np.float32), values.astype(np.float64),
+                     values.astype(np.float32).tolist()):
+            tick = c.on_observation(data, 0.0)
+            assert tick.safe is (not ok), (values, type(data))
+            if ok:
+                want = ref.step(values.astype(np.float32))
+                assert tick.action.tolist() == np.asarray(want, np.float32).reshape(-1).tolist()
+            else:
+                assert "rejected observation" in tick.reason
+    assert c.on_observation(array.array("f", [0.5] * (dim + 1)), 0.0).safe  # wrong length
+    assert c.on_observation(array.array("d", [0.5] * dim), 0.0).safe is False  # another typecode
+    ref.step(np.full(dim, 0.5, np.float32))
+    for k, v in ref.snapshot().items():
+        np.testing.assert_array_equal(c.runtime.snapshot()[k], v)
+    # An unbounded max_abs_obs still refuses Inf (the bound is float32's largest value).
+    c2 = controller(model, max_abs_obs=float("inf"))
+    assert c2.on_observation(array.array("f", [float("inf")] * dim), 0.0).safe
+
+
+def test_timer_mode_keeps_the_newest_counts_the_overwritten_and_ages_the_held(model):
+    c = controller(model, tick_mode="timer", obs_timeout_ms=0.0)
+    ref = PolicyRuntime(model)
+    obs = env_observations("dnc/TMaze-v0", {"length": 3}, 8, seed=2)
+    for i, o in enumerate(obs[:5]):  # five before a tick: four dropped, the fifth acted on
+        assert c.on_observation(o, 1.0 + 0.01 * i) is None
+    tick = c.on_timer(1.10)
+    assert not tick.safe
+    assert tick.action.tolist() == np.asarray(ref.step(obs[4]), np.float32).tolist()
+    c.published(1.12)  # the fifth arrived at 1.04
+    tick = c.on_timer(1.30)  # held: the same observation again, older now
+    assert tick.action.tolist() == np.asarray(ref.step(obs[4]), np.float32).tolist()
+    c.published(1.31)
+    assert c.on_observation(obs[5], 1.35, arrival=1.33) is None  # arrival given: its age counts
+    c.on_timer(1.40)
+    c.published(1.41)
+    assert c.counters.overwritten == 4
+    st = c.status(1.5)
+    assert st["obs_overwritten"] == "4" and st["obs_dropped"] == "4"
+    assert st["obs_dropped_in_queue"] == "n/a"  # nobody counts queue drops here
+    ages = sorted(c.age.values().tolist())
+    np.testing.assert_allclose(ages, [0.08, 0.08, 0.27], atol=1e-9)
+    assert float(st["obs_age_max_us"]) == pytest.approx(270000.0, abs=0.1)
+    assert float(st["obs_age_p50_us"]) == pytest.approx(80000.0, abs=0.1)
+    # A rejected observation drops the held one (no acting on data older than a bad one),
+    # without counting it as overwritten.
+    c.on_observation(np.full(c.runtime.obs_dim, np.nan), 1.5)
+    assert c.on_timer(1.6).safe and c.counters.overwritten == 4
+    c.dropped(3)
+    c.counts_queue_drops = True
+    st = c.status(1.7)
+    assert (st["obs_dropped"], st["obs_dropped_in_queue"]) == ("7", "3")
+
+
+def test_on_observation_mode_ages_from_the_arrival_and_safe_ticks_do_not_count(model):
+    c = controller(model)
+    obs = env_observations("dnc/TMaze-v0", {"length": 3}, 3, seed=0)
+    c.on_observation(obs[0], 2.0, arrival=1.995)
+    c.published(2.001)
+    c.on_observation(obs[1], 3.0)  # arrival defaults to now
+    c.published(3.0005)
+    assert c.on_observation(np.full(c.runtime.obs_dim, np.inf), 4.0).safe
+    np.testing.assert_allclose(sorted(c.age.values()), [0.0005, 0.006], atol=1e-9)
+    assert len(c.age) == 2
+
+
+def test_windows_hold_the_last_samples_and_wrap():
+    from dnc_policy.controller import Window
+
+    w = Window(rows=2)  # 512 samples
+    assert len(w) == 0 and w.values().size == 0
+    for i in range(700):
+        w.add(float(i))
+    assert len(w) == 512
+    np.testing.assert_array_equal(w.values(), np.arange(188, 700, dtype=float))
+
+
+# -- allocations -------------------------------------------------------------------------------
+def test_the_tick_path_allocates_nothing_outside_the_runtime(model):
+    """tracemalloc counts are deterministic: every piece of the node's tick around the
+    runtime's step allocates 0 bytes (the observation copy and check, the handoff, the
+    safe tick, the counters and windows, the message fill), and a whole policy tick
+    allocates what PolicyRuntime.step alone does, no more."""
+    import time
+
+    from dnc_policy.bench import measure_allocations, observation_messages, traced_calls
+    from dnc_policy.node import TickOutput
+
+    timer = controller(model, tick_mode="timer", obs_timeout_ms=0.0)
+    msgs = observation_messages(timer.runtime.obs_dim, 64)
+    out = TickOutput(timer.safe_action.size)
+    sent = [None]
+
+    def handoff(i):  # timer mode: the callback stores, counts and returns
+        timer.on_observation(msgs[i % 64].data, time.monotonic())
+
+    def fill(i):
+        sent[0] = out.action(timer._tick)
+        timer.published(time.monotonic())
+
+    watchdog = controller(model, obs_timeout_ms=1.0)
+
+    def safe(i):  # the watchdog's safe tick
+        sent[0] = out.action(watchdog.on_timer(time.monotonic() + 1.0))
+
+    for name, fn in (("handoff", handoff), ("fill", fill), ("safe", safe)):
+        assert traced_calls(fn, list(range(3000)), warmup=500)["peak_max_bytes"] == 0, name
+
+    # A policy tick as the node's callback runs it, its traced peak taken apart at the
+    # runtime's step (the real step, wrapped on this instance to read tracemalloc): from
+    # the tick's start to the step, and from the step's return to the tick's end. Both 0.
+    import gc
+    import tracemalloc
+
+    c = controller(model)
+    real_step = c.runtime.step
+    at = np.zeros(2, np.int64)  # [peak up to the step, traced memory when it returned]
+
+    def step(*args, **kwargs):
+        at[0] = tracemalloc.get_traced_memory()[1]
+        result = real_step(*args, **kwargs)
+        at[1] = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        return result
+
+    c.runtime.step = step
+    n, warm = 3000, 500
+    before, after = np.zeros(n + warm, np.int64), np.zeros(n + warm, np.int64)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        for i in range(n + warm):
+            start = tracemalloc.get_traced_memory()[0]
+            tracemalloc.reset_peak()
+            tick = c.on_observation(msgs[i % 64].data, time.monotonic())
+            sent[0] = out.action(tick)
+            c.published(time.monotonic())
+            after[i] = tracemalloc.get_traced_memory()[1] - at[1]
+            before[i] = at[0] - start
+    finally:
+        tracemalloc.stop()
+    assert not tick.safe and c.counters.ticks == n + warm
+    assert before[warm:].max() == 0, "allocated before the runtime's step"
+    assert after[warm:].max() == 0, "allocated after the runtime's step"
+    r = measure_allocations(model, 3000, warmup=500)
+    tick, step = r["tick"], r["runtime_step"]
+    assert tick["peak_mean_bytes"] == step["peak_mean_bytes"], r
+    assert tick["peak_max_bytes"] <= step["peak_max_bytes"], r
+    assert tick["gc_collections"] == 0, r

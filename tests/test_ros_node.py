@@ -626,3 +626,260 @@ def test_realtime_bridge_steps_at_its_rate_with_the_last_action_held(procs, tmaz
     assert steps >= 3 * 5  # at least the shortest path of each episode
     assert time.monotonic() - t0 >= steps / 20.0  # paced by rate_hz, not by the policy
     assert s["round_trip_us"] == {}  # no lock-step pairing in realtime mode
+
+
+# -- executors, idle CPU, the freshest observation -------------------------------------------
+def policy_diag(peer) -> dict:
+    """The values of the last /diagnostics status of the policy node."""
+    for msg in reversed(peer.diagnostics):
+        for st in msg.status:
+            if st.name.startswith("dnc_policy"):
+                return {kv.key: kv.value for kv in st.values}
+    return {}
+
+
+def cpu_percent(pid: int, seconds: float, spin=None) -> float:
+    """The process's CPU use (% of one core, /proc/<pid>/stat) over ``seconds``."""
+    from dnc_policy.bench import cpu_seconds
+
+    c0, t0 = cpu_seconds(pid), time.monotonic()
+    if spin is not None:
+        spin(seconds)
+    else:
+        time.sleep(seconds)
+    return 100.0 * (cpu_seconds(pid) - c0) / (time.monotonic() - t0)
+
+
+IDLE_CPU_LIMIT = 15.0  # % of a core; an idle node uses ~1% (a 50 Hz watchdog timer)
+
+
+@pytest.mark.parametrize("executor", ["events", "single_threaded"])
+def test_the_executor_parameter_acts_then_idles_after_its_peer_leaves(procs, tmaze, executor):
+    """The node on each executor answers as the offline runtime; idle, with its peer
+    present and after the peer has gone, it uses almost no CPU (rclpy 9's
+    EventsExecutor busy-waits in spin() and in spin_once() without a timeout: the node
+    never calls those); SIGINT still publishes the safe action (the EventsExecutor
+    installs its own SIGINT/SIGTERM handlers: the node puts its own back)."""
+    import subprocess
+    import sys
+
+    node = procs("policy_node", node_params(tmaze, executor=executor,
+                                            diagnostics_period_s=0.2))
+    rt = PolicyRuntime(tmaze)
+    peer = Peer()
+    try:
+        peer.wait_for_node()
+        for o in env_observations("dnc/TMaze-v0", rt.contract["env"]["kwargs"], 10, seed=4):
+            label, action = peer.send(o)
+            assert label == "action"
+            assert action.tolist() == np.asarray(rt.step(o), np.float32).reshape(-1).tolist()
+        peer.spin_until(lambda: policy_diag(peer).get("ticks") == "10", 10, "diagnostics")
+        d = policy_diag(peer)
+        assert d["executor"] == executor
+        assert d["obs_age_from"] == ("callback" if executor == "events" else "dds_reception")
+        refused = set_parameter(peer, "executor", "single_threaded")
+        assert not refused.successful and "read at start-up" in refused.reason
+        present = cpu_percent(node.p.pid, 3.0, peer.spin)
+    finally:
+        peer.close()
+    gone = cpu_percent(node.p.pid, 3.0)  # its only peer has left
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:  # the measure sees a busy process (also on this loaded machine)
+        time.sleep(0.3)
+        control = cpu_percent(busy.pid, 1.0)
+    finally:
+        busy.kill()
+        busy.wait()
+    print(f"{executor}: idle CPU {present:.1f}% with its peer, {gone:.1f}% after it left; "
+          f"a busy loop {control:.0f}%")
+    assert control > 2 * IDLE_CPU_LIMIT
+    assert present < IDLE_CPU_LIMIT and gone < IDLE_CPU_LIMIT, (present, gone)
+    peer = Peer("second_peer")
+    try:
+        peer.wait_for_node()
+        n = len(peer.actions)
+        node.p.send_signal(signal.SIGINT)
+        peer.spin_until(lambda: len(peer.actions) > n, 10, "the safe action at SIGINT")
+        assert peer.actions[n][0] == "safe"
+        assert node.wait(15) == 0, node.text()
+    finally:
+        peer.close()
+    assert "Traceback" not in node.text()
+
+
+def set_parameter(peer, name: str, value: str):
+    from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+    from rcl_interfaces.srv import SetParameters
+
+    req = SetParameters.Request(parameters=[Parameter(name=name, value=ParameterValue(
+        type=ParameterType.PARAMETER_STRING, string_value=value))])
+    return peer.call(SetParameters, "/dnc_policy/set_parameters", req).results[0]
+
+
+def test_without_the_events_executor_the_node_warns_once_and_runs_single_threaded(
+        ws, peer, tmaze, tmp_path):
+    """Humble's rclpy has no rclpy.experimental: made unimportable here, the node logs
+    one warning and acts on rclpy's SingleThreadedExecutor."""
+    import subprocess
+    import sys
+
+    from rosutil import ros_args
+
+    code = ("import sys; sys.modules['rclpy.experimental'] = None; "
+            "from dnc_policy.node import main; sys.exit(main())")
+    log = tmp_path / "node.log"
+    with open(log, "w") as f:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", code,
+             *ros_args(node_params(tmaze, executor="events", diagnostics_period_s=0.2))],
+            env=ws.env, stdout=f, stderr=subprocess.STDOUT)
+    try:
+        peer.wait_for_node()
+        o = env_observations("dnc/TMaze-v0", {"length": 4}, 1, seed=6)[0]
+        label, action = peer.send(o)
+        assert label == "action"
+        assert action.tolist() == np.asarray(PolicyRuntime(tmaze).step(o),
+                                             np.float32).reshape(-1).tolist()
+        peer.spin_until(lambda: policy_diag(peer).get("executor"), 10, "diagnostics")
+        assert policy_diag(peer)["executor"] == "single_threaded"
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    text = log.read_text()
+    warnings = [ln for ln in text.splitlines() if "rclpy.experimental.EventsExecutor is not" in ln]
+    assert len(warnings) == 1 and "WARN" in warnings[0] and "single_threaded" in warnings[0], text
+
+
+def test_a_bad_executor_value_stops_the_node_at_start_up(procs, tmaze):
+    node = procs("policy_node", node_params(tmaze, executor="multi_threaded"),
+                 wait_active=False)
+    assert node.wait(60) == 1
+    assert ("start-up failed: parameter 'executor' = 'multi_threaded': expected one of "
+            "single_threaded, events") in node.text()
+
+
+def random_observations(rt: PolicyRuntime, n: int, seed: int) -> np.ndarray:
+    """Distinct observations (each gives its own critic value: which one a tick used can
+    be told from the value)."""
+    return np.random.default_rng(seed).uniform(-1, 1, (n, rt.obs_dim)).astype(np.float32)
+
+
+def wait_for_values(peer, n: int, timeout: float = 10.0) -> None:
+    peer.spin_until(lambda: len(peer.values) >= n, timeout, f"{n} debug values")
+
+
+def test_timer_mode_acts_on_the_newest_of_a_burst_and_reports_the_drops_and_ages(
+        procs, peer, tmaze):
+    """Timer mode at 4 Hz; bursts of 20 observations between two ticks: every tick acts
+    on the newest observation held (the same sequence of values as the offline runtime
+    on those observations), the other 19 of each burst are counted as dropped (replaced
+    in the subscription's depth-1 queue or in the node's handoff), and the age of a held
+    observation grows by a tick at each tick."""
+    rate, bursts, size = 4.0, 3, 20
+    procs("policy_node", node_params(tmaze, tick_mode="timer", rate_hz=rate,
+                                     diagnostics_period_s=0.1,
+                                     **{"qos.depth": 1, "debug.enabled": True}))
+    peer.wait_for_node()
+    rt = PolicyRuntime(tmaze)
+    prime = random_observations(rt, 1, seed=10)[0]
+    burst = random_observations(rt, bursts * size, seed=11).reshape(bursts, size, -1)
+
+    def policy_actions() -> int:
+        return sum(lab == "action" for lab, _, _ in peer.actions)
+
+    held = []  # (index in peer.actions from which this observation is held, observation)
+    held.append((len(peer.actions), prime))
+    peer.publish(prime)
+    peer.spin_until(lambda: policy_actions() >= 1, 10, "the first policy action")
+    for b in range(bursts):
+        n = len(peer.actions)
+        peer.spin_until(lambda n=n: len(peer.actions) > n, 10, "a tick")  # just after a tick
+        held.append((len(peer.actions), burst[b, -1]))
+        for o in burst[b]:
+            peer.publish(o)
+        k = policy_actions()
+        peer.spin_until(lambda k=k: policy_actions() >= k + 2, 10, "two ticks on the burst")
+    acted = [(i, d) for i, (lab, d, _) in enumerate(peer.actions) if lab == "action"]
+    wait_for_values(peer, len(acted))
+    for j, (i, data) in enumerate(acted):
+        obs = [o for start, o in held if start <= i][-1]
+        want = rt.step(obs)
+        assert data.tolist() == np.asarray(want, np.float32).reshape(-1).tolist(), j
+        assert peer.values[j] == pytest.approx(float(rt.outputs["value"][0]), abs=1e-6), j
+    peer.spin_until(lambda: policy_diag(peer).get("ticks") == str(len(acted)), 10,
+                    "diagnostics after the last tick")
+    d = policy_diag(peer)
+    assert d["obs_dropped"] == str(bursts * (size - 1)), d
+    assert int(d["obs_overwritten"]) + int(d["obs_dropped_in_queue"]) == bursts * (size - 1)
+    p50, p99, amax = (float(d[f"obs_age_{k}_us"]) for k in ("p50", "p99", "max"))
+    assert 0 < p50 <= p99 <= amax < 2.5e6, d
+    assert amax >= 0.8e6 / rate, d  # a second tick on a held observation: a tick older
+
+
+def test_on_observation_mode_drops_a_backlog_and_acts_on_the_newest(procs, peer, tmaze):
+    """A burst of 100 observations, published faster than the node ticks: with the
+    default depth 1 the node acts on a subset in order, always the newest waiting one,
+    and on the last of the burst (the offline runtime on the acted-on sequence gives
+    every value); each one it skipped is counted in obs_dropped."""
+    procs("policy_node", node_params(tmaze, diagnostics_period_s=0.1,
+                                     **{"qos.depth": 1, "debug.enabled": True}))
+    peer.wait_for_node()
+    rt = PolicyRuntime(tmaze)
+    prime = random_observations(rt, 1, seed=20)[0]
+    burst = random_observations(rt, 100, seed=21)
+    assert peer.send(prime)[0] == "action"
+    rt.step(prime)
+    wait_for_values(peer, 1)
+    assert peer.values[0] == pytest.approx(float(rt.outputs["value"][0]), abs=1e-6)
+    for o in burst:
+        peer.publish(o)
+    last = len(peer.values)
+    while True:  # until the node is quiet
+        peer.spin(0.5)
+        if len(peer.values) == last:
+            break
+        last = len(peer.values)
+    # Which observation each tick used, from its value: the first one after the last used
+    # that gives it from the offline state (observations are random: values differ).
+    used = []
+    for v in peer.values[1:]:
+        snap = rt.snapshot()
+        for j in range((used[-1] + 1) if used else 0, len(burst)):
+            rt.restore(snap)
+            rt.step(burst[j])
+            if float(rt.outputs["value"][0]) == pytest.approx(v, abs=1e-6):
+                used.append(j)
+                break
+        else:
+            raise AssertionError(f"no observation after {used[-1:]} gives the value {v}")
+    assert used[-1] == len(burst) - 1, "the last tick did not act on the newest observation"
+    assert len(used) < len(burst), "no observation was dropped: the backlog was worked off"
+    label, data, _ = peer.actions[-1]
+    assert label == "action"
+    assert data.tolist() == np.asarray(rt.outputs["action"], np.float32).reshape(-1).tolist()
+    peer.spin_until(lambda: policy_diag(peer).get("ticks") == str(1 + len(used)), 10,
+                    "diagnostics after the last tick")
+    d = policy_diag(peer)
+    assert d["obs_dropped"] == d["obs_dropped_in_queue"] == str(len(burst) - len(used)), d
+    assert d["obs_overwritten"] == "0" and d["obs_age_from"] == "dds_reception"
+    p50, p99, amax = (float(d[f"obs_age_{k}_us"]) for k in ("p50", "p99", "max"))
+    assert 0 < p50 <= p99 <= amax < 1e6, d
+
+
+def test_lockstep_sim_on_the_events_executor_matches_the_offline_runtime(procs, tmaze,
+                                                                          tmp_path):
+    """Node and bridge both on the EventsExecutor (services, clients, timers,
+    subscriptions): the same episodes as the offline runtime."""
+    procs("policy_node", node_params(tmaze, executor="events"))
+    summary = tmp_path / "events.json"
+    bridge = procs("sim_bridge", {"model_path": str(tmaze), "episodes": 3, "seed": 2,
+                                  "executor": "events", "summary_path": str(summary),
+                                  "record_actions": True})
+    assert bridge.wait(120) == 0, bridge.text()
+    got = json.loads(summary.read_text())
+    want = offline_episodes(tmaze, 3, seed=2)
+    assert got["error"] == "" and got["episodes"] == 3
+    assert [e["actions"] for e in got["per_episode"]] == [w["actions"] for w in want]

@@ -11,15 +11,23 @@ results into messages, so everything that matters for safety is tested without R
   timer tick until observations return;
 - a reset request makes the next tick start a new episode (the graph's ``reset`` input);
 - snapshots of the memory are taken on the control thread (a copy, microseconds) and
-  written atomically by a background thread, so a slow disk never delays a tick.
+  written atomically by a background thread, so a slow disk never delays a tick;
+- how stale each acted-on observation was (its arrival to the action's publication) and
+  how many observations a newer one replaced before a tick used them.
+
+The tick path allocates nothing that can be made once: the observation is copied into a
+buffer made at start-up and checked there, the :class:`Tick` objects and their action
+arrays are reused (a returned Tick is valid until the next call), the counters bumped at
+every tick and the diagnostics windows are preallocated arrays. ``python -m
+dnc_policy.bench MODEL --alloc N`` measures it with tracemalloc.
 """
 
 from __future__ import annotations
 
+import array
 import threading
 import time
-from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -39,28 +47,74 @@ class Tick:
     reason: str = ""  # why the safe action (rejected input, watchdog, inactive)
 
 
-class LatencyWindow:
-    """The last ``size`` step latencies (seconds) and tick times, for diagnostics."""
+class Window:
+    """The last ``rows * 256`` samples (float64), written in place at every :meth:`add`.
 
-    def __init__(self, size: int = 2000):
-        self.latency = deque(maxlen=size)
-        self.times = deque(maxlen=size)
+    The write position is two ints below 256, which CPython keeps cached: a position
+    counter past 256 would be a new int object at every tick."""
+
+    COLS = 256
+
+    def __init__(self, rows: int = 16):
+        self._buf = np.zeros((rows, self.COLS))
+        self._rows = rows
+        self._r = 0
+        self._c = 0
+        self._full = False
+
+    def add(self, x: float) -> None:
+        self._buf[self._r, self._c] = x
+        c = self._c + 1
+        if c == self.COLS:
+            c = 0
+            r = self._r + 1
+            if r == self._rows:
+                r = 0
+                self._full = True
+            self._r = r
+        self._c = c
+
+    def values(self) -> np.ndarray:
+        """A copy of the samples held (oldest first once the window has wrapped)."""
+        flat = self._buf.reshape(-1)
+        if not self._full:
+            return flat[:self._r * self.COLS + self._c].copy()
+        i = self._r * self.COLS + self._c
+        return np.concatenate([flat[i:], flat[:i]])
+
+    def __len__(self) -> int:
+        return self._buf.size if self._full else self._r * self.COLS + self._c
+
+
+def percentiles_us(w: Window) -> tuple[float, float, float]:
+    """p50, p99 and max of a window of seconds, in microseconds (NaN when empty)."""
+    v = w.values()
+    if not v.size:
+        return float("nan"), float("nan"), float("nan")
+    p50, p99 = np.percentile(v, [50, 99])
+    return p50 * 1e6, p99 * 1e6, float(v.max()) * 1e6
+
+
+class LatencyWindow:
+    """The last 4096 step latencies (seconds) and tick times, for diagnostics."""
+
+    def __init__(self, rows: int = 16):
+        self.latency = Window(rows)
+        self.times = Window(rows)
 
     def add(self, now: float, seconds: float) -> None:
-        self.latency.append(seconds)
-        self.times.append(now)
+        self.latency.add(seconds)
+        self.times.add(now)
 
     def percentiles_us(self) -> tuple[float, float]:
-        if not self.latency:
-            return float("nan"), float("nan")
-        p50, p99 = np.percentile(np.fromiter(self.latency, float), [50, 99])
-        return p50 * 1e6, p99 * 1e6
+        return percentiles_us(self.latency)[:2]
 
     def rate_hz(self, now: float, window: float = 2.0) -> float:
-        recent = [t for t in self.times if now - t <= window]
-        if len(recent) < 2:
+        t = self.times.values()
+        recent = t[now - t <= window]
+        if recent.size < 2:
             return 0.0
-        return (len(recent) - 1) / max(recent[-1] - recent[0], 1e-9)
+        return (recent.size - 1) / max(float(recent.max() - recent.min()), 1e-9)
 
 
 def safe_action_for(contract_action: dict, given: tuple[float, ...]) -> np.ndarray:
@@ -92,19 +146,39 @@ def safe_action_for(contract_action: dict, given: tuple[float, ...]) -> np.ndarr
     return arr
 
 
-@dataclass
+def _hot_counter(i: int, doc: str) -> property:
+    return property(lambda self: int(self._hot[i]),
+                    lambda self, v: self._hot.__setitem__(i, v), doc=doc)
+
+
 class Counters:
-    ticks: int = 0  # policy actions
-    safe: int = 0  # safe actions published
-    rejected: int = 0
-    nonfinite: int = 0  # steps undone because the model's outputs were not finite
-    last_nonfinite: str = ""  # the runtime's message for the last of them
-    timeouts: int = 0  # watchdog trips
-    resets: int = 0
-    snapshots: int = 0
-    snapshot_errors: int = 0
-    last_rejection: str = ""
-    last_snapshot_error: str = field(default="")
+    """What the controller counts. The counts that move at every tick (ticks, safe
+    actions, overwritten observations) live in one int64 array bumped in place by a
+    ufunc: ``+= 1`` on a Python int above 256 makes a new int object each time."""
+
+    TICKS, SAFE, OVERWRITTEN = 0, 1, 2
+    ticks = _hot_counter(TICKS, "policy actions")
+    safe = _hot_counter(SAFE, "safe actions published")
+    overwritten = _hot_counter(OVERWRITTEN, "timer mode: valid observations replaced by a "
+                                            "newer one before a tick used them")
+
+    def __init__(self):
+        self._hot = np.zeros(3, np.int64)
+        self._step = list(np.eye(3, dtype=np.int64))  # one row per hot counter
+        self.rejected = 0
+        self.nonfinite = 0  # steps undone because the model's outputs were not finite
+        self.last_nonfinite = ""  # the runtime's message for the last of them
+        self.timeouts = 0  # watchdog trips
+        self.resets = 0
+        self.snapshots = 0
+        self.snapshot_errors = 0
+        self.last_rejection = ""
+        self.last_snapshot_error = ""
+        self.dropped_in_queue = 0  # never reached the node (see PolicyController.dropped)
+
+    def bump(self, which: int) -> None:
+        """One more of the hot counter ``which`` (TICKS, SAFE, OVERWRITTEN)."""
+        np.add(self._hot, self._step[which], out=self._hot)
 
 
 class SnapshotWriter:
@@ -175,10 +249,19 @@ class PolicyController:
             self._check_cmd_vel()
         self.counters = Counters()
         self.latency = LatencyWindow()
+        # How stale each acted-on observation was: its arrival (``on_observation``'s
+        # ``arrival``) to the action's publication (``published``), the last 4096 ticks.
+        self.age = Window()
+        self.age_source = "callback"  # what `arrival` is (the node says; diagnostics show it)
+        self.counts_queue_drops = False  # the node calls dropped() (it sees sequence numbers)
         self.active = False
         self.restored_from = ""
         self._pending_reset = False
-        self._latest: np.ndarray | None = None  # timer mode: the newest valid observation
+        self._build_buffers()
+        self._held = False  # timer mode: the buffer holds the newest valid observation
+        self._held_fresh = False  # ... and no tick has used it yet
+        self._held_arrival = now
+        self._acted_arrival = now  # the arrival of the observation of the last policy tick
         self._last_valid = now
         self._tripped = False
         self._nonfinite_run = False  # the last tick's outputs were not finite
@@ -190,6 +273,36 @@ class PolicyController:
             self._writer = SnapshotWriter(self.runtime, settings.snapshot_path, self.counters)
 
     # -- set-up --------------------------------------------------------------------------
+    def _build_buffers(self) -> None:
+        """What every tick reuses: the observation buffer (``[1, obs_dim]`` float32, the
+        runtime's batch-1 input, so it needs no reshaping), views of it for the copy in
+        and the bound check, the two Ticks and the limit of that check."""
+        dim = self.runtime.obs_dim
+        self._obs = np.zeros((1, dim), np.float32)
+        self._obs_row = self._obs[0]
+        self._obs_col = self._obs.reshape(dim, 1)
+        self._obs_mv = memoryview(self._obs_row)  # format "f", as rclpy's float32[] arrays
+        self._dim, self._dim_shape = dim, (dim,)
+        # Fast check: the sum of squares, in float64 (a float32 square cannot overflow
+        # there), by one BLAS dot into a preallocated result, bounds every element: each
+        # partial sum of non-negative terms is >= each of its terms whatever the rounding,
+        # so sum <= lim^2 (with a margin for the rounding of one square) means every
+        # |x| <= lim, and NaN or Inf never passes. Anything else (large values, bad ones,
+        # other types) takes the exact path, validate().
+        self._obs64 = np.zeros((1, dim))
+        self._obs64_col = self._obs64.reshape(dim, 1)
+        self._sumsq = np.zeros((1, 1))
+        lim = min(float(self.settings.max_abs_obs), float(np.finfo(np.float32).max))
+        self._sumsq_limit = lim * lim * (1.0 - 1e-9)
+        width = self.safe_action.size
+        self._tick = Tick(np.zeros(width, np.float32), safe=False)
+        self._safe_tick = Tick(self.safe_action.copy(), safe=True)
+        # The runtime's action has its own shape ([1] or [1, width]): a view of the
+        # Tick's flat array in that shape takes it without a reshape per tick.
+        self._action_shape = self.runtime.outputs["action"].shape
+        self._action_out = (self._tick.action.reshape(self._action_shape)
+                            if int(np.prod(self._action_shape)) == width else None)
+
     def _check_cmd_vel(self) -> None:
         spec, m = self.runtime.action_spec, self.settings.cmd_vel
         if spec["kind"] != "box":
@@ -229,7 +342,7 @@ class PolicyController:
     def activate(self, now: float) -> None:
         self.active = True
         self._last_valid = now  # the watchdog counts from activation
-        self._latest = None
+        self._held = self._held_fresh = False
         self._tripped = False
         self._last_snapshot = now
 
@@ -266,32 +379,63 @@ class PolicyController:
                              f"{np.flatnonzero(big)[:5].tolist()}")
         return arr
 
-    def on_observation(self, data, now: float) -> Tick | None:
+    def _load(self, data) -> bool:
+        """The fast path: copy ``data`` (rclpy's ``array.array('f')`` or a float32 array of
+        the right length) into the observation buffer and check it there, allocating
+        nothing. False: anything else (other types, a wrong length, values that fail the
+        sum-of-squares bound); validate() decides then."""
+        if type(data) is array.array:
+            if data.typecode != "f" or len(data) != self._dim:
+                return False
+            self._obs_mv[:] = data
+        elif (type(data) is np.ndarray and data.dtype == np.float32
+              and data.shape == self._dim_shape):
+            np.copyto(self._obs_row, data)
+        else:
+            return False
+        np.copyto(self._obs64, self._obs)
+        np.dot(self._obs64, self._obs64_col, self._sumsq)
+        return self._sumsq.item() <= self._sumsq_limit
+
+    def on_observation(self, data, now: float, arrival: float | None = None) -> Tick | None:
         """An observation arrived. Returns the tick to publish (on_observation mode, or a
-        rejection), or None (timer mode: the next timer tick uses it; inactive)."""
+        rejection), or None (timer mode: the next timer tick uses it; inactive).
+        ``arrival``: when it reached the process (same clock as ``now``; default ``now``),
+        the start of its age in :attr:`age`. The returned Tick is reused by later calls."""
         if not self.active:
             return None
-        try:
-            obs = self.validate(data)
-        except ValueError as e:
-            self.counters.rejected += 1
-            self.counters.last_rejection = str(e)
-            self._latest = None  # timer mode: never act on an observation older than a bad one
-            return self._safe(f"rejected observation: {e}")
+        if not self._load(data):
+            try:
+                np.copyto(self._obs_row, self.validate(data))
+            except ValueError as e:
+                self.counters.rejected += 1
+                self.counters.last_rejection = str(e)
+                # timer mode: never act on an observation older than a bad one
+                self._held = self._held_fresh = False
+                return self._safe(f"rejected observation: {e}")
         self._last_valid = now
         if self._tripped:
             self._tripped = False
             self.log("info", "observations are back: the policy acts again")
             if self.settings.reset_on_timeout:
                 self.request_reset()
+        if arrival is None:
+            arrival = now
         if self.settings.tick_mode == "timer":
-            self._latest = obs
+            # Latest-only handoff: this one replaces the held observation; if no tick
+            # used that one, it was dropped.
+            if self._held_fresh:
+                self.counters.bump(Counters.OVERWRITTEN)
+            self._held = self._held_fresh = True
+            self._held_arrival = arrival
             return None
-        return self._act(obs, now)
+        self._acted_arrival = arrival
+        return self._act(now)
 
     def on_timer(self, now: float) -> Tick | None:
         """The timer fired (rate_hz). Timer mode: act on the latest observation or publish
-        the safe action. Both modes: the watchdog."""
+        the safe action. Both modes: the watchdog. The returned Tick is reused by later
+        calls."""
         if not self.active:
             return None
         self._maybe_snapshot(now)
@@ -304,20 +448,34 @@ class PolicyController:
                                  "publishing the safe action")
             return self._safe("watchdog: no observation")
         if self.settings.tick_mode == "timer":
-            if self._latest is None:
+            if not self._held:
                 return self._safe("no valid observation yet")
-            return self._act(self._latest, now)
+            self._held_fresh = False
+            self._acted_arrival = self._held_arrival
+            return self._act(now)
         return None
+
+    def published(self, now: float) -> None:
+        """The node published the last policy tick's action at ``now``: record how old
+        its observation was (from its arrival)."""
+        self.age.add(now - self._acted_arrival)
+
+    def dropped(self, n: int) -> None:
+        """``n`` observations never reached the node (the node counts gaps in the
+        publishers' sequence numbers where rclpy gives them: a newer one replaced them in
+        the subscription's queue, or they were lost)."""
+        self.counters.dropped_in_queue += n
 
     def request_reset(self) -> None:
         """The next tick starts a new episode (the memory is cleared before it)."""
         self._pending_reset = True
         self.counters.resets += 1
 
-    def _act(self, obs: np.ndarray, now: float) -> Tick:
+    def _act(self, now: float) -> Tick:
+        """One policy step on the observation buffer."""
         t0 = time.perf_counter()
         try:
-            action = self.runtime.step(obs, reset=self._pending_reset)
+            action = self.runtime.step(self._obs, reset=self._pending_reset)
         except NonFiniteOutput as e:
             # A model that outputs NaN/Inf (e.g. for an observation far outside
             # training's range within max_abs_obs): the runtime took the step back (the
@@ -334,12 +492,20 @@ class PolicyController:
             self._nonfinite_run = False
             self.log("info", "the model's outputs are finite again: the policy acts again")
         self._pending_reset = False
-        self.counters.ticks += 1
-        return Tick(np.asarray(action, np.float32).reshape(-1), safe=False)
+        self.counters.bump(Counters.TICKS)
+        tick = self._tick
+        if self._action_out is not None and action.shape == self._action_shape:
+            np.copyto(self._action_out, action, casting="unsafe")
+        else:  # a sampled action of another shape, say
+            np.copyto(tick.action, np.asarray(action).reshape(-1), casting="unsafe")
+        return tick
 
     def _safe(self, reason: str) -> Tick:
-        self.counters.safe += 1
-        return Tick(self.safe_action.copy(), safe=True, reason=reason)
+        self.counters.bump(Counters.SAFE)
+        tick = self._safe_tick
+        np.copyto(tick.action, self.safe_action)  # whatever a caller did to the last one
+        tick.reason = reason
+        return tick
 
     # -- state ---------------------------------------------------------------------------
     @property
@@ -369,6 +535,7 @@ class PolicyController:
     def status(self, now: float) -> dict[str, str]:
         """Key/values for /diagnostics."""
         p50, p99 = self.latency.percentiles_us()
+        a50, a99, amax = percentiles_us(self.age)
         c = self.counters
         return {
             "active": str(self.active),
@@ -376,6 +543,14 @@ class PolicyController:
             "rate_hz": f"{self.latency.rate_hz(now):.1f}",
             "step_latency_p50_us": f"{p50:.1f}",
             "step_latency_p99_us": f"{p99:.1f}",
+            "obs_age_p50_us": f"{a50:.1f}",
+            "obs_age_p99_us": f"{a99:.1f}",
+            "obs_age_max_us": f"{amax:.1f}",
+            "obs_age_from": self.age_source,
+            "obs_dropped": str(c.overwritten + c.dropped_in_queue),
+            "obs_overwritten": str(c.overwritten),
+            "obs_dropped_in_queue": str(c.dropped_in_queue) if self.counts_queue_drops
+                                    else "n/a",
             "ticks": str(c.ticks),
             "safe_actions": str(c.safe),
             "rejected_inputs": str(c.rejected),

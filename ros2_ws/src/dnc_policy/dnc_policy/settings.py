@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 TICK_MODES = ("on_observation", "timer")
+EXECUTORS = ("single_threaded", "events")
 RELIABILITIES = ("best_effort", "reliable")
 PROVIDER_NAMES = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 
@@ -38,6 +39,11 @@ POLICY_PARAMETERS: dict[str, Param] = {
     "model_path": Param("", "policy.onnx written by `python -m export.onnx` (required)"),
     "autostart": Param(True, "configure and activate at start-up (false: wait for a "
                              "lifecycle manager)"),
+    "executor": Param("single_threaded", "what runs the node's callbacks: single_threaded "
+                                         "(rclpy's SingleThreadedExecutor) or events "
+                                         "(rclpy.experimental.EventsExecutor; Jazzy from "
+                                         "rclpy 7.1.4, Kilted; where it is missing, a "
+                                         "warning and single_threaded); read at start-up"),
     "tick_mode": Param("on_observation", "on_observation: one tick per observation; timer: "
                                          "tick at rate_hz with the latest observation"),
     "rate_hz": Param(50.0, "tick rate in timer mode; in on_observation mode the rate at "
@@ -68,7 +74,9 @@ POLICY_PARAMETERS: dict[str, Param] = {
     "qos.action_reliability": Param("reliable", "action and cmd_vel publishers: reliable "
                                                 "(matches both kinds of subscriber) or "
                                                 "best_effort"),
-    "qos.depth": Param(5, "QoS history depth (keep last)"),
+    "qos.depth": Param(1, "QoS history depth (keep last) of the observation subscription "
+                          "and the action publishers; 1: only the newest observation waits, "
+                          "a backlog is dropped, not acted on late"),
     "snapshot.path": Param("", "file the memory is saved to (atomically) and restored from "
                                "at start; empty: no snapshots"),
     "snapshot.period_s": Param(1.0, "seconds between snapshots while active (0: only on "
@@ -128,6 +136,7 @@ class PolicySettings:
     cpu_affinity: tuple[int, ...] = ()  # empty: off
     fifo_priority: int = 0  # 0: off
     mlockall: bool = False
+    executor: str = "single_threaded"
 
 
 def check_names(given: Iterable[str], known: Iterable[str], what: str = "parameter") -> None:
@@ -195,6 +204,12 @@ def _choice(name: str, value, choices) -> str:
     return v
 
 
+def parse_executor(value) -> str:
+    """The ``executor`` parameter, checked (the node reads it before configure: the
+    executor must exist to serve the lifecycle services)."""
+    return _choice("executor", value, EXECUTORS)
+
+
 def parse_policy_settings(values: dict[str, Any]) -> PolicySettings:
     """Typed, validated settings from ``{parameter name: value}`` (defaults for what is
     missing). Raises SettingsError naming the first bad parameter."""
@@ -251,4 +266,5 @@ def parse_policy_settings(values: dict[str, Any]) -> PolicySettings:
                               0, MAX_FIFO_PRIORITY, "0 (off) or a SCHED_FIFO priority from 1 "
                               f"to {MAX_FIFO_PRIORITY}"),
         mlockall=_type("realtime.mlockall", v["realtime.mlockall"], (bool,), "true or false"),
+        executor=parse_executor(v["executor"]),
     )

@@ -35,14 +35,13 @@ import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from std_msgs.msg import Bool, Float32, Float32MultiArray
 from std_srvs.srv import Trigger
 
 from .files import atomic_write
-from .node import array_msg, init_ros, qos_profile
-from .settings import RELIABILITIES, Param, SettingsError, check_names
+from .node import array_msg, executor_for, init_ros, qos_profile, spin_until
+from .settings import RELIABILITIES, Param, SettingsError, check_names, parse_executor
 
 BRIDGE_PARAMETERS: dict[str, Param] = {
     "env_id": Param("", "Gymnasium env id; empty: the env the model was trained on"),
@@ -64,6 +63,9 @@ BRIDGE_PARAMETERS: dict[str, Param] = {
     "wait_for_policy_s": Param(60.0, "how long to wait for the policy node to appear"),
     "summary_path": Param("", "write the summary (and per-episode details) here as JSON"),
     "record_actions": Param(False, "keep every action in the summary file"),
+    "executor": Param("single_threaded", "single_threaded or events, as the policy node's "
+                                         "`executor` (a warning and single_threaded where "
+                                         "rclpy has no EventsExecutor)"),
 }
 FOREIGN = ("use_sim_time", "start_type_description_service")
 
@@ -113,6 +115,7 @@ class SimBridge(Node):
         g = {n: p.default if (v := self.get_parameter(n).value) is None else v
              for n, p in BRIDGE_PARAMETERS.items()}
         self.p = g
+        parse_executor(g["executor"])
         if g["mode"] not in ("lockstep", "realtime"):
             raise SettingsError(f"parameter 'mode' = {g['mode']!r}: expected lockstep or realtime")
         if g["qos.reliability"] not in RELIABILITIES:
@@ -370,12 +373,12 @@ def main(args=None) -> int:
         print(f"sim_bridge: error: {e}", file=sys.stderr)
         rclpy.try_shutdown()
         return 2
-    executor = SingleThreadedExecutor()
+    executor, _ = executor_for(bridge, stopping)
     executor.add_node(bridge)
     try:
-        while not bridge.done and not stopping:
-            executor.spin_once(timeout_sec=0.1)
+        spin_until(executor, lambda: bridge.done or stopping)
     finally:
+        executor.shutdown()
         bridge.destroy_node()
         rclpy.try_shutdown()
     return 1 if bridge.failed else 0
