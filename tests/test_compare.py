@@ -290,3 +290,24 @@ def test_the_length_study_rows_are_parameter_matched():
     assert line.startswith("parameter counts matched within 10% of dnc's"), (line, counts)
     assert "NOT matched" in compare.parameters_line({"dnc": 100, "lstm": 89})
     assert "could not be read" in compare.parameters_line({"dnc": 100, "lstm": None})
+
+
+def test_each_memory_row_is_compared_with_the_better_of_lstm_and_gru(tmp_path):
+    def run(name, episodes):
+        return summarize_run(write_metrics(tmp_path / name, [(100, episodes, 0.95, 1)]),
+                             threshold=0.9, min_episodes=1)
+
+    results = {"dnc": [run("d1", 300), run("d2", 340)],
+               "dnc-mds": [run("m1", 200), run("m2", 260)],
+               "lstm": [run("l1", 900), run("l2", 1000)],
+               "gru": [run("g1", 500), run("g2", 700)]}
+    assert compare.ratio_pairs(results) == [("dnc", "gru"), ("dnc-mds", "gru")]
+    assert compare.ratio_pairs({"lstm": results["lstm"], "gru": results["gru"]}) == []
+    md = compare.task_report("t", results, 0.9, "env")
+    assert "**DNC/GRU episodes to 0.9: 0.53** (gru: the better of gru, lstm" in md
+    assert "**DNC-MDS/GRU episodes to 0.9: 0.38**" in md
+    assert "the DNC-MDS needs 62% fewer episodes" in md
+    assert "DNC/LSTM" not in md
+    # Only the LSTM beside the DNC: the line of the first studies, unchanged.
+    md = compare.task_report("t", {"dnc": results["dnc"], "lstm": results["lstm"]}, 0.9, "env")
+    assert "**DNC/LSTM episodes to 0.9: 0.34** (mean over seeds" in md
