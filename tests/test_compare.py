@@ -311,3 +311,34 @@ def test_each_memory_row_is_compared_with_the_better_of_lstm_and_gru(tmp_path):
     # Only the LSTM beside the DNC: the line of the first studies, unchanged.
     md = compare.task_report("t", {"dnc": results["dnc"], "lstm": results["lstm"]}, 0.9, "env")
     assert "**DNC/LSTM episodes to 0.9: 0.34** (mean over seeds" in md
+
+
+def test_fast_adaptation_evaluates_steps_per_trial_and_caches_them(tmp_path):
+    import json
+
+    from training.evaluate import evaluate
+    runs = tmp_path / "runs"
+    compare.main(["--tasks", "ppo_maze", "--cores", "gru", "--seeds", "1", "--budget", "1024",
+                  "--out", str(tmp_path / "r"), "--runs-dir", str(runs)])
+    args = ["--tasks", "ppo_maze", "--cores", "gru", "--seeds", "1", "--no-train",
+            "--runs-dir", str(runs), "--eval-trials", "--eval-episodes", "8"]
+    result = compare.main(args + ["--out", str(tmp_path / "a")])
+    folder = next((runs / "ppo_maze" / "gru" / "seed1").glob("*/metrics.csv")).parent
+    expected = evaluate(str(folder), episodes=8)["adaptation"]
+    assert result["summaries"]["ppo_maze", "trials"]["gru"] == [expected]
+    md = (tmp_path / "a" / "compare.md").read_text()
+    assert "#### ppo_maze: fast adaptation" in md
+    row = next(line for line in md.splitlines()
+               if line.startswith("| gru |") and "later" not in line and line.count("|") == 8)
+    cells = [c.strip() for c in row.split("|")[1:-1]]
+    assert cells[1] == f"{expected['episodes']} ± 0"
+    ratio = expected["later_over_first"]
+    assert cells[-1] == ("—" if ratio is None else f"{ratio:.2f}")
+    png = tmp_path / "a" / "compare_ppo_maze_trials.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    cache = folder / "trials.json"
+    data = json.loads(cache.read_text())
+    data["adaptation"]["episodes"] = 99  # no evaluation of 8 episodes gives this
+    cache.write_text(json.dumps(data))
+    again = compare.main(args + ["--out", str(tmp_path / "b")])
+    assert again["summaries"]["ppo_maze", "trials"]["gru"][0]["episodes"] == 99

@@ -9,6 +9,7 @@ length 7. Episode lengths therefore show which length an evaluation really ran.
 import json
 
 import gymnasium
+import numpy as np
 import pytest
 import torch
 
@@ -205,3 +206,40 @@ def test_export_evaluate_unknown_key_is_exit_status_2(onnx_model, capsys):
     err = capsys.readouterr().err
     assert err.startswith(f"error: --env-kwargs: {ENV} has no keyword argument 'foo'; it "
                           "accepts: length,") and err.count("\n") == 1
+
+
+def test_trials_of_procedural_maze_episodes_add_up_and_are_summarised():
+    """A random walker on ProceduralMaze: each episode's steps per finished trial add up
+    to its length when all trials were done (less when it was cut off), and the summary
+    is computed over the episodes with two or more trials."""
+    from training.evaluate import adaptation_summary, run_episodes
+
+    rng = np.random.default_rng(0)
+
+    def walk(obs, reset):
+        return rng.integers(0, 4, len(obs))
+
+    r = run_episodes(walk, "dnc/ProceduralMaze-v0",
+                     {"size": 2, "n_trials": 3, "max_steps": 80}, 24, seed=0, batch=4)
+    trials = r["trial_steps"]
+    assert all(t is not None for t in trials)
+    for t, n, ok in zip(trials, r["lengths"], r["successes"]):
+        assert (len(t) == 3) is ok and all(s >= 1 for s in t)
+        assert sum(t) == n if ok else sum(t) < n
+    ad = r["adaptation"]
+    used = [t for t in trials if len(t) >= 2]
+    assert used and ad["episodes"] == len(used)
+    assert ad["finished_one_or_none"] == 24 - len(used)
+    assert ad["trial1_steps_mean"] == pytest.approx(np.mean([t[0] for t in used]))
+    assert adaptation_summary(trials) == ad
+    # By hand: later trials 4 and 3.5 steps against first trials 10 and 3.
+    hand = adaptation_summary([[10, 4, 4], [3, 2, 5], [7], None, []])
+    assert hand["episodes"] == 2 and hand["finished_one_or_none"] == 2
+    assert hand["later_over_first"] == pytest.approx(3.75 / 6.5)
+    assert hand["later_shorter_fraction"] == 0.5
+    assert hand["per_trial_steps_mean"] == [6.5, 3.0, 4.5]
+    # A T-maze reports no trials: no adaptation in its result.
+    def forward(obs, reset):
+        return np.zeros(len(obs), np.int64)
+
+    assert "adaptation" not in run_episodes(forward, "dnc/TMaze-v0", {"length": 3}, 4)

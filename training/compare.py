@@ -38,6 +38,18 @@ training.evaluate CKPT --env-kwargs length=L`` does; a table of success per leng
 core (mean, and the seeds at >= 0.9) and ``<out>/compare_<task>_lengths.png`` (success vs
 length, log x, seeds as thin lines). The results are kept beside each checkpoint
 (``lengths.json``, keyed by the checkpoint's sha256), so ``--no-train`` re-uses them.
+
+Fast adaptation (``--eval-trials``, for envs that report ``info["trial_steps"]`` such as
+``dnc/ProceduralMaze-v0`` with several trials to one goal per episode): each final
+checkpoint on its own env settings, ``--eval-episodes`` deterministic episodes; per core
+the steps to the goal in trial 1 against later trials (their ratio, and the share of
+episodes whose later trials were shorter), as ``training.evaluate`` prints them, and
+``<out>/compare_<task>_trials.png`` (mean steps per trial). Kept in ``trials.json``.
+
+Rows: a core of ``dnc_core`` or a labelled variant, ``<core>-<label>`` (config
+``<task>_<core>-<label>.yaml``, e.g. ``dnc-mds``). Each task's line says whether the
+parameter counts are within 10% of the first core's; every memory row (not LSTM or GRU)
+gets a ratio line against the better of the LSTM and GRU rows present.
 """
 
 from __future__ import annotations
@@ -377,6 +389,100 @@ def evaluate_lengths(run_folder: Path, lengths: list[int], episodes: int) -> dic
     return {n: results[str(n)] for n in lengths}
 
 
+def evaluate_trials(run_folder: Path, episodes: int) -> dict:
+    """Fast adaptation of a run's final checkpoint on its own env settings
+    (``training.evaluate``'s ``adaptation``: steps per trial, deterministic, seeds
+    0..episodes-1), from ``trials.json`` beside it when that holds the same checkpoint
+    (sha256) and episode count, else evaluated and written there."""
+    import json
+
+    import torch
+    from dnc_policy.files import atomic_write
+
+    from training.checkpoint import resolve_path
+    from training.evaluate import evaluate
+    ckpt = resolve_path(run_folder)
+    cache_path = Path(run_folder) / "trials.json"
+    digest = hashlib.sha256(ckpt.read_bytes()).hexdigest()
+    if cache_path.is_file():
+        try:
+            cache = json.loads(cache_path.read_text())
+        except json.JSONDecodeError:
+            cache = {}
+        if (isinstance(cache, dict) and cache.get("sha256") == digest
+                and cache.get("episodes") == episodes and "adaptation" in cache):
+            return cache["adaptation"]
+    torch.set_num_threads(1)
+    r = evaluate(str(ckpt), episodes=episodes, seed=0)
+    if "adaptation" not in r:
+        raise ValueError(f"--eval-trials: {r['env']} reports no info['trial_steps']")
+    data = json.dumps({"sha256": digest, "checkpoint": str(ckpt), "episodes": episodes,
+                       "success": r["success_rate"], "adaptation": r["adaptation"]}, indent=1)
+    atomic_write(cache_path, lambda f: f.write(data.encode()))
+    return r["adaptation"]
+
+
+ADAPTED = 0.6  # the target: later trials in <= 0.6x trial 1's steps
+
+
+def trials_report(task: str, results: dict[str, list[dict]], episodes: int) -> str:
+    """The markdown section of a task's fast adaptation (steps per trial)."""
+    def cell(values, fmt):
+        v = [x for x in values if x is not None]
+        if not v:
+            return "—"
+        return f"{np.mean(v):{fmt}} ± {np.std(v, ddof=1) if len(v) > 1 else 0:{fmt}}"
+
+    lines = [f"#### {task}: fast adaptation (steps to the goal per trial)", "",
+             f"Each seed's final checkpoint, deterministic, {episodes} episodes (seeds "
+             f"0..{episodes - 1}), a new maze each episode and the goal fixed within it. "
+             f"Per seed: the episodes that finished at least two trials; trial 1's mean "
+             f"steps, the later trials' (each episode's mean of trials 2+), their ratio, and "
+             f"the share of episodes whose later trials were shorter than their first. "
+             f"Cells: mean ± std over seeds. Target: later/first <= {ADAPTED}.", "",
+             "| core | episodes with 2+ trials (of " f"{episodes}) | trial 1 steps | later "
+             "trials' steps | later / first | later shorter (share of episodes) "
+             "| later / first per seed |",
+             "|---|---|---|---|---|---|---|"]
+    for core, runs in results.items():
+        ratios = [r["later_over_first"] for r in runs]
+        lines.append(
+            f"| {core} | {cell([r['episodes'] for r in runs], '.0f')} "
+            f"| {cell([r['trial1_steps_mean'] for r in runs], '.1f')} "
+            f"| {cell([r['later_steps_mean'] for r in runs], '.1f')} "
+            f"| {cell(ratios, '.2f')} | {cell([r['later_shorter_fraction'] for r in runs], '.2f')} "
+            f"| {', '.join('—' if x is None else f'{x:.2f}' for x in ratios)} |")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def plot_trials(results: dict[str, list[dict]], path: Path, title: str) -> None:
+    """Mean steps to the goal per trial index: each core's mean over seeds (thick), each
+    seed (thin)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for core, runs in results.items():
+        curves = [r["per_trial_steps_mean"] for r in runs if r["per_trial_steps_mean"]]
+        if not curves:
+            continue
+        n = min(map(len, curves))
+        mean = np.mean([c[:n] for c in curves], 0)
+        line, = ax.plot(range(1, n + 1), mean, linewidth=2, marker="o",
+                        label=f"{core} ({len(curves)} seeds)")
+        for c in curves:
+            ax.plot(range(1, len(c) + 1), c, color=line.get_color(), alpha=0.4, linewidth=0.6)
+    ax.set(xlabel="trial within the episode", ylabel="steps to the goal (mean)")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def lengths_report(task: str, results: dict[str, list[dict[int, float]]], lengths: list[int],
                    episodes: int, trained: object) -> str:
     """The markdown section of a task's length generalisation."""
@@ -673,8 +779,13 @@ def main(argv=None) -> dict:
     p.add_argument("--baseline", action="append", default=[], metavar="TASK=FILE",
                    help="a RecurrentPPO row for TASK from `training.baseline_sb3 --out FILE` "
                         "(same env, kwargs and budget; repeatable)")
+    p.add_argument("--eval-trials", action="store_true",
+                   help="also evaluate every run's final checkpoint on its own env settings "
+                        "for fast adaptation: steps to the goal in trial 1 vs later trials "
+                        "(envs that report info['trial_steps'], e.g. dnc/ProceduralMaze-v0)")
     p.add_argument("--eval-episodes", type=int, default=100,
-                   help="episodes per length for --eval-lengths (default 100)")
+                   help="episodes per length for --eval-lengths, and per run for "
+                        "--eval-trials (default 100)")
     a = p.parse_args(argv)
     tasks = [t for t in a.tasks.split(",") if t]
     cores = [c for c in a.cores.split(",") if c]
@@ -743,6 +854,16 @@ def main(argv=None) -> dict:
                        for key, m in metrics.items()}
             for fut in as_completed(futures):
                 evaluated[futures[fut]] = fut.result()
+                bar.update()
+    adapted: dict[tuple[str, str, int], dict] = {}
+    if a.eval_trials:
+        from concurrent.futures import ProcessPoolExecutor
+        with ProcessPoolExecutor(a.jobs) as pool, \
+                tqdm(total=len(metrics), unit="run", desc="trials") as bar:
+            futures = {pool.submit(evaluate_trials, m.parent, a.eval_episodes): key
+                       for key, m in metrics.items()}
+            for fut in as_completed(futures):
+                adapted[futures[fut]] = fut.result()
                 bar.update()
     elapsed = time.perf_counter() - start
 
@@ -818,13 +939,23 @@ def main(argv=None) -> dict:
             plot_lengths(by_core, lengths, out / f"compare_{task}_lengths.png",
                          f"{task}: trained on length {c['env_kwargs'].get('length')}; "
                          f"{a.eval_episodes} deterministic episodes per length")
+        if a.eval_trials:
+            by_core = {core: [adapted[task, core, s] for s in range(1, a.seeds + 1)]
+                       for core in cores}
+            summaries[task, "trials"] = by_core
+            sections.append(trials_report(task, by_core, a.eval_episodes))
+            sections.append(f"![{task} trials](compare_{task}_trials.png)\n")
+            plot_trials(by_core, out / f"compare_{task}_trials.png",
+                        f"{task}: {c['env']} {c['env_kwargs']}; {a.eval_episodes} "
+                        f"deterministic episodes per seed")
         plot_task(task, results, thresholds[task], out / f"compare_{task}.png",
                   f"{task}: {c['env']} {c['env_kwargs']}\nthin lines: seeds; band: min-max; "
                   f"thick: mean")
     text = "\n".join(sections)
     (out / "compare.md").write_text(text + "\n")
     print(text)
-    print(f"wrote {out / 'compare.md'} and {len(tasks) * (2 if lengths else 1)} PNG(s)")
+    print(f"wrote {out / 'compare.md'} and "
+          f"{len(tasks) * (1 + bool(lengths) + bool(a.eval_trials))} PNG(s)")
     return {"markdown": out / "compare.md", "summaries": summaries, "seconds": elapsed}
 
 

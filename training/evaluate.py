@@ -99,6 +99,7 @@ def run_episodes(act, env_id: str, env_kwargs: dict, episodes: int, seed: int = 
     reset = np.zeros(batch, np.float32)
     returns, lengths = np.zeros(episodes), np.zeros(episodes, np.int64)
     successes: list = [None] * episodes
+    trials: list = [None] * episodes  # info["trial_steps"] at the end (ProceduralMaze)
 
     def start(row: int) -> None:
         nonlocal next_episode
@@ -127,6 +128,8 @@ def run_episodes(act, env_id: str, env_kwargs: dict, episodes: int, seed: int = 
             if terminated or truncated:
                 if "is_success" in info:
                     successes[k] = bool(info["is_success"])
+                if "trial_steps" in info:
+                    trials[k] = [int(t) for t in info["trial_steps"]]
                 start(row)
     for env in envs:
         env.close()
@@ -135,7 +138,37 @@ def run_episodes(act, env_id: str, env_kwargs: dict, episodes: int, seed: int = 
             "success_rate": float(np.mean(known)) if known else None,
             "return_mean": float(returns.mean()), "return_std": float(returns.std()),
             "length_mean": float(lengths.mean()),
-            "returns": returns.tolist(), "lengths": lengths.tolist(), "successes": successes}
+            "returns": returns.tolist(), "lengths": lengths.tolist(), "successes": successes,
+            **({"trial_steps": trials, "adaptation": adaptation_summary(trials)}
+               if any(t is not None for t in trials) else {})}
+
+
+def adaptation_summary(trials: list[list[int] | None]) -> dict:
+    """Fast adaptation within an episode (RL²'s measure), from each episode's steps per
+    finished trial (``info["trial_steps"]``; None where the env gave none).
+
+    Over the episodes that finished at least two trials: the mean steps of trial 1, the
+    mean steps of trials 2 and later (each episode's mean of them, then the mean over
+    episodes), their ratio (later / first: below 1 means later trials are shorter), and
+    the fraction of those episodes whose later trials took fewer steps on average than
+    their first. ``episodes`` counts them; an episode cut off before its second goal has
+    no later trial to compare and is left out (``finished_one_or_none`` counts those).
+    ``per_trial_steps_mean[k]``: the mean steps of trial k + 1 over those episodes that
+    finished it."""
+    known = [t for t in trials if t is not None]
+    used = [t for t in known if len(t) >= 2]
+    out = {"episodes": len(used), "finished_one_or_none": len(known) - len(used),
+           "trial1_steps_mean": None, "later_steps_mean": None, "later_over_first": None,
+           "later_shorter_fraction": None, "per_trial_steps_mean": []}
+    if used:
+        first = np.array([t[0] for t in used], float)
+        later = np.array([np.mean(t[1:]) for t in used])
+        out.update(trial1_steps_mean=float(first.mean()), later_steps_mean=float(later.mean()),
+                   later_over_first=float(later.mean() / first.mean()),
+                   later_shorter_fraction=float(np.mean(later < first)),
+                   per_trial_steps_mean=[float(np.mean([t[k] for t in used if len(t) > k]))
+                                         for k in range(max(map(len, used)))])
+    return out
 
 
 class EnvKwargsError(ValueError):
@@ -240,9 +273,19 @@ def format_result(r: dict) -> str:
     if override:
         kwargs += f"; overridden: {', '.join(override)}"
     seeds = f"{r['seed']}..{r['seed'] + r['episodes'] - 1}"
-    return (f"{r['env']}({kwargs}): {r['episodes']} episodes (seeds {seeds}, "
+    line = (f"{r['env']}({kwargs}): {r['episodes']} episodes (seeds {seeds}, "
             f"{mode}): success {success}, return {r['return_mean']:.3f} ± {r['return_std']:.3f}, "
             f"length {r['length_mean']:.1f}")
+    ad = r.get("adaptation")
+    if ad is not None:
+        if ad["episodes"]:
+            line += (f"; trials: {ad['trial1_steps_mean']:.1f} steps to the goal in trial 1, "
+                     f"{ad['later_steps_mean']:.1f} in later trials (x{ad['later_over_first']:.2f}), "
+                     f"later shorter in {ad['later_shorter_fraction']:.0%} of the "
+                     f"{ad['episodes']} episodes with 2+ trials done")
+        else:
+            line += "; trials: no episode finished 2 trials"
+    return line
 
 
 def episode_args(p: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
