@@ -219,6 +219,41 @@ def test_bad_observations_raise_and_leave_the_state_unchanged(models, batch):
         assert_records_equal(tick_record(rt, x), tick_record(twin, x))
 
 
+@pytest.mark.parametrize("name, batch", [("dnc", 1), ("lstm", 3), ("nav", 2)])
+def test_the_allocation_free_tick_equals_the_plain_one(models, name, batch):
+    """The fast paths of a tick (a float32 observation copied and checked in place, the
+    action written into the caller's ``out``, onnxruntime's binding called with a
+    RunOptions made once) give exactly the ticks of the other paths (a float64 or list
+    observation, a returned copy, the public run_with_iobinding), and allocate nothing."""
+    from dnc_policy.bench import traced_calls
+
+    m = models(name)
+    fast, plain = PolicyRuntime(m.onnx, batch=batch), PolicyRuntime(m.onnx, batch=batch)
+    assert fast._raw_run is not None  # this onnxruntime has the binding's C call
+    plain._raw_run = None  # as where it has not: the public call
+    out = np.full_like(fast.outputs["action"], -7)
+    stream = obs_stream(models, name, 30, batch)
+    for t, x in enumerate(stream):
+        x = x[0] if batch == 1 and t % 2 else x  # [obs_dim] at batch 1 too
+        reset = t % 11 == 5
+        got = fast.step(x.astype(np.float32), reset, out=out)
+        assert got is out
+        want = plain.step(x.astype(np.float64).tolist() if t % 3 == 0 else x.astype(np.float64),
+                          reset)
+        np.testing.assert_array_equal(out, want, err_msg=f"tick {t}")
+        for k, v in fast.outputs.items():
+            np.testing.assert_array_equal(v, plain.outputs[k], err_msg=k)
+        assert_same_state(fast.snapshot(), plain.snapshot())
+    # A Discrete action (int64) into a float32 buffer, as the policy node passes its own.
+    if fast.action_spec["kind"] == "discrete":
+        f32 = np.zeros(fast.outputs["action"].shape, np.float32)
+        fast.step(stream[0].astype(np.float32), out=f32)
+        assert f32.tolist() == fast.outputs["action"].astype(np.float32).tolist()
+    x = np.ascontiguousarray(stream[1], np.float32)
+    r = traced_calls(lambda _: fast.step(x, out=out), list(range(2000)), warmup=300)
+    assert r["peak_max_bytes"] == 0 and r["gc_collections"] == 0, r
+
+
 def test_reset_makes_the_next_tick_a_fresh_runtimes_tick(models):
     m = models("dnc")
     stream = obs_stream(models, "dnc", 14, 1)

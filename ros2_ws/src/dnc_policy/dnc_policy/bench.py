@@ -184,9 +184,10 @@ def measure_allocations(model: str, ticks: int, warmup: int = 2000,
 
     rt = PolicyRuntime(model, threads=1)
     obs = [np.asarray(m.data, np.float32)[None] for m in msgs]
+    action = np.zeros_like(rt.outputs["action"])  # as the controller passes its buffer
 
     def step(i) -> None:
-        rt.step(obs[i])
+        rt.step(obs[i], out=action)
 
     seq = [msgs[i % 256] for i in range(ticks)]
     res = {"model": str(model), "tick_mode": tick_mode, "warmup": warmup,

@@ -475,7 +475,8 @@ class PolicyController:
         """One policy step on the observation buffer."""
         t0 = time.perf_counter()
         try:
-            action = self.runtime.step(self._obs, reset=self._pending_reset)
+            action = self.runtime.step(self._obs, reset=self._pending_reset,
+                                       out=self._action_out)
         except NonFiniteOutput as e:
             # A model that outputs NaN/Inf (e.g. for an observation far outside
             # training's range within max_abs_obs): the runtime took the step back (the
@@ -494,9 +495,7 @@ class PolicyController:
         self._pending_reset = False
         self.counters.bump(Counters.TICKS)
         tick = self._tick
-        if self._action_out is not None and action.shape == self._action_shape:
-            np.copyto(self._action_out, action, casting="unsafe")
-        else:  # a sampled action of another shape, say
+        if action is not self._action_out:  # sampled, or an action of another layout
             np.copyto(tick.action, np.asarray(action).reshape(-1), casting="unsafe")
         return tick
 

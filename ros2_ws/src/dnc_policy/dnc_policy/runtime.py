@@ -458,6 +458,7 @@ class PolicyRuntime:
                 io.bind_ortvalue_output(name, ort.OrtValue.ortvalue_from_numpy(arr))
             self._bindings.append(io)
         self._on_gpu = on_gpu
+        self._build_tick_buffers(ort)
         for bufs in self._states:  # both sets start as the initial (zero) state
             for (_, shape), v in zip(self.state_spec, bufs):
                 v.update_inplace(np.zeros((b,) + shape, np.float32))
@@ -465,7 +466,55 @@ class PolicyRuntime:
         self._pending_reset = np.ones(b, np.float32)  # the first tick starts an episode
         self._can_undo = False
 
+    def _build_tick_buffers(self, ort) -> None:
+        """What a tick reuses so that it allocates nothing: views of the observation
+        buffer for a float32 ``[batch, obs_dim]`` or ``[obs_dim]`` input, a float64 copy
+        and a preallocated result for its finiteness check (one BLAS dot), the same for
+        the outputs' check, and onnxruntime's run call with a RunOptions made once."""
+        b, d = self.batch, self.obs_dim
+        self._obs_shape, self._obs_row_shape = (b, d), ((d,) if b == 1 else None)
+        self._obs_row = self._obs_host[0]
+        self._obs64 = np.zeros(b * d)
+        self._obs64_row, self._obs64_col = self._obs64.reshape(1, -1), self._obs64.reshape(-1, 1)
+        self._obs_flat = self._obs_host.reshape(-1)
+        self._sumsq = np.zeros((1, 1))
+        self._written_rows = [w.reshape(1, -1) for w in self._written]
+        self._ones_col = self._ones.reshape(-1, 1)
+        self._dot32 = np.zeros((1, 1), np.float32)
+        # InferenceSession.run_with_iobinding (onnxruntime's Python wrapper) allocates a
+        # few hundred bytes per call (its WebGPU graph-capture bookkeeping, a RunOptions
+        # when none is given); its C binding with a RunOptions made once allocates 64.
+        # Where this onnxruntime has those attributes the tick calls the binding itself
+        # (the wrapper's own check, the binding belongs to the session, holds here: both
+        # were made together); elsewhere the public call.
+        self._run_options = ort.RunOptions()
+        sess = getattr(self.session, "_sess", None)
+        raw = [getattr(io, "_iobinding", None) for io in self._bindings]
+        self._raw_run = (sess.run_with_iobinding if sess is not None and all(
+            r is not None for r in raw) and hasattr(sess, "run_with_iobinding") else None)
+        self._raw_bindings = raw
+
     # -- ticks -------------------------------------------------------------------------
+    def _load_obs(self, obs) -> bool:
+        """The fast path of :meth:`check_obs` for a float32 array of the right shape:
+        copied into the input buffer and checked there (the float64 sum of squares of
+        float32 values is finite exactly when every value is), allocating nothing.
+        False: anything else, which takes :meth:`check_obs`."""
+        if type(obs) is not np.ndarray or obs.dtype != np.float32:
+            return False
+        shape = obs.shape
+        if shape == self._obs_shape:
+            np.copyto(self._obs_host, obs)
+        elif shape == self._obs_row_shape:
+            np.copyto(self._obs_row, obs)
+        else:
+            return False
+        np.copyto(self._obs64, self._obs_flat)
+        np.dot(self._obs64_row, self._obs64_col, self._sumsq)
+        if not math.isfinite(self._sumsq.item()):
+            raise ValueError("observation contains NaN or Inf")
+        return True
+
     def check_obs(self, obs) -> np.ndarray:
         """``obs`` as float32 ``[batch, obs_dim]``; ValueError on a wrong size, a value
         that is not a real number (complex, string, object) or a non-finite one (the
@@ -509,7 +558,8 @@ class PolicyRuntime:
             raise ValueError(f"reset has the value(s) {bad[:4].tolist()}: {expected}")
         return mask
 
-    def step(self, obs, reset=False, deterministic: bool | None = None) -> np.ndarray:
+    def step(self, obs, reset=False, deterministic: bool | None = None,
+             out: np.ndarray | None = None) -> np.ndarray:
         """One tick: the action for ``obs`` (``[batch, obs_dim]``, or ``[obs_dim]`` at
         batch 1). ``reset`` (0/1: bool, int, float, or ``[batch]`` of them; see
         :meth:`check_reset`) starts an episode in those rows first.
@@ -520,10 +570,15 @@ class PolicyRuntime:
         A tick whose heads (or, on the CPU, whose new state) hold NaN or Inf is undone
         and raises :class:`NonFiniteOutput` (a ValueError): no action comes from it, the
         state and any pending reset stay those before it (:attr:`outputs` shows the
-        refused heads)."""
-        arr = self.check_obs(obs)
+        refused heads).
+
+        ``out``: an array of the action's shape the deterministic action is written into
+        (cast to its dtype)
+        and returned (instead of a new copy), so a tick on a float32 observation of the
+        right shape allocates nothing in Python (``dnc_policy.bench --alloc``)."""
+        if not self._load_obs(obs):
+            np.copyto(self._obs_host, self.check_obs(obs))
         mask = None if reset is False else self.check_reset(reset)
-        np.copyto(self._obs_host, arr)
         if mask is None:  # the usual tick: a plain copy (broadcast_to costs ~3 us)
             np.copyto(self._reset_host, self._pending_reset)
         else:
@@ -531,15 +586,25 @@ class PolicyRuntime:
         if self._on_gpu:
             self._obs.update_inplace(self._obs_host)
             self._reset.update_inplace(self._reset_host)
-        self.session.run_with_iobinding(self._bindings[self._current])
+        if self._raw_run is not None:
+            self._raw_run(self._raw_bindings[self._current], self._run_options)
+        else:
+            self.session.run_with_iobinding(self._bindings[self._current], self._run_options)
         written = 1 - self._current
-        if not _all_finite(self._written[written], self._ones):
-            self._refuse_tick(written)
+        np.dot(self._written_rows[written], self._ones_col, self._dot32)
+        if not (math.isfinite(self._dot32.item()) or np.isfinite(self._written[written]).all()):
+            self._refuse_tick(written)  # (a finite sum is the usual tick; an overflowing
+            # one is looked at element-wise)
         self._current = written
         self._pending_reset.fill(0.0)
         self._can_undo = True
         det = self.deterministic if deterministic is None else deterministic
-        return self.outputs["action"].copy() if det else self._sample()
+        if not det:
+            return self._sample()
+        if out is not None:
+            np.copyto(out, self.outputs["action"], casting="unsafe")  # to out's dtype
+            return out
+        return self.outputs["action"].copy()
 
     def _refuse_tick(self, written: int) -> None:
         """The tick just run produced NaN or Inf: keep the state (and any pending reset)
@@ -775,13 +840,6 @@ def _block(shapes) -> tuple[np.ndarray, list[np.ndarray]]:
     block = np.zeros(sum(sizes), np.float32)
     ends = np.cumsum([0] + sizes)
     return block, [block[a:e].reshape(s) for a, e, s in zip(ends[:-1], ends[1:], shapes)]
-
-
-def _all_finite(block: np.ndarray, ones: np.ndarray) -> bool:
-    """No NaN or Inf in the float32 ``block``: one dot product with ones (any NaN or Inf
-    makes the sum non-finite); only a sum that overflows is looked at element-wise."""
-    total = block.dot(ones)
-    return bool(np.isfinite(total) or np.isfinite(block).all())
 
 
 def _count_nonfinite(arrays: Mapping[str, np.ndarray]) -> str:
