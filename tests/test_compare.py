@@ -278,7 +278,8 @@ def test_the_length_study_rows_are_parameter_matched():
     from training.spaces import action_spec
 
     cores = compare.available_configs()["ppo_tmaze_matched"]
-    assert set(cores) == {"dnc", "dnc-mds", "lstm", "gru", "ntm"}
+    assert set(cores) == {"dnc", "dnc-mds", "dnc-mask", "dnc-dealloc", "dnc-sharp", "lstm", "gru",
+                          "ntm"}
     counts = {}
     for core in ["dnc"] + [c for c in cores if c != "dnc"]:
         cfg = TrainConfig.load(compare.CONFIG_DIR / f"ppo_tmaze_matched_{core}.yaml")
