@@ -42,7 +42,8 @@ def test_embedded_default_is_the_tmaze_dnc_file_and_every_config_validates():
     assert len(files) >= 2
     for f in files:
         cfg = TrainConfig.load(f)
-        assert f.stem.endswith(cfg.core), f"{f.name} trains a {cfg.core} core"
+        row = f.stem.rpartition("_")[2]  # <task>_<core> or <task>_<core>-<label>
+        assert row.partition("-")[0] == cfg.core, f"{f.name} trains a {cfg.core} core"
 
 
 @pytest.mark.parametrize("text, message", [
@@ -347,3 +348,28 @@ def test_the_default_trains_on_drawn_lengths_and_evaluates_at_others(tmp_path, a
     assert ck["env_kwargs"]["length"] == [5, 30] and ck["config"]["algo"] == algo
     ev = evaluate(result["checkpoint"], episodes=4, batch=2, env_kwargs={"length": 3})
     assert ev["env_kwargs"]["length"] == 3 and max(ev["lengths"]) <= 4 * (3 + 1)
+
+
+def test_rmsprop_is_deepmind_dncs_and_trains_and_resumes(tmp_path):
+    """optimizer: rmsprop trains with RMSProp at deepmind/dnc's settings, stores its
+    state in the checkpoint and resumes with it; another name is a one-line error."""
+    from training.runner import make_optimizer
+    cfg = quick_cfg(tmp_path, "optimizer=rmsprop", "total_steps=1024", "num_envs=4")
+    opt = make_optimizer(cfg, [torch.nn.Parameter(torch.zeros(2))])
+    assert isinstance(opt, torch.optim.RMSprop)
+    g = opt.param_groups[0]
+    assert (g["alpha"], g["eps"], g["momentum"], g["lr"]) == (0.9, 1e-10, 0, cfg.lr)
+    assert isinstance(make_optimizer(quick_cfg(tmp_path), [torch.nn.Parameter(torch.zeros(1))]),
+                      torch.optim.Adam)
+    result = train(cfg, progress=False)
+    ck = ckpt_io.load(result["checkpoint"])
+    state = ck["optimizer_state"]["state"]
+    assert state and all(set(s) == {"step", "square_avg"} for s in state.values())
+    steps = int(state[0]["step"])
+    resumed = train(TrainConfig.from_dict(ck["config"]).override(["total_steps=2048"]),
+                    progress=False, resume=result["checkpoint"], run_dir=tmp_path / "resumed")
+    new = ckpt_io.load(resumed["checkpoint"])
+    assert new["global_step"] == 2048 and new["config"]["optimizer"] == "rmsprop"
+    assert int(new["optimizer_state"]["state"][0]["step"]) == 2 * steps  # state carried on
+    with pytest.raises(ConfigError, match=r"optimizer: 'sgd' is not one of \['adam', 'rmsprop'\]"):
+        quick_cfg(tmp_path, "optimizer=sgd")

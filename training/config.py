@@ -63,6 +63,9 @@ class TrainConfig:
     lr: float = 1e-3
     lr_schedule: str = "linear"  # "linear" (to 0 at total_steps) or "constant"
     adam_eps: float = 1e-5
+    # "adam" (eps adam_eps), or "rmsprop": RMSProp as deepmind/dnc's train.py uses it
+    # (TensorFlow's RMSPropOptimizer: decay 0.9, epsilon 1e-10, no momentum)
+    optimizer: str = "adam"
     value_coef: float = 0.5
     entropy_coef: float = 0.01
     max_grad_norm: float = 0.5
@@ -90,6 +93,7 @@ class TrainConfig:
     checkpoint_every: int = 100_000  # env steps between checkpoints (and one at the end)
 
     CHOICES = {"algo": ("a2c", "ppo"), "lr_schedule": ("linear", "constant"),
+               "optimizer": ("adam", "rmsprop"),
                "clip_schedule": ("linear", "constant"), "device": ("auto", "cpu", "cuda"),
                "vector_env": ("sync", "async"), "core": tuple(CORES)}
 

@@ -113,6 +113,17 @@ def build_policy(cfg: TrainConfig, obs_dim: int, spec) -> ActorCritic:
                        head_hidden=cfg.head_hidden)
 
 
+RMSPROP_DECAY, RMSPROP_EPS = 0.9, 1e-10  # deepmind/dnc's train.py (TensorFlow RMSProp)
+
+
+def make_optimizer(cfg: TrainConfig, params) -> torch.optim.Optimizer:
+    """The config's optimizer: Adam (``adam_eps``) or RMSProp with deepmind/dnc's
+    settings (decay 0.9, epsilon 1e-10, no momentum)."""
+    if cfg.optimizer == "rmsprop":
+        return torch.optim.RMSprop(params, lr=cfg.lr, alpha=RMSPROP_DECAY, eps=RMSPROP_EPS)
+    return torch.optim.Adam(params, lr=cfg.lr, eps=cfg.adam_eps)
+
+
 def memory_stats(state) -> dict:
     """Scalars about the memory for logging (DNC states only)."""
     if not hasattr(state, "usage"):
@@ -199,7 +210,7 @@ def train(cfg: TrainConfig, update_fn: Update,
     except (ValueError, TypeError) as e:
         raise ConfigError(f"core_config: core {cfg.core!r} refuses {cfg.core_config}: "
                           f"{' '.join(str(e).split())}") from None
-    optimizer = torch.optim.Adam(policy.parameters(), lr=cfg.lr, eps=cfg.adam_eps)
+    optimizer = make_optimizer(cfg, policy.parameters())
     global_step, update = 0, 0
     if resumed:
         _load_training_state(point, policy, optimizer)
