@@ -134,9 +134,13 @@ def test_per_task_thresholds_and_budgets():
 
 def test_every_task_gives_its_cores_the_same_settings():
     from training.config import TrainConfig
+    # ppo_tmaze_dm compares deepmind/dnc's training practices: its rows differ in exactly
+    # the setting each one tries.
+    practices = {"ppo_tmaze_dm": ["optimizer"]}
     for task, cores in compare.available_configs().items():
         paths = compare.config_paths([task], cores)
-        assert compare.settings_differ([TrainConfig.load(p) for p in paths.values()]) == [], task
+        differ = compare.settings_differ([TrainConfig.load(p) for p in paths.values()])
+        assert differ == practices.get(task, []), task
     a, b = TrainConfig(), TrainConfig().override(["lr=0.002", "core=lstm"])
     assert compare.settings_differ([a, b]) == ["lr"]  # the core itself may differ
     assert compare.settings_differ([a, b], cores_too=True) == ["core", "core_config", "lr"]
