@@ -373,3 +373,17 @@ def test_rmsprop_is_deepmind_dncs_and_trains_and_resumes(tmp_path):
     assert int(new["optimizer_state"]["state"][0]["step"]) == 2 * steps  # state carried on
     with pytest.raises(ConfigError, match=r"optimizer: 'sgd' is not one of \['adam', 'rmsprop'\]"):
         quick_cfg(tmp_path, "optimizer=sgd")
+
+
+def test_training_bench_times_each_variant_in_its_own_process(capsys):
+    from training import bench
+    out = bench.main(["--algos", "ppo", "--updates", "3", "--warmup", "1", "--repeats", "1",
+                      "--variants", "LSTM (eager),GRU (eager)"])
+    assert set(out["rates"]) == {"PPO LSTM (eager)", "PPO GRU (eager)"}
+    assert all(r > 0 for r in out["rates"].values())
+    assert all(m > 50 for m in out["peak_rss_mib"].values())  # torch alone is more
+    text = capsys.readouterr().out
+    assert "PPO GRU (eager)" in text and "cost/LSTM" in text and "1.00x" in text
+    with pytest.raises(SystemExit):
+        bench.main(["--variants", "LSTM"])
+    assert "--variants: unknown ['LSTM']" in capsys.readouterr().err

@@ -1,33 +1,74 @@
-"""Training throughput: ``python -m training.bench [--updates 40] [--repeats 3]``.
+"""Training throughput and memory: ``python -m training.bench [--updates 40] [--repeats 3]
+[--algos a2c,ppo] [--variants "DNC (eager),LSTM (eager)"]``.
 
 Env steps per second of the whole training loop (env stepping, the rollout's forward
 passes, the replay and update) on the default task (the T-maze) with 2 threads, for A2C
 (16 envs x 32 steps) and for PPO at its defaults (16 envs x 32 steps, 20 epochs of 2
-minibatches), each with the DNC (eager and with ``compile``), the LSTM and the GRU.
-Each variant is a real ``train`` run; the rate is taken from its metrics.csv after the
-first ``--warmup`` updates (so set-up and compilation are not counted), repeated
-round-robin, median reported. Target (issue 4): DNC A2C >= 4,000 env steps/s.
+minibatches), each with the DNC (eager and with ``compile``), the DNC with the three
+improvements of Csordás & Schmidhuber (``DNC-MDS``), the NTM, the LSTM and the GRU
+(the T-maze's default sizes: 64 units, 16 slots of 16). Each variant is a real training
+run in its own process (``python -m training.<algo>``); the rate is taken from its
+metrics.csv after the first ``--warmup`` updates (so set-up and compilation are not
+counted), and the process's peak resident memory from the OS (``wait4``'s ru_maxrss);
+repeated round-robin, medians reported, with each variant's cost per env step and
+memory relative to the LSTM's of the same trainer. Target (issue 4): DNC A2C >= 4,000
+env steps/s; (issue 12) the DNC's cost per env step <= 2x the LSTM's.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import os
 import statistics
+import subprocess
+import sys
 import tempfile
+from pathlib import Path
 
 import torch
 
-from training import a2c, ppo
-from training.config import TrainConfig, resolve
+from training.config import TrainConfig
 
+MDS = ["core_config.masked_lookup=true", "core_config.deallocation=true",
+       "core_config.link_sharpness=true"]
 CORES = {"DNC (eager)": ["core=dnc"],
          "DNC (compile)": ["core=dnc", "compile=true"],
-         "LSTM (eager)": ["core=lstm", "core_config.hidden_size=64"],
-         "GRU (eager)": ["core=gru", "core_config.hidden_size=64"]}
-TRAIN = {"a2c": a2c.train, "ppo": ppo.train}
+         "DNC-MDS (eager)": ["core=dnc"] + MDS,
+         "DNC-MDS (compile)": ["core=dnc", "compile=true"] + MDS,
+         "NTM (eager)": ["core=ntm", "core_config={hidden_size: 64, memory_slots: 16, "
+                         "word_size: 16, read_heads: 1}"],
+         "LSTM (eager)": ["core=lstm", "core_config={hidden_size: 64}"],
+         "GRU (eager)": ["core=gru", "core_config={hidden_size: 64}"]}
+TRAIN = ("a2c", "ppo")
 VARIANTS = {f"{algo.upper()} {core}": (algo, sets)
             for algo in TRAIN for core, sets in CORES.items()}
+
+
+def run_variant(algo: str, sets: list[str], run_dir: Path, threads: int, updates: int
+                ) -> tuple[Path, float]:
+    """One training run in its own process: ``(its metrics.csv, peak RSS in MiB)``."""
+    args = [sys.executable, "-m", f"training.{algo}", "--no-progress"]
+    for x in sets + [f"threads={threads}", "num_envs=16", "rollout_steps=32",
+                     "stop_at_success=0", "log_every=1", "checkpoint_every=100000000",
+                     f"total_steps={updates * 16 * 32}", f"run_dir={run_dir}"]:
+        args += ["--set", x]
+    root = Path(__file__).resolve().parent.parent
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(root)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+    proc = subprocess.Popen(args, cwd=root, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    _, status, usage = os.wait4(proc.pid, 0)
+    err = proc.stderr.read()
+    proc.stderr.close()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise RuntimeError(f"training.{algo} {' '.join(sets)} failed (exit "
+                           f"{proc.returncode}): {err.strip().splitlines()[-1:]}")
+    found = sorted(run_dir.glob("*/metrics.csv"))
+    if not found:
+        raise RuntimeError(f"training.{algo} {' '.join(sets)} wrote no metrics.csv")
+    return found[-1], usage.ru_maxrss / 1024  # Linux: KiB
 
 
 def steady_rate(metrics_csv: str, warmup: int) -> float:
@@ -45,6 +86,8 @@ def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--updates", type=int, default=40, help="updates per run")
     p.add_argument("--algos", default="a2c,ppo", help="comma-separated trainers to time")
+    p.add_argument("--variants", help="comma-separated cores to time (default all): "
+                                      + ", ".join(CORES))
     p.add_argument("--warmup", type=int, default=5, help="updates not timed")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=2)
@@ -52,35 +95,43 @@ def main(argv=None) -> dict:
     algos = a.algos.split(",")
     if not set(algos) <= set(TRAIN):
         p.error(f"--algos: expected a comma-separated subset of {sorted(TRAIN)}, got {a.algos!r}")
-    variants = {k: v for k, v in VARIANTS.items() if v[0] in algos}
+    cores = list(CORES) if not a.variants else [c.strip() for c in a.variants.split(",")]
+    unknown = [c for c in cores if c not in CORES]
+    if unknown:
+        p.error(f"--variants: unknown {unknown}; expected some of {list(CORES)}")
+    if a.updates < a.warmup + 2 or a.warmup < 0 or a.repeats < 1:
+        p.error("--updates must be at least --warmup + 2, --warmup >= 0, --repeats >= 1")
+    variants = {f"{algo.upper()} {c}": (algo, CORES[c]) for algo in algos for c in cores}
     rates: dict[str, list[float]] = {k: [] for k in variants}
+    peaks: dict[str, list[float]] = {k: [] for k in variants}
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(a.repeats):
             for i, (name, (algo, sets)) in enumerate(variants.items()):
-                cfg = resolve(None, sets + [f"threads={a.threads}", "num_envs=16",
-                                            "rollout_steps=32", "stop_at_success=0",
-                                            "log_every=1", "checkpoint_every=100000000",
-                                            f"total_steps={a.updates * 16 * 32}",
-                                            f"run_dir={tmp}/v{i}r{r}"], algo=algo)
-                result = TRAIN[algo](cfg, progress=False)
-                rates[name].append(steady_rate(f"{result['run_dir']}/metrics.csv", a.warmup))
-    ppo_cfg = TrainConfig.default("ppo")
+                csv_path, peak = run_variant(algo, sets, Path(tmp) / f"v{i}r{r}", a.threads,
+                                             a.updates)
+                rates[name].append(steady_rate(str(csv_path), a.warmup))
+                peaks[name].append(peak)
+    cfg, ppo_cfg = TrainConfig.default(algos[0]), TrainConfig.default("ppo")
     print(f"training.bench: {cfg.env} {cfg.env_kwargs}, 16 envs x 32 steps per update "
           f"(PPO: {ppo_cfg.update_epochs} epochs x {ppo_cfg.num_minibatches} minibatches), "
           f"{a.threads} threads, torch "
           f"{torch.__version__}; median of {a.repeats} round-robin runs of {a.updates} "
-          f"updates (first {a.warmup} not timed)")
-    print(f"  {'variant':20s} {'env steps/s':>12s}   runs")
+          f"updates (first {a.warmup} not timed), one process each")
     med = {k: statistics.median(v) for k, v in rates.items()}
+    mem = {k: statistics.median(v) for k, v in peaks.items()}
+    print(f"  {'variant':24s} {'env steps/s':>12s} {'cost/LSTM':>10s} {'peak RSS MiB':>13s} "
+          f"{'mem/LSTM':>9s}   runs")
     for k, v in rates.items():
-        print(f"  {k:20s} {med[k]:12.0f}   {', '.join(f'{x:.0f}' for x in v)}")
-    for algo in algos:
-        up = algo.upper()
-        print(f"  {up} DNC eager / LSTM: "
-              f"{med[f'{up} DNC (eager)'] / med[f'{up} LSTM (eager)']:.2f}x")
-    if "a2c" in algos:
+        lstm = f"{k.split(' ')[0]} LSTM (eager)"
+        cost = f"{med[lstm] / med[k]:9.2f}x" if lstm in med else f"{'—':>10s}"
+        rel = f"{mem[k] / mem[lstm]:8.2f}x" if lstm in mem else f"{'—':>9s}"
+        print(f"  {k:24s} {med[k]:12.0f} {cost} {mem[k]:13.0f} {rel}   "
+              f"{', '.join(f'{x:.0f}' for x in v)}")
+    if "a2c" in algos and "A2C DNC (eager)" in med:
         print("  target: A2C DNC >= 4,000 env steps/s")
-    return med
+    if "LSTM (eager)" in cores and any(c.startswith("DNC") for c in cores):
+        print("  target: DNC cost per env step <= 2x the LSTM's")
+    return {"rates": med, "peak_rss_mib": mem}
 
 
 if __name__ == "__main__":
