@@ -64,12 +64,12 @@ def format_table(rows, steps: int, repeats: int) -> str:
          "random pre-sampled actions,"),
         ("gymnasium.make(id, disable_env_checker=True) (registered wrappers kept, "
          "passive checker off)"),
-        f"{'env id':<24}{'steps/s':>12}{'target':>10}  result",
+        f"{'env id':<24}{'steps/s':>12} {'target':>10}  result",
     ]
     for env_id, rate, target, passed in rows:
         target_text = "-" if target is None else f"{target:,}"
         result = "info" if target is None else ("PASS" if passed else "FAIL")
-        lines.append(f"{env_id:<24}{rate:>12,.0f}{target_text:>10}  {result}")
+        lines.append(f"{env_id:<24}{rate:>12,.0f} {target_text:>10}  {result}")
     return "\n".join(lines)
 
 
