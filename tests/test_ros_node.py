@@ -126,6 +126,20 @@ def _flatten_params(d: dict, prefix: str = "") -> dict:
     return out
 
 
+def test_the_docs_table_lists_every_policy_parameter_and_no_other():
+    """docs/ROS.md's parameter table names each parameter of settings.py once (a row may
+    group several: `cmd_vel.enabled`, `.linear_index` is cmd_vel.linear_index)."""
+    text = (PKG.parents[2] / "docs" / "ROS.md").read_text()
+    table = text[text.index("| parameter | default | meaning |"):]
+    table = table[:table.index("\n\n")]
+    named = []
+    for row in table.splitlines()[2:]:
+        names = re.findall(r"`([^`]+)`", row.split("|")[1])
+        group = names[0].rpartition(".")[0]
+        named += [f"{group}{n}" if n.startswith(".") else n for n in names]
+    assert sorted(named) == sorted(POLICY_PARAMETERS)
+
+
 def test_config_files_use_only_known_parameters_with_valid_values():
     from dnc_policy.settings import parse_policy_settings
     from dnc_policy.sim_bridge import BRIDGE_PARAMETERS
@@ -136,6 +150,8 @@ def test_config_files_use_only_known_parameters_with_valid_values():
     # empty (a ROS params file cannot hold `[]`; they are there as comments).
     lists = {"safe_action", "providers", "realtime.cpu_affinity"}
     assert set(params) == set(POLICY_PARAMETERS) - {"model_path"} - lists
+    # ... each with the value declared once in settings.py (the file shows the defaults)
+    assert {k: v for k, v in params.items() if v != POLICY_PARAMETERS[k].default} == {}
     text = (PKG / "config" / "policy.yaml").read_text()
     assert "# safe_action: [" in text and "# providers: [" in text
     assert "# cpu_affinity: [" in text
