@@ -290,7 +290,7 @@ def test_the_length_study_rows_are_parameter_matched():
         env = gym.make(cfg.env, **cfg.env_kwargs)
         policy = build_policy(cfg, env.observation_space.shape[0], action_spec(env.action_space))
         counts[core] = sum(p.numel() for p in policy.parameters())
-    assert counts["dnc"] == 27_020  # the shipped default, unchanged
+    assert counts["dnc"] == 27_020  # the 2016 DNC (de-allocation adds no parameters)
     line = compare.parameters_line(counts)
     assert line.startswith("parameter counts matched within 10% of dnc's"), (line, counts)
     assert "NOT matched" in compare.parameters_line({"dnc": 100, "lstm": 89})
