@@ -84,8 +84,9 @@ GPU_PROVIDERS = ("CUDAExecutionProvider", "TensorrtExecutionProvider")
 # The trainer run for the training row: its embedded default, timed from its first logged
 # update for --train-seconds, then interrupted; the rate from its metrics.csv
 # (training.bench.steady_rate) after TRAIN_WARMUP more updates.
+# compile off on both devices: "auto" would compile on the CPU alone
 TRAIN_FIXED = {"total_steps": 10**12, "stop_at_success": 0, "log_every": 1,
-               "checkpoint_every": 10**12}
+               "checkpoint_every": 10**12, "compile": "false"}
 TRAIN_WARMUP = 2
 TRAIN_START_TIMEOUT = 600.0  # seconds to the first logged update (imports, envs, CUDA init)
 

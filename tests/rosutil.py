@@ -222,10 +222,26 @@ def train_tmaze(base: Path, core: str = "dnc") -> Path:
             f"core={core}", ("core_config={hidden_size: 32, memory_slots: 8, word_size: 8, "
                          "read_heads: 1}"), "env_kwargs.length=4", "env_kwargs.bump_penalty=0.1",
             "lr=3e-3", "num_envs=8", "stop_at_success=0.95", "total_steps=300000",
-            "threads=1", "seed=1", "checkpoint_every=100000000", f"run_dir={base}"])
+            "compile=false", "threads=1", "seed=1", "checkpoint_every=100000000", f"run_dir={base}"])
         ckpt = Path(train(cfg, progress=False, run_dir=base / "run")["checkpoint"])
         policy, ck = ckpt_io.load_policy(ckpt)
         return export_policy(policy, build_contract(policy, ck, sha256_of(ckpt)),
                              base / f"tmaze_{core}.onnx")
     finally:
         torch.set_num_threads(threads)
+
+
+def only_this_thread() -> None:
+    """tracemalloc counts the allocations of every Python thread: stop tqdm's monitor
+    thread (started by any earlier progress bar in this process, it wakes every 10 s and
+    allocates) and check that no other Python thread is left, so that an allocation
+    test traces the code under test alone."""
+    import threading
+
+    import tqdm
+    tqdm.tqdm.monitor_interval = 0  # no new monitor threads
+    if tqdm.tqdm.monitor is not None:
+        tqdm.tqdm.monitor.exit()
+        tqdm.tqdm.monitor = None
+    others = [t for t in threading.enumerate() if t is not threading.current_thread()]
+    assert not others, f"Python threads that tracemalloc would count: {others}"

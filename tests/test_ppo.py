@@ -156,3 +156,28 @@ def test_ppo_learns_the_short_tmaze(tmp_path):
     assert result["success"] >= 0.95, result
     from training.evaluate import evaluate
     assert evaluate(result["checkpoint"], episodes=50)["success_rate"] >= 0.9
+
+
+def test_compile_auto_compiles_a_long_dnc_run_and_says_so(tmp_path, monkeypatch, capfd):
+    """The trainer's default ``compile: auto`` on a run counted as long (the threshold
+    lowered for the test): the DNC's step goes through torch.compile and the run says
+    so; the same run with ``compile=false`` says nothing and gives the same figures up
+    to rounding."""
+    from training import config
+    monkeypatch.setattr(config, "COMPILE_MIN_STEPS", 64)
+    monkeypatch.setattr(torch._dynamo.config, "suppress_errors", False)  # restored after
+    base = ["core=dnc", ("core_config={hidden_size: 16, memory_slots: 8, word_size: 8, "
+                         "read_heads: 1}"), "num_envs=4", "rollout_steps=16", "total_steps=128",
+            "update_epochs=1", "num_minibatches=1", "threads=1", "stop_at_success=0",
+            "checkpoint_every=100000000"]
+    results = {}
+    for mode in ("auto", "false"):
+        cfg = resolve(None, base + [f"compile={mode}", f"run_dir={tmp_path / mode}"],
+                      algo="ppo")
+        results[mode] = train(cfg, progress=False)
+        err = capfd.readouterr().err
+        said = "compile: auto, on for the dnc core on the CPU (total_steps >= 64)" in err
+        assert said == (mode == "auto"), err
+    assert results["auto"]["global_step"] == results["false"]["global_step"] == 128
+    np.testing.assert_allclose(results["auto"]["param_checksum"],
+                               results["false"]["param_checksum"], rtol=1e-4)

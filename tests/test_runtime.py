@@ -17,6 +17,7 @@ from dnc_policy.runtime import CONTRACT_KEY, ContractError, PolicyRuntime
 # The policies and helpers are shared with test_export.py (tests/ is on sys.path under
 # pytest's default import mode), so each policy is trained and exported once per session.
 import test_export
+from rosutil import only_this_thread
 from test_export import env_observations, torch_tick
 
 from training.spaces import ObsFlattener, to_env_actions
@@ -227,6 +228,8 @@ def test_the_allocation_free_tick_equals_the_plain_one(models, name, batch):
     observation, a returned copy, the public run_with_iobinding), and allocate nothing."""
     from dnc_policy.bench import traced_calls
 
+    only_this_thread()
+
     m = models(name)
     fast, plain = PolicyRuntime(m.onnx, batch=batch), PolicyRuntime(m.onnx, batch=batch)
     assert fast._raw_run is not None  # this onnxruntime has the binding's C call
@@ -236,7 +239,7 @@ def test_the_allocation_free_tick_equals_the_plain_one(models, name, batch):
     for t, x in enumerate(stream):
         x = x[0] if batch == 1 and t % 2 else x  # [obs_dim] at batch 1 too
         reset = t % 11 == 5
-        got = fast.step(x.astype(np.float32), reset, out=out)
+        got = fast.step(x.astype(np.float32), reset, out=out, checked=t % 4 < 2)
         assert got is out
         want = plain.step(x.astype(np.float64).tolist() if t % 3 == 0 else x.astype(np.float64),
                           reset)
@@ -250,8 +253,16 @@ def test_the_allocation_free_tick_equals_the_plain_one(models, name, batch):
         fast.step(stream[0].astype(np.float32), out=f32)
         assert f32.tolist() == fast.outputs["action"].astype(np.float32).tolist()
     x = np.ascontiguousarray(stream[1], np.float32)
-    r = traced_calls(lambda _: fast.step(x, out=out), list(range(2000)), warmup=300)
-    assert r["peak_max_bytes"] == 0 and r["gc_collections"] == 0, r
+    for checked in (False, True):  # (the node's controller passes checked=True)
+        r = traced_calls(lambda _, c=checked: fast.step(x, out=out, checked=c), list(range(2000)),
+                         warmup=300)
+        assert r["peak_max_bytes"] == 0 and r["gc_collections"] == 0, (checked, r)
+    # checked=True skips only the finiteness check of a float32 [batch, obs_dim] array:
+    # any other observation is checked as usual
+    with pytest.raises(ValueError, match="shape"):
+        fast.step(np.zeros((batch, fast.obs_dim + 1), np.float32), checked=True)
+    with pytest.raises(ValueError, match="NaN"):
+        fast.step(np.full((batch, fast.obs_dim), np.nan), checked=True)  # float64
 
 
 def test_reset_makes_the_next_tick_a_fresh_runtimes_tick(models):

@@ -57,6 +57,8 @@ def test_embedded_default_is_the_tmaze_dnc_file_and_every_config_validates():
     ("gamma: 1.5\n", r"gamma: must be in \[0, 1\]"),
     ("device: tpu\n", r"device: 'tpu' is not one of"),
     ("env: NoSuchEnv-v9\n", r"env: 'NoSuchEnv-v9' is not a registered Gymnasium id"),
+    ("compile: yes please\n", r'compile: expected true, false or "auto", got \'yes please\''),
+    ("compile: 1\n", r'compile: expected true, false or "auto", got 1'),
     ("- a\n- b\n", r"expected a mapping"),
     ("lr: [1\n", r"is not valid YAML"),
 ])
@@ -65,6 +67,30 @@ def test_bad_config_files_are_errors_naming_the_key(tmp_path, text, message):
     path.write_text(text)
     with pytest.raises(ConfigError, match=message):
         TrainConfig.load(path)
+
+
+def test_compile_auto_compiles_the_memory_cores_on_long_cpu_runs_only(monkeypatch):
+    """``compile: auto`` (the default) turns torch.compile on exactly where
+    training.bench measured that it pays, and says why; a bool forces it."""
+    from training.config import COMPILE_MIN_STEPS, compile_enabled
+    assert TrainConfig().compile == "auto" == TrainConfig.default("ppo").compile
+    long = resolve(None, [f"total_steps={COMPILE_MIN_STEPS}"])
+    for core in ("dnc", "ntm"):
+        assert compile_enabled(resolve(None, [f"core={core}", f"total_steps={COMPILE_MIN_STEPS}"]),
+                               "cpu")[0]
+    for cfg, device, why in [
+            (resolve(None, ["core=lstm"]), "cpu", "off for the lstm core"),
+            (resolve(None, ["core=gru"]), "cpu", "off for the gru core"),
+            (long, "cuda", "off on cuda"),
+            (resolve(None, [f"total_steps={COMPILE_MIN_STEPS - 1}"]), "cpu",
+             "off below 50,000 total_steps")]:
+        assert compile_enabled(cfg, device) == (False, f"compile: auto, {why}" + (
+            " (measured on the CPU only)" if device == "cuda" else ""))
+    assert compile_enabled(resolve(None, ["compile=true", "core=lstm"]), "cuda")[0]
+    assert not compile_enabled(resolve(None, ["compile=false"]), "cpu")[0]
+    monkeypatch.setenv("CXX", "no-such-c++-compiler")  # inductor's compiler, not found
+    assert compile_enabled(long, "cpu") == (
+        False, "compile: auto, off: no C++ compiler 'no-such-c++-compiler' on the PATH")
 
 
 def test_overrides_and_flags():

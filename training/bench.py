@@ -32,14 +32,17 @@ from training.config import TrainConfig
 
 MDS = ["core_config.masked_lookup=true", "core_config.deallocation=true",
        "core_config.link_sharpness=true"]
-CORES = {"DNC (eager)": ["core=dnc"],
+NTM = ["core=ntm", "core_config={hidden_size: 64, memory_slots: 16, word_size: 16, "
+       "read_heads: 1}"]
+# compile set either way: the trainers' default ("auto") depends on the run's length
+CORES = {"DNC (eager)": ["core=dnc", "compile=false"],
          "DNC (compile)": ["core=dnc", "compile=true"],
-         "DNC-MDS (eager)": ["core=dnc"] + MDS,
+         "DNC-MDS (eager)": ["core=dnc", "compile=false"] + MDS,
          "DNC-MDS (compile)": ["core=dnc", "compile=true"] + MDS,
-         "NTM (eager)": ["core=ntm", "core_config={hidden_size: 64, memory_slots: 16, "
-                         "word_size: 16, read_heads: 1}"],
-         "LSTM (eager)": ["core=lstm", "core_config={hidden_size: 64}"],
-         "GRU (eager)": ["core=gru", "core_config={hidden_size: 64}"]}
+         "NTM (eager)": NTM + ["compile=false"],
+         "NTM (compile)": NTM + ["compile=true"],
+         "LSTM (eager)": ["core=lstm", "core_config={hidden_size: 64}", "compile=false"],
+         "GRU (eager)": ["core=gru", "core_config={hidden_size: 64}", "compile=false"]}
 TRAIN = ("a2c", "ppo")
 VARIANTS = {f"{algo.upper()} {core}": (algo, sets)
             for algo in TRAIN for core, sets in CORES.items()}

@@ -300,8 +300,9 @@ def train_command(run: Run) -> list[str]:
            "--seed", str(run.seed), "--no-progress", "--set", "threads=1",
            "--set", "stop_at_success=0", "--set", "log_every=1",
            "--set", f"run_dir={run.folder}"]
-    if run.compile:
-        cmd += ["--set", "compile=true"]
+    # compile set either way, so that every row of a task has the same setting (the
+    # trainers' "auto" would compile the DNC and NTM rows alone)
+    cmd += ["--set", f"compile={'true' if run.compile else 'false'}"]
     return cmd + ["--total-steps", str(run.total_steps)]
 
 
@@ -354,38 +355,55 @@ def latest_metrics(folder: Path) -> Path:
     return found[-1]
 
 
+class _EvalCache:
+    """A JSON file beside a run's final checkpoint (``lengths.json``, ``trials.json``)
+    holding evaluations of that checkpoint: ``data`` is its content when it names the
+    same checkpoint (sha256) and episode count, else empty; ``save`` rewrites it
+    atomically."""
+
+    def __init__(self, run_folder: Path, name: str, episodes: int):
+        import json
+
+        from training.checkpoint import resolve_path
+        self.ckpt = resolve_path(run_folder)
+        self.path = Path(run_folder) / name
+        self.episodes = episodes
+        self.digest = hashlib.sha256(self.ckpt.read_bytes()).hexdigest()
+        data = {}
+        if self.path.is_file():
+            try:
+                data = json.loads(self.path.read_text())
+            except json.JSONDecodeError:
+                data = {}
+        ok = (isinstance(data, dict) and data.get("sha256") == self.digest
+              and data.get("episodes") == episodes)
+        self.data = data if ok else {}
+
+    def save(self, **fields) -> None:
+        import json
+
+        from dnc_policy.files import atomic_write
+        data = json.dumps({"sha256": self.digest, "checkpoint": str(self.ckpt),
+                           "episodes": self.episodes, **fields}, indent=1)
+        atomic_write(self.path, lambda f: f.write(data.encode()))
+
+
 def evaluate_lengths(run_folder: Path, lengths: list[int], episodes: int) -> dict[int, float]:
     """Deterministic success of a run's final checkpoint at each corridor length
     (``{length: success}``), from ``lengths.json`` beside it when that holds the same
     checkpoint (sha256) and episode count, else evaluated and added there."""
-    import json
-
     import torch
-    from dnc_policy.files import atomic_write
 
-    from training.checkpoint import resolve_path
     from training.evaluate import evaluate
-    ckpt = resolve_path(run_folder)
-    cache_path = Path(run_folder) / "lengths.json"
-    digest = hashlib.sha256(ckpt.read_bytes()).hexdigest()
-    cache = {}
-    if cache_path.is_file():
-        try:
-            cache = json.loads(cache_path.read_text())
-        except json.JSONDecodeError:
-            cache = {}
-        if not isinstance(cache, dict) or cache.get("sha256") != digest:
-            cache = {}
-    results = cache.get("success", {}) if cache.get("episodes") == episodes else {}
+    cache = _EvalCache(run_folder, "lengths.json", episodes)
+    results = dict(cache.data.get("success", {}))
     todo = [n for n in lengths if str(n) not in results]
     if todo:
         torch.set_num_threads(1)
         for n in todo:
-            r = evaluate(str(ckpt), episodes=episodes, seed=0, env_kwargs={"length": n})
+            r = evaluate(str(cache.ckpt), episodes=episodes, seed=0, env_kwargs={"length": n})
             results[str(n)] = float(r["success_rate"])
-        data = json.dumps({"sha256": digest, "checkpoint": str(ckpt), "episodes": episodes,
-                           "success": results}, indent=1)
-        atomic_write(cache_path, lambda f: f.write(data.encode()))
+        cache.save(success=results)
     return {n: results[str(n)] for n in lengths}
 
 
@@ -394,31 +412,17 @@ def evaluate_trials(run_folder: Path, episodes: int) -> dict:
     (``training.evaluate``'s ``adaptation``: steps per trial, deterministic, seeds
     0..episodes-1), from ``trials.json`` beside it when that holds the same checkpoint
     (sha256) and episode count, else evaluated and written there."""
-    import json
-
     import torch
-    from dnc_policy.files import atomic_write
 
-    from training.checkpoint import resolve_path
     from training.evaluate import evaluate
-    ckpt = resolve_path(run_folder)
-    cache_path = Path(run_folder) / "trials.json"
-    digest = hashlib.sha256(ckpt.read_bytes()).hexdigest()
-    if cache_path.is_file():
-        try:
-            cache = json.loads(cache_path.read_text())
-        except json.JSONDecodeError:
-            cache = {}
-        if (isinstance(cache, dict) and cache.get("sha256") == digest
-                and cache.get("episodes") == episodes and "adaptation" in cache):
-            return cache["adaptation"]
+    cache = _EvalCache(run_folder, "trials.json", episodes)
+    if "adaptation" in cache.data:
+        return cache.data["adaptation"]
     torch.set_num_threads(1)
-    r = evaluate(str(ckpt), episodes=episodes, seed=0)
+    r = evaluate(str(cache.ckpt), episodes=episodes, seed=0)
     if "adaptation" not in r:
         raise ValueError(f"--eval-trials: {r['env']} reports no info['trial_steps']")
-    data = json.dumps({"sha256": digest, "checkpoint": str(ckpt), "episodes": episodes,
-                       "success": r["success_rate"], "adaptation": r["adaptation"]}, indent=1)
-    atomic_write(cache_path, lambda f: f.write(data.encode()))
+    cache.save(success=r["success_rate"], adaptation=r["adaptation"])
     return r["adaptation"]
 
 

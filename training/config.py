@@ -13,6 +13,8 @@ import dataclasses
 import difflib
 import inspect
 import math
+import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,7 +89,10 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda
     vector_env: str = "sync"  # sync | async
     threads: int = 2  # torch intra-op threads (CPU)
-    compile: bool = False  # torch.compile the core's step (faster, one-off compile cost)
+    # torch.compile the core's step: "auto" compiles where it pays (compile_enabled: the
+    # DNC and NTM cores on the CPU, runs of >= COMPILE_MIN_STEPS env steps, a C++
+    # compiler present); true / false force it. Faster, at a one-off compile cost.
+    compile: bool | str = "auto"
     run_dir: str = "runs"
     log_every: int = 10  # updates between log lines / TensorBoard points
     checkpoint_every: int = 100_000  # env steps between checkpoints (and one at the end)
@@ -100,6 +105,11 @@ class TrainConfig:
     def validate(self) -> "TrainConfig":
         """Check types, ranges and choices; raise :class:`ConfigError` naming the key."""
         for f in dataclasses.fields(self):
+            if f.name == "compile":
+                if not (isinstance(self.compile, bool) or self.compile == "auto"):
+                    raise ConfigError(f"compile: expected true, false or \"auto\", got "
+                                      f"{self.compile!r}")
+                continue
             _check_type(f.name, getattr(self, f.name), f.type)
         for key, choices in self.CHOICES.items():
             if getattr(self, key) not in choices:
@@ -289,6 +299,35 @@ ALGO_DEFAULTS: dict[str, dict[str, Any]] = {
             "core_config": {"hidden_size": 64, "memory_slots": 16, "word_size": 16,
                             "read_heads": 1, "deallocation": True}},
 }
+
+
+# compile: "auto" compiles the core step of these cores on the CPU for runs of at least
+# this many env steps: there it pays (training.bench, PPO at one thread: the DNC's cost
+# per env step 4.2x the LSTM's eager, 1.75x compiled; docs/BENCHMARKS.md), while the
+# one-off compile (tens of seconds) outweighs the gain on short runs. The LSTM and GRU
+# are left eager (their steps are a few fused ops already).
+COMPILE_MIN_STEPS = 50_000
+COMPILED_CORES = ("dnc", "ntm")
+
+
+def compile_enabled(cfg: TrainConfig, device_type: str) -> tuple[bool, str]:
+    """Whether a run compiles its core's step, and why: ``cfg.compile`` when it is a
+    bool, else (``"auto"``) on exactly for a core of :data:`COMPILED_CORES` on the CPU
+    with ``total_steps >= COMPILE_MIN_STEPS`` where inductor's C++ compiler (``$CXX``,
+    else ``g++``) is on the PATH."""
+    if isinstance(cfg.compile, bool):
+        return cfg.compile, f"compile: {str(cfg.compile).lower()}"
+    if cfg.core not in COMPILED_CORES:
+        return False, f"compile: auto, off for the {cfg.core} core"
+    if device_type != "cpu":
+        return False, f"compile: auto, off on {device_type} (measured on the CPU only)"
+    if cfg.total_steps < COMPILE_MIN_STEPS:
+        return False, f"compile: auto, off below {COMPILE_MIN_STEPS:,} total_steps"
+    cxx = os.environ.get("CXX", "g++")
+    if shutil.which(cxx) is None:
+        return False, f"compile: auto, off: no C++ compiler {cxx!r} on the PATH"
+    return True, (f"compile: auto, on for the {cfg.core} core on the CPU "
+                  f"(total_steps >= {COMPILE_MIN_STEPS:,})")
 
 
 def _yaml11_float(value: Any) -> Any:

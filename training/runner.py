@@ -46,7 +46,7 @@ from tqdm import tqdm
 import sim  # noqa: F401  (registers the dnc/ envs)
 from dnc_core import CORES, ActorCritic, make_core
 from training import checkpoint as ckpt_io
-from training.config import ConfigError, TrainConfig, resolve
+from training.config import ConfigError, TrainConfig, compile_enabled, resolve
 from training.envs import env_spec, make_env
 from training.rollout import EpisodeTracker, Rollout, collect_rollout, start_carry
 from training.spaces import ObsFlattener, action_spec, describe_space
@@ -216,8 +216,14 @@ def train(cfg: TrainConfig, update_fn: Update,
         _load_training_state(point, policy, optimizer)
         global_step, update = resumed["global_step"], resumed["update"]
         restore_rng(resumed, cfg, rank, device)
-    if cfg.compile:
+    use_compile, why = compile_enabled(cfg, device.type)
+    if use_compile:
+        if cfg.compile == "auto":  # a compile that fails falls back to the eager step
+            torch._dynamo.config.suppress_errors = True
         policy.core.compile_step()
+        if rank == 0:
+            print(f"{why}: the first updates include a one-off compile", file=sys.stderr,
+                  flush=True)
     model = policy
     if world > 1:
         # DDP starts every rank from rank 0's weights and averages the gradients in

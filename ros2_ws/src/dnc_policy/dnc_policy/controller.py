@@ -475,8 +475,9 @@ class PolicyController:
         """One policy step on the observation buffer."""
         t0 = time.perf_counter()
         try:
+            # checked: _load or validate() found every value within max_abs_obs
             action = self.runtime.step(self._obs, reset=self._pending_reset,
-                                       out=self._action_out)
+                                       out=self._action_out, checked=True)
         except NonFiniteOutput as e:
             # A model that outputs NaN/Inf (e.g. for an observation far outside
             # training's range within max_abs_obs): the runtime took the step back (the
