@@ -99,6 +99,13 @@ def test_end_to_end_tiny_study(tmp_path):
         cells = [c.strip() for c in r.split("|")[1:-1]]
         assert cells[1] == "2" and cells[2] == "2/2"  # seeds; threshold 0 reached by both
     assert "DNC/LSTM episodes to 0" in md
+    summaries = result["summaries"]["tmaze"]
+    for r in rows[1:]:  # the last column: final return, mean ± std, then each seed's
+        core = r.split("|")[1].strip()
+        finals = [s.final_return for s in summaries[core]]
+        want = (f"{np.mean(finals):.1f} ± {np.std(finals, ddof=1):.1f}; "
+                + ", ".join(f"{v:.1f}" for v in finals))
+        assert r.split("|")[-2].strip() == want
     for core in ("dnc", "lstm"):
         for seed in (1, 2):
             csvs = list((runs / "tmaze" / core / f"seed{seed}").glob("*/metrics.csv"))
@@ -107,7 +114,6 @@ def test_end_to_end_tiny_study(tmp_path):
             assert s.total_steps == 4096  # the budget override and stop_at_success=0 held
             assert s.total_steps // (16 * 32) == len(s.steps)  # log_every=1: a row per update
             assert (csvs[0].parent / "code_version.txt").read_text().strip()
-    summaries = result["summaries"]["tmaze"]
     assert all(s.reached for core in ("dnc", "lstm") for s in summaries[core])
     # --no-train re-summarises the same runs without training.
     again = compare.main(["--tasks", "tmaze", "--seeds", "2", "--no-train",

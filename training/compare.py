@@ -567,8 +567,9 @@ def task_report(task: str, results: dict[str, list[RunSummary]], threshold: floa
              (f"| core | seeds | reached {threshold:g} | episodes to {threshold:g} "
               f"(mean ± std, reached seeds) | env steps to {threshold:g} | episodes per seed "
               f"| final success (mean ± std) | wall time (mean, s) "
-              f"| lowest success after reaching it, per seed |"),
-             "|---|---|---|---|---|---|---|---|---|"]
+              f"| lowest success after reaching it, per seed "
+              f"| final return (mean ± std; per seed) |"),
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for core, runs in results.items():
         reached = [r for r in runs if r.reached]
         per_seed = ", ".join(f"{r.episodes_to_threshold:,}" if r.reached else
@@ -580,7 +581,8 @@ def task_report(task: str, results: dict[str, list[RunSummary]], threshold: floa
             f"| {_mean_std([r.steps_to_threshold for r in reached])} | {per_seed} "
             f"| {np.mean(finals):.3f} ± {np.std(finals, ddof=1) if len(finals) > 1 else 0:.3f} "
             f"| {np.mean([r.wall_s for r in runs]):.0f} "
-            f"| {', '.join(f'{r.lowest_after:.2f}' if r.reached else '—' for r in runs)} |")
+            f"| {', '.join(f'{r.lowest_after:.2f}' if r.reached else '—' for r in runs)} "
+            f"| {_returns([r.final_return for r in runs])} |")
     if baseline:
         lines.append(baseline_row(baseline, threshold))
     lines.append("")
@@ -641,6 +643,15 @@ def _pm(values, digits: int = 3) -> str:
     return f"{np.mean(values):.{digits}f} ± {std:.{digits}f}"
 
 
+def _returns(values) -> str:
+    """Final rolling returns: "mean ± std; each seed's", or "—" where none is known."""
+    known = [v for v in values if v is not None and not math.isnan(v)]
+    if not known:
+        return "—"
+    each = ", ".join("—" if v is None or math.isnan(v) else f"{v:.1f}" for v in values)
+    return f"{_pm(known, 1)}; {each}"
+
+
 def baseline_row(lines: list[dict], threshold: float) -> str:
     """The table row of RecurrentPPO in a success task's table (same columns)."""
     reached = [r for r in lines if r["episodes_to_threshold"] is not None]
@@ -650,7 +661,8 @@ def baseline_row(lines: list[dict], threshold: float) -> str:
             f"| {_mean_std([r['episodes_to_threshold'] for r in reached])} "
             f"| {_mean_std([r['steps_to_threshold'] for r in reached])} | {per_seed} "
             f"| {_pm([r['final_success'] for r in lines])} | — "
-            f"| {', '.join('—' if r['min_after'] is None else format(r['min_after'], '.2f') for r in lines)} |")
+            f"| {', '.join('—' if r['min_after'] is None else format(r['min_after'], '.2f') for r in lines)} "
+            f"| {_returns([r.get('final_return') for r in lines])} |")
 
 
 def return_report(task: str, results: dict[str, list[RunSummary]], env_line: str,
