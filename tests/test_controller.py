@@ -14,7 +14,7 @@ import test_export
 from dnc_policy.controller import PolicyController, safe_action_for
 from dnc_policy.runtime import PolicyRuntime
 from dnc_policy.settings import POLICY_PARAMETERS, SettingsError, parse_policy_settings
-from rosutil import only_this_thread
+from rosutil import stop_tqdm_monitor
 from test_export import env_observations
 
 models = test_export.models
@@ -345,7 +345,7 @@ def test_the_tick_path_allocates_nothing(model):
     from dnc_policy.bench import measure_allocations, observation_messages, traced_calls
     from dnc_policy.node import TickOutput
 
-    only_this_thread()
+    stop_tqdm_monitor()
 
     timer = controller(model, tick_mode="timer", obs_timeout_ms=0.0)
     msgs = observation_messages(timer.runtime.obs_dim, 64)

@@ -17,7 +17,7 @@ from dnc_policy.runtime import CONTRACT_KEY, ContractError, PolicyRuntime
 # The policies and helpers are shared with test_export.py (tests/ is on sys.path under
 # pytest's default import mode), so each policy is trained and exported once per session.
 import test_export
-from rosutil import only_this_thread
+from rosutil import stop_tqdm_monitor
 from test_export import env_observations, torch_tick
 
 from training.spaces import ObsFlattener, to_env_actions
@@ -228,7 +228,7 @@ def test_the_allocation_free_tick_equals_the_plain_one(models, name, batch):
     observation, a returned copy, the public run_with_iobinding), and allocate nothing."""
     from dnc_policy.bench import traced_calls
 
-    only_this_thread()
+    stop_tqdm_monitor()
 
     m = models(name)
     fast, plain = PolicyRuntime(m.onnx, batch=batch), PolicyRuntime(m.onnx, batch=batch)
