@@ -644,12 +644,15 @@ def _pm(values, digits: int = 3) -> str:
 
 
 def _returns(values) -> str:
-    """Final rolling returns: "mean ± std; each seed's", or "—" where none is known."""
+    """Final rolling returns: "mean ± std; each seed's", or "—" where none is known;
+    one decimal where some |return| >= 10 (CartPole's hundreds), else three (the
+    T-maze's returns near 0)."""
     known = [v for v in values if v is not None and not math.isnan(v)]
     if not known:
         return "—"
-    each = ", ".join("—" if v is None or math.isnan(v) else f"{v:.1f}" for v in values)
-    return f"{_pm(known, 1)}; {each}"
+    digits = 1 if max(abs(v) for v in known) >= 10 else 3
+    each = ", ".join("—" if v is None or math.isnan(v) else f"{v:.{digits}f}" for v in values)
+    return f"{_pm(known, digits)}; {each}"
 
 
 def baseline_row(lines: list[dict], threshold: float) -> str:
