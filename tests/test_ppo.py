@@ -170,14 +170,18 @@ def test_compile_auto_compiles_a_long_dnc_run_and_says_so(tmp_path, monkeypatch,
                          "read_heads: 1}"), "num_envs=4", "rollout_steps=16", "total_steps=128",
             "update_epochs=1", "num_minibatches=1", "threads=1", "stop_at_success=0",
             "checkpoint_every=100000000"]
-    results = {}
+    from torch._dynamo.utils import counters  # graphs torch.compile captured
+    results, graphs = {}, {}
     for mode in ("auto", "false"):
         cfg = resolve(None, base + [f"compile={mode}", f"run_dir={tmp_path / mode}"],
                       algo="ppo")
+        counters.clear()
         results[mode] = train(cfg, progress=False)
+        graphs[mode] = counters["stats"]["unique_graphs"]
         err = capfd.readouterr().err
         said = "compile: auto, on for the dnc core on the CPU (total_steps >= 64)" in err
         assert said == (mode == "auto"), err
+    assert graphs["auto"] > 0 and graphs["false"] == 0, graphs
     assert results["auto"]["global_step"] == results["false"]["global_step"] == 128
     np.testing.assert_allclose(results["auto"]["param_checksum"],
                                results["false"]["param_checksum"], rtol=1e-4)

@@ -50,7 +50,7 @@ def main(argv=None) -> int:
     # The default stops at 98% rolling success, after about 8k env steps (80 s eager on
     # two quiet cores): "auto" would compile for its 1.5M total_steps, and the one-off
     # compile (minutes on a loaded machine) would outlast what it saves here.
-    cfg.compile = False if cfg.compile == "auto" else cfg.compile
+    cfg.compile = False
     cfg.validate()
     step(1, f"training the default policy ({a.trainer}): {cfg.core} on {cfg.env} "
             f"{cfg.env_kwargs}")
