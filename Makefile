@@ -14,12 +14,13 @@ STAMP      := $(VENV)/.installed-$(shell printf '%s' '$(TORCH_SPEC) $(EXTRAS)' |
 
 .PHONY: setup demo copy-task test bench gpu-check clean
 
-$(STAMP): pyproject.toml Makefile ros2_ws/src/dnc_policy/setup.py
+$(STAMP): pyproject.toml setup.py Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
+	@# An older checkout installed the ROS package's sources as a second distribution.
+	@$(PY) -m pip uninstall --quiet --yes dnc_policy 2>/dev/null || true
 	$(PY) -m pip install --quiet -e ".[$(EXTRAS)]"
-	$(PY) -m pip install --quiet -e ros2_ws/src/dnc_policy
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 

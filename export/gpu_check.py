@@ -63,6 +63,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from dnc_policy.contract import STATE_IN, STATE_OUT, distribution_outputs
 from export.onnx import (
     MAX_PARITY_STEPS,
     TOLERANCE,
@@ -70,7 +71,6 @@ from export.onnx import (
     _batch_sizes,
     build_contract,
     check_parity,
-    distribution_outputs,
     export_policy,
     output_problem,
     sha256_of,
@@ -106,7 +106,7 @@ class BoundSession:
                  cuda_graph: bool = False):
         import onnx
         import onnxruntime as ort
-        from dnc_policy.runtime import check_graph, read_contract
+        from dnc_policy.contract import check_graph, read_contract
 
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
@@ -135,7 +135,7 @@ class BoundSession:
 
         self.state_shapes = [(b,) + tuple(s["shape"]) for s in self.contract["state"]]
         names = [s["name"] for s in self.contract["state"]]
-        self.head_names = [o for o in self.contract["outputs"] if not o.startswith("state_out.")]
+        self.head_names = [o for o in self.contract["outputs"] if not o.startswith(STATE_OUT)]
         out_type = {o.name: o.type for o in self.session.get_outputs()}
         out_shape = {o.name: [b] + [int(d) for d in o.shape[1:]]
                      for o in self.session.get_outputs()}
@@ -149,8 +149,8 @@ class BoundSession:
             io.bind_ortvalue_input("obs", self._obs)
             io.bind_ortvalue_input("reset", self._reset)
             for name, s_in, s_out in zip(names, self.states[src], self.states[dst]):
-                io.bind_ortvalue_input(f"state_in.{name}", s_in)
-                io.bind_ortvalue_output(f"state_out.{name}", s_out)
+                io.bind_ortvalue_input(STATE_IN + name, s_in)
+                io.bind_ortvalue_output(STATE_OUT + name, s_out)
             for name, value in self.heads.items():
                 io.bind_ortvalue_output(name, value)
             self.bindings.append(io)

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import math
 import os
 import sys
@@ -47,20 +46,24 @@ from torch import Tensor, nn
 
 from dnc_core import ActorCritic
 from dnc_core.policy import deterministic_action
+from dnc_policy import contract as onnx_contract
+from dnc_policy.contract import (
+    CONTRACT_KEY,
+    OBS,
+    RESET,
+    STATE_IN,
+    action_dtype,
+    action_shape,
+    distribution_outputs,
+)
 
 try:
     import fcntl
 except ImportError:  # Windows: no flock
     fcntl = None
 
-CONTRACT_KEY = "dnc_policy.contract"
-CONTRACT_VERSION = "1.0"
 OPSET = 18
 TOLERANCE = 1e-4
-
-
-def distribution_outputs(kind: str) -> list[str]:
-    return ["action_mean", "action_log_std"] if kind == "box" else ["logits"]
 
 
 class PolicyTick(nn.Module):
@@ -114,17 +117,14 @@ def simplify(model):
 
 
 def io_names(policy: ActorCritic) -> tuple[list[str], list[str]]:
-    names = [n for n, _ in policy.state_spec]
-    inputs = ["obs", "reset"] + [f"state_in.{n}" for n in names]
-    outputs = (["action", "value"] + distribution_outputs(policy.action.kind)
-               + [f"state_out.{n}" for n in names])
-    return inputs, outputs
+    """The graph's input and output names for ``policy`` (the contract's :func:`io_names`)."""
+    return onnx_contract.io_names([n for n, _ in policy.state_spec], policy.action.kind)
 
 
 def _versions() -> dict:
     from importlib.metadata import PackageNotFoundError, version
     out = {"torch": str(torch.__version__)}
-    for pkg in ("onnx", "onnxruntime", "dnc-policy"):
+    for pkg in ("onnx", "onnxruntime", "dnc-policy-workstation"):
         try:
             out[pkg] = version(pkg)
         except PackageNotFoundError:
@@ -136,16 +136,16 @@ def build_contract(policy: ActorCritic, ckpt: dict, ckpt_sha256: str) -> dict:
     """The JSON contract: everything a runtime needs to know about the file."""
     inputs, outputs = io_names(policy)
     spec = policy.action
-    action_dtype = "float32" if spec.kind == "box" else "int64"
-    action_shape = ["B"] if spec.kind == "discrete" else ["B", spec.dim]
     norm = policy.obs_norm
     return {
-        "contract_version": CONTRACT_VERSION,
+        "contract_version": onnx_contract.CONTRACT_VERSION,
         "obs_dim": policy.obs_dim,
         "observation_space": ckpt["observation_space"],
         "action_space": ckpt["action_space"],
-        "action": {**spec.to_dict(), "dtype": action_dtype, "shape": action_shape},
-        "distribution": {"kind": spec.kind, "outputs": distribution_outputs(spec.kind)},
+        "action": {**spec.to_dict(), "dtype": action_dtype(spec.kind),
+                   "shape": action_shape(spec.kind, spec.dim)},
+        "distribution": {"kind": spec.kind,
+                         "outputs": distribution_outputs(spec.kind)},
         "state": [{"name": n, "shape": list(s)} for n, s in policy.state_spec],
         "inputs": inputs,
         "outputs": outputs,
@@ -207,8 +207,7 @@ def build_model(policy: ActorCritic, contract: dict):
     model.producer_name = "dnc-policy export.onnx"
     model.doc_string = (f"dnc-policy: {contract['core']['kind']} policy for "
                         f"{contract['env']['id']}; contract in metadata_props[{CONTRACT_KEY!r}]")
-    entry = model.metadata_props.add()
-    entry.key, entry.value = CONTRACT_KEY, json.dumps(contract, allow_nan=True)
+    onnx_contract.write_contract(model, contract)  # checked against the runtime's schema
     onnx.checker.check_model(model, full_check=True)
     return model
 
@@ -282,7 +281,7 @@ def session_step(policy: ActorCritic, onnx_path: str | Path, batch: int):
 
     def step(obs, reset):
         nonlocal state
-        feed = {"obs": obs, "reset": reset, **{f"state_in.{n}": s for n, s in zip(names, state)}}
+        feed = {OBS: obs, RESET: reset, **{STATE_IN + n: s for n, s in zip(names, state)}}
         res = sess.run(outputs, feed)
         state = res[2 + n_dist:]
         return res[0], res[1], res[2:2 + n_dist], state

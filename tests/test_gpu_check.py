@@ -23,7 +23,7 @@ import torch
 from dnc_policy.runtime import PolicyRuntime
 
 from export.gpu_check import BoundSession, check_bound_parity
-from export.onnx import CONTRACT_KEY
+from dnc_policy.contract import CONTRACT_KEY
 
 ROOT = Path(__file__).resolve().parents[1]
 models = test_export.models

@@ -12,7 +12,8 @@ import gymnasium as gym
 import numpy as np
 import onnx
 import pytest
-from dnc_policy.runtime import CONTRACT_KEY, ContractError, PolicyRuntime
+from dnc_policy.contract import CONTRACT_KEY, ContractError
+from dnc_policy.runtime import PolicyRuntime
 
 # The policies and helpers are shared with test_export.py (tests/ is on sys.path under
 # pytest's default import mode), so each policy is trained and exported once per session.

@@ -50,7 +50,7 @@ def versions() -> dict:
     import gymnasium
     import numpy
     try:
-        ours = version("dnc-policy")
+        ours = version("dnc-policy-workstation")
     except PackageNotFoundError:
         ours = "unknown"
     # str(): torch.__version__ is a TorchVersion, which weights_only loading refuses.

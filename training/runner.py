@@ -394,9 +394,10 @@ class _Logger:
                  resume_step: int | None = None, config_now: bool = True):
         try:
             from torch.utils.tensorboard import SummaryWriter
-        except ImportError as e:
-            raise ImportError("TensorBoard logging needs the 'train' extra: "
-                              "pip install 'dnc-policy[train]'") from e
+        except ImportError:  # a plain `pip install .`: metrics.csv is the whole log
+            SummaryWriter = None
+            print("training: TensorBoard is not installed (the 'train' extra: pip install "
+                  "'.[train]'); logging to metrics.csv only", file=sys.stderr)
         run_dir.mkdir(parents=True, exist_ok=True)
         if resume_step is not None:  # what a killed run left after its last checkpoint
             remove_temporaries(run_dir)
@@ -405,8 +406,8 @@ class _Logger:
             write_config(run_dir, cfg)
         self.cfg, self.start = cfg, time.perf_counter()
         # purge_step: TensorBoard hides the events a killed run wrote after its checkpoint.
-        self.writer = SummaryWriter(str(run_dir), purge_step=None if resume_step is None
-                                    else resume_step + 1)
+        self.writer = None if SummaryWriter is None else SummaryWriter(
+            str(run_dir), purge_step=None if resume_step is None else resume_step + 1)
         new_csv = not (run_dir / "metrics.csv").exists()
         self.csv_file = open(run_dir / "metrics.csv", "a", newline="")
         self.csv = csv.writer(self.csv_file)
@@ -429,7 +430,7 @@ class _Logger:
                    "charts/episode_length": length, "charts/fps": fps, "charts/lr": lr,
                    "charts/episodes": tracker.episodes, **parts, **memory}
         for k, v in scalars.items():
-            if v == v:  # NaN until an episode has finished
+            if v == v and self.writer is not None:  # NaN until an episode has finished
                 self.writer.add_scalar(k, v, global_step)
         self.csv.writerow([global_step, tracker.episodes, ret, success, length, round(fps),
                            parts["losses/policy"], parts["losses/value"],
@@ -439,7 +440,8 @@ class _Logger:
 
     def close(self) -> None:
         self.bar.close()
-        self.writer.close()
+        if self.writer is not None:
+            self.writer.close()
         self.csv_file.close()
 
 

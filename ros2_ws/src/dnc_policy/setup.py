@@ -14,8 +14,10 @@ setup(
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
         (f"share/{PACKAGE}/config", glob("config/*.yaml")),
     ],
-    # onnxruntime or onnxruntime-gpu is installed by the user / image (they conflict).
+    # onnxruntime or onnxruntime-gpu, as an extra: the two conflict, and a Jetson image
+    # installs its own onnxruntime-gpu build (docker/Dockerfile.jetson).
     install_requires=["setuptools", "numpy"],
+    extras_require={"cpu": ["onnxruntime>=1.18"], "gpu": ["onnxruntime-gpu>=1.18"]},
     zip_safe=True,
     maintainer="dnc-policy developers",
     maintainer_email="dev@dnc-policy.invalid",

@@ -20,23 +20,26 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .contract import (
+    OBS,
+    RESET,
+    STATE_IN,
+    STATE_OUT,
+    ContractError,
+    _describe,
+    check_graph,
+    read_contract,
+)
 from .files import atomic_write
 
-CONTRACT_KEY = "dnc_policy.contract"
-SUPPORTED_MAJOR = 1
 DEFAULT_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider",
                      "CPUExecutionProvider")
-
-
-class ContractError(ValueError):
-    """The ONNX file has no contract, another major version, or one its graph breaks."""
 
 
 class StateError(ValueError):
@@ -68,249 +71,6 @@ class NonFiniteOutput(ValueError):
     """A tick whose outputs (heads, or on the CPU also the new state) hold NaN or Inf.
     :meth:`PolicyRuntime.step` raises it after undoing the tick: the state and any
     pending reset are those before it, so the caller can act safely and try again."""
-
-
-ACTION_KINDS = ("discrete", "multi_discrete", "multi_binary", "box")
-_JSON_TYPES = {dict: "an object", list: "an array", str: "a string", bool: "a boolean",
-               int: "an integer", float: "a number", type(None): "null"}
-
-
-def _describe(value) -> str:
-    """``value`` for a one-line message: its JSON text (cut short) and JSON type."""
-    try:
-        text = json.dumps(value, allow_nan=True)
-    except (TypeError, ValueError, RecursionError):
-        text = f"<{type(value).__name__}>"
-    if len(text) > 60:
-        text = text[:57] + "..."
-    return f"{text} ({_JSON_TYPES.get(type(value), type(value).__name__)})"
-
-
-def _bad(field: str, value, expected: str) -> ContractError:
-    return ContractError(f"contract field {field!r} = {_describe(value)}: expected {expected}")
-
-
-def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def _need(contract: dict, field: str, where: str = ""):
-    if field not in contract:
-        raise ContractError(f"contract lacks {where + field!r}")
-    return contract[field]
-
-
-def _check_object(value, field: str) -> dict:
-    if not isinstance(value, dict):
-        raise _bad(field, value, "an object")
-    return value
-
-
-def _check_names(value, field: str) -> list:
-    if not isinstance(value, list) or not all(isinstance(n, str) and n for n in value):
-        raise _bad(field, value, "an array of non-empty strings")
-    if len(set(value)) != len(value):
-        raise _bad(field, value, "names without repeats")
-    return value
-
-
-def _check_ints(value, field: str, low: int, nonempty: bool = True) -> list:
-    if (not isinstance(value, list) or (nonempty and not value)
-            or not all(_is_int(v) and v >= low for v in value)):
-        raise _bad(field, value, f"{'a non-empty' if nonempty else 'an'} array of integers "
-                                 f">= {low}")
-    return value
-
-
-def action_dim(action: dict) -> int:
-    """Width of the action vector (1 for Discrete, whose action is a scalar)."""
-    return {"discrete": 1, "multi_discrete": len(action.get("nvec", ())),
-            "multi_binary": action.get("n", 0), "box": len(action.get("low", ()))}[action["kind"]]
-
-
-def head_outputs(kind: str) -> list[str]:
-    """The graph outputs before the state, for an action kind."""
-    params = ["action_mean", "action_log_std"] if kind == "box" else ["logits"]
-    return ["action", "value"] + params
-
-
-def _check_action(action) -> None:
-    _check_object(action, "action")
-    kind = _need(action, "kind", "action.")
-    if kind not in ACTION_KINDS:
-        raise _bad("action.kind", kind, f"one of {', '.join(ACTION_KINDS)}")
-    dtype = _need(action, "dtype", "action.")
-    if dtype not in ("int64", "float32"):
-        raise _bad("action.dtype", dtype, "'int64' or 'float32'")
-    # The fields of the kind are required; the others, if present, must still be typed.
-    if kind in ("discrete", "multi_binary"):
-        n = _need(action, "n", "action.")
-        if not _is_int(n) or n < 1:
-            raise _bad("action.n", n, f"an integer >= 1 for a {kind} action")
-    elif "n" in action and not _is_int(action["n"]):
-        raise _bad("action.n", action["n"], "an integer")
-    _check_ints(_need(action, "nvec", "action.") if kind == "multi_discrete"
-                else action.get("nvec", []), "action.nvec", 1,
-                nonempty=kind == "multi_discrete")
-    for bound in ("low", "high"):
-        values = _need(action, bound, "action.") if kind == "box" else action.get(bound, [])
-        if (not isinstance(values, list) or (kind == "box" and not values)
-                or not all(_is_number(v) and not math.isnan(v) for v in values)):
-            raise _bad(f"action.{bound}", values, ("a non-empty" if kind == "box" else "an")
-                       + " array of numbers (no NaN)")
-    if kind == "box":
-        low, high = action["low"], action["high"]
-        if len(low) != len(high):
-            raise _bad("action.high", high, f"{len(low)} numbers, as many as 'action.low'")
-        if any(lo > hi for lo, hi in zip(low, high)):
-            raise _bad("action.high", high, "bounds >= 'action.low', element by element")
-    if "shape" in action:
-        shape, dims = action["shape"], [] if kind == "discrete" else [action_dim(action)]
-        if (not isinstance(shape, list) or not shape or not isinstance(shape[0], str)
-                or shape[1:] != dims):
-            raise _bad("action.shape", shape, f"[\"B\"{''.join(f', {d}' for d in dims)}] "
-                                              f"for this {kind} action")
-
-
-def check_contract(contract) -> None:
-    """Raise ContractError (one line, naming the field) unless ``contract`` has every
-    field this runtime and its users read, each of the right type (contract 1.x).
-    Fields it does not know are allowed: a later minor version may add some."""
-    if not isinstance(contract, dict):
-        raise ContractError(f"the contract is {_JSON_TYPES.get(type(contract), 'a value')}, "
-                            "expected an object")
-    version = _need(contract, "contract_version")
-    if not isinstance(version, str) or not re.fullmatch(r"\d+\.\d+", version):
-        raise ContractError(f"contract_version {_describe(version)} is not of the form "
-                            "MAJOR.MINOR")
-    if int(version.split(".")[0]) != SUPPORTED_MAJOR:
-        raise ContractError(f"contract version {version} is not supported: this runtime "
-                            f"reads major version {SUPPORTED_MAJOR}")
-    obs_dim = _need(contract, "obs_dim")
-    if not _is_int(obs_dim) or obs_dim < 1:
-        raise _bad("obs_dim", obs_dim, "an integer >= 1")
-    _check_action(_need(contract, "action"))
-    kind = contract["action"]["kind"]
-    dist = _check_object(_need(contract, "distribution"), "distribution")
-    if _need(dist, "kind", "distribution.") != kind:
-        raise _bad("distribution.kind", dist["kind"], f"{kind!r}, the action's kind")
-    if _need(dist, "outputs", "distribution.") != head_outputs(kind)[2:]:
-        raise _bad("distribution.outputs", dist["outputs"],
-                   f"{head_outputs(kind)[2:]} for a {kind} action")
-    state = _need(contract, "state")
-    if not isinstance(state, list):
-        raise _bad("state", state, "an array of {name, shape} objects")
-    for i, s in enumerate(state):
-        _check_object(s, f"state[{i}]")
-        name = _need(s, "name", f"state[{i}].")
-        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-            raise _bad(f"state[{i}].name", name, "an identifier")
-        _check_ints(_need(s, "shape", f"state[{i}]."), f"state[{i}].shape", 1, nonempty=False)
-    _check_names([s["name"] for s in state], "state[].name")
-    _check_names(_need(contract, "inputs"), "inputs")
-    _check_names(_need(contract, "outputs"), "outputs")
-    core = _check_object(_need(contract, "core"), "core")
-    if not isinstance(_need(core, "kind", "core."), str):
-        raise _bad("core.kind", core["kind"], "a string")
-    _check_object(_need(core, "config", "core."), "core.config")
-    env = _check_object(_need(contract, "env"), "env")
-    if not isinstance(_need(env, "id", "env."), str) or not env["id"]:
-        raise _bad("env.id", env["id"], "a Gymnasium env id")
-    _check_object(_need(env, "kwargs", "env."), "env.kwargs")
-    if "checkpoint" in contract:
-        ck = _check_object(contract["checkpoint"], "checkpoint")
-        if "sha256" in ck and not (ck["sha256"] is None or (isinstance(ck["sha256"], str)
-                                   and re.fullmatch(r"[0-9a-f]{64}", ck["sha256"]))):
-            raise _bad("checkpoint.sha256", ck["sha256"], "64 hex digits or null")
-    for field in ("observation_space", "action_space", "obs_normalizer", "exporter"):
-        if field in contract:
-            _check_object(contract[field], field)
-
-
-def read_contract(session) -> dict:
-    """The contract dict of an ``onnxruntime.InferenceSession``, checked against the
-    schema of :func:`check_contract` (raises ContractError)."""
-    meta = session.get_modelmeta().custom_metadata_map
-    if CONTRACT_KEY not in meta:
-        raise ContractError(f"the model has no metadata_props[{CONTRACT_KEY!r}]: it was not "
-                            "written by `python -m export.onnx` (or the metadata was stripped)")
-    try:
-        contract = json.loads(meta[CONTRACT_KEY])
-    except json.JSONDecodeError as e:
-        raise ContractError(f"metadata_props[{CONTRACT_KEY!r}] is not valid JSON: {e}") from None
-    except RecursionError:
-        raise ContractError(f"metadata_props[{CONTRACT_KEY!r}] is JSON nested too deeply to "
-                            "read (beyond Python's recursion limit): not a contract that "
-                            "export.onnx writes") from None
-    check_contract(contract)
-    return contract
-
-
-def _dims(dims) -> str:
-    return "[batch" + "".join(f", {d}" for d in dims) + "]"
-
-
-def check_graph(session, contract: dict) -> None:
-    """Raise ContractError naming the first input or output, or the contract field, that
-    disagrees: the graph's inputs and outputs must be exactly those the contract names,
-    in order, which are those its state and action kind imply, with the dtypes and
-    shapes of ``obs_dim``, the state shapes and the action's size."""
-    check_contract(contract)
-    got_in = [i.name for i in session.get_inputs()]
-    got_out = [o.name for o in session.get_outputs()]
-    if got_in != contract["inputs"]:
-        raise ContractError(f"graph inputs {got_in} disagree with the contract's "
-                            f"{contract['inputs']}")
-    if got_out != contract["outputs"]:
-        raise ContractError(f"graph outputs {got_out} disagree with the contract's "
-                            f"{contract['outputs']}")
-    names = [s["name"] for s in contract["state"]]
-    state_in = [f"state_in.{n}" for n in names]
-    if got_in != ["obs", "reset"] + state_in:
-        raise ContractError(f"contract field 'state' names {names}: the graph's inputs "
-                            f"should then be {['obs', 'reset'] + state_in}, they are {got_in}")
-    action, kind = contract["action"], contract["action"]["kind"]
-    heads = head_outputs(kind)
-    if got_out[:len(heads)] != heads:
-        raise ContractError(f"contract field 'action.kind' = {kind!r} needs the outputs "
-                            f"{heads} first, the graph's outputs are {got_out}")
-    if got_out[len(heads):] != [f"state_out.{n}" for n in names]:
-        raise ContractError(f"contract field 'state' names {names}: the graph's outputs "
-                            f"after {heads} should be state_out.<name> for each, they are "
-                            f"{got_out[len(heads):]}")
-    float_t, int_t = "tensor(float)", "tensor(int64)"
-    width = {"discrete": action.get("n"), "multi_binary": action.get("n"),
-             "multi_discrete": sum(action.get("nvec", ())), "box": len(action.get("low", ()))}
-    size_field = {"discrete": "action.n", "multi_binary": "action.n",
-                  "multi_discrete": "action.nvec", "box": "action.low"}[kind]
-    # name: (dtype, dims without the batch axis, the contract field they come from)
-    want = {"obs": (float_t, [contract["obs_dim"]], "obs_dim"), "reset": (float_t, [], "reset"),
-            "action": (float_t if action["dtype"] == "float32" else int_t,
-                       [] if kind == "discrete" else [action_dim(action)], size_field),
-            "value": (float_t, [], "value"), "logits": (float_t, [width[kind]], size_field),
-            "action_mean": (float_t, [width[kind]], size_field),
-            "action_log_std": (float_t, [width[kind]], size_field)}
-    for i, s in enumerate(contract["state"]):
-        for io in ("in", "out"):
-            want[f"state_{io}.{s['name']}"] = (float_t, list(s["shape"]), f"state[{i}].shape")
-    for node in list(session.get_inputs()) + list(session.get_outputs()):
-        dtype, dims, field = want[node.name]
-        if node.name == "action" and node.type != dtype:
-            raise ContractError(f"graph output 'action' is {node.type}, contract says "
-                                f"{action['dtype']}")
-        if node.type != dtype:
-            raise ContractError(f"graph {node.name!r} is {node.type}, expected {dtype}")
-        shape = list(node.shape)
-        if not shape or shape[1:] != dims:
-            raise ContractError(f"graph {node.name!r} has shape {node.shape}, the contract "
-                                f"says {_dims(dims)} (field {field!r})")
-    if action["dtype"] != ("float32" if kind == "box" else "int64"):
-        raise _bad("action.dtype", action["dtype"],
-                   f"{'float32' if kind == 'box' else 'int64'} for a {kind} action")
 
 
 #: Provider options that capture CUDA graphs (CUDA EP, TensorRT EP): refused, see
@@ -418,7 +178,7 @@ class PolicyRuntime:
         self._reset_host = np.zeros(b, np.float32)
         self._obs = buffer((b, self.obs_dim)) if on_gpu else ort.OrtValue.ortvalue_from_numpy(self._obs_host)
         self._reset = buffer((b,)) if on_gpu else ort.OrtValue.ortvalue_from_numpy(self._reset_host)
-        head = [o for o in self.contract["outputs"] if not o.startswith("state_out.")]
+        head = [o for o in self.contract["outputs"] if not o.startswith(STATE_OUT)]
         shapes = {o.name: ([b if not isinstance(d, int) else d for d in o.shape], o.type)
                   for o in self.session.get_outputs() if o.name in head}
         # Two sets of state buffers; two bindings that read one set and write the other.
@@ -449,11 +209,11 @@ class PolicyRuntime:
         self._bindings = []
         for src, dst in ((0, 1), (1, 0)):
             io = self.session.io_binding()
-            io.bind_ortvalue_input("obs", self._obs)
-            io.bind_ortvalue_input("reset", self._reset)
+            io.bind_ortvalue_input(OBS, self._obs)
+            io.bind_ortvalue_input(RESET, self._reset)
             for (name, _), s_in, s_out in zip(self.state_spec, self._states[src], self._states[dst]):
-                io.bind_ortvalue_input(f"state_in.{name}", s_in)
-                io.bind_ortvalue_output(f"state_out.{name}", s_out)
+                io.bind_ortvalue_input(STATE_IN + name, s_in)
+                io.bind_ortvalue_output(STATE_OUT + name, s_out)
             for name, arr in self.outputs.items():
                 io.bind_ortvalue_output(name, ort.OrtValue.ortvalue_from_numpy(arr))
             self._bindings.append(io)
@@ -619,7 +379,7 @@ class PolicyRuntime:
         self._can_undo = False  # the other set now holds the refused tick's outputs
         arrays = {k: v for k, v in self.outputs.items() if v.dtype == np.float32}
         if not self._on_gpu:
-            arrays.update((f"state_out.{name}", v.numpy()) for (name, _), v in
+            arrays.update((STATE_OUT + name, v.numpy()) for (name, _), v in
                           zip(self.state_spec, self._states[written]))
         raise NonFiniteOutput(
             f"the model produced NaN or Inf values ({_count_nonfinite(arrays)}): step "

@@ -91,7 +91,7 @@ def model_env(model_path: str) -> tuple[str, dict]:
     """The env id and kwargs recorded in a policy.onnx contract."""
     import onnxruntime as ort
 
-    from .runtime import ContractError, read_contract
+    from .contract import ContractError, read_contract
 
     if not Path(model_path).is_file():
         raise SettingsError(f"parameter 'model_path' = {model_path!r}: no such file")
