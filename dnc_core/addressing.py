@@ -36,10 +36,11 @@ def content_weighting(memory: Tensor, keys: Tensor, strengths: Tensor, top_k: in
         ``[B, H, N]``: softmax_i(β · cos(key, M_i)), cos with ``NORM_EPSILON`` added to
         each norm.
     """
-    return content_weighting_(memory, keys, strengths.unsqueeze(-1), top_k)
+    return content_weighting_keepdim(memory, keys, strengths.unsqueeze(-1), top_k)
 
 
-def content_weighting_(memory: Tensor, keys: Tensor, strengths: Tensor, top_k: int = 0) -> Tensor:
+def content_weighting_keepdim(memory: Tensor, keys: Tensor, strengths: Tensor,
+                              top_k: int = 0) -> Tensor:
     """:func:`content_weighting` with ``strengths`` already shaped ``[B, H, 1]`` (the DNC
     step's interface produces them so, which saves an ONNX node per call).
 
@@ -217,11 +218,11 @@ def masked_content_weighting(memory: Tensor, keys: Tensor, strengths: Tensor, ma
     Returns:
         ``[B, H, N]``, each row a distribution over the slots.
     """
-    return masked_content_weighting_(memory, keys, strengths.unsqueeze(-1), masks, top_k)
+    return masked_content_weighting_keepdim(memory, keys, strengths.unsqueeze(-1), masks, top_k)
 
 
-def masked_content_weighting_(memory: Tensor, keys: Tensor, strengths: Tensor, masks: Tensor,
-                              top_k: int = 0) -> Tensor:
+def masked_content_weighting_keepdim(memory: Tensor, keys: Tensor, strengths: Tensor,
+                                     masks: Tensor, top_k: int = 0) -> Tensor:
     """:func:`masked_content_weighting` with ``strengths`` shaped ``[B, H, 1]``."""
     keys = keys * masks  # [B, H, W]
     keys = keys * (strengths / (torch.linalg.vector_norm(keys, dim=-1, keepdim=True)

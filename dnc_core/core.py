@@ -26,6 +26,18 @@ from torch import Tensor, nn
 StateSpec = tuple[tuple[str, tuple[int, ...]], ...]
 
 
+def state_spec_of(state_type: type, **shapes: tuple[int, ...]) -> StateSpec:
+    """The ``state_spec`` of a core whose state is the NamedTuple ``state_type``: its
+    fields, in their order, each with its shape without the batch axis. The names are
+    declared once, by the NamedTuple; a shape for a name it lacks, or a field without a
+    shape, is a ValueError."""
+    fields = state_type._fields
+    if set(shapes) != set(fields):
+        raise ValueError(f"{state_type.__name__} has the fields {list(fields)}; shapes were "
+                         f"given for {list(shapes)}")
+    return tuple((name, tuple(int(d) for d in shapes[name])) for name in fields)
+
+
 def apply_reset(state: NamedTuple, reset: Tensor, initial: NamedTuple | None = None) -> Any:
     """Replace the rows of ``state`` where ``reset [B]`` is set by the initial state.
 

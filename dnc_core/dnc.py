@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import addressing as A
-from .core import RecurrentCore, check_bool, check_finite, check_positive
+from .core import RecurrentCore, check_bool, check_finite, check_positive, state_spec_of
 from .lstm import init_forget_bias
 
 
@@ -68,8 +68,8 @@ def _lookup(memory: Tensor, keys: Tensor, strengths: Tensor, masks: Tensor | Non
     """Content weights ``[B, H, N]`` (strengths ``[B, H, 1]``), masked when ``masks``
     ``[B, H, W]`` are given (``masked_lookup``)."""
     if masks is None:
-        return A.content_weighting_(memory, keys, strengths, top_k)
-    return A.masked_content_weighting_(memory, keys, strengths, masks, top_k)
+        return A.content_weighting_keepdim(memory, keys, strengths, top_k)
+    return A.masked_content_weighting_keepdim(memory, keys, strengths, masks, top_k)
 
 
 class DNCCore(RecurrentCore):
@@ -128,10 +128,10 @@ class DNCCore(RecurrentCore):
         self.masked_lookup, self.deallocation = masked_lookup, deallocation
         self.link_sharpness = link_sharpness
         n, w, r = memory_slots, word_size, read_heads
-        self.state_spec = (("h", (hidden_size,)), ("c", (hidden_size,)), ("memory", (n, w)),
-                           ("usage", (n,)), ("link", (n, n)), ("precedence", (n,)),
-                           ("read_weights", (r, n)), ("write_weights", (n,)),
-                           ("read_vectors", (r, w)))
+        self.state_spec = state_spec_of(
+            DNCState, h=(hidden_size,), c=(hidden_size,), memory=(n, w), usage=(n,),
+            link=(n, n), precedence=(n,), read_weights=(r, n), write_weights=(n,),
+            read_vectors=(r, w))
         # Interface layout, grouped by activation so each is applied once:
         # [read keys R*W | write key W | write vector W | read strengths R, write strength 1
         #  | erase W, free gates R, allocation gate 1, write gate 1 | read modes 3R].

@@ -7,7 +7,7 @@ from typing import NamedTuple
 
 from torch import Tensor, nn
 
-from .core import RecurrentCore, check_positive
+from .core import RecurrentCore, check_positive, state_spec_of
 
 
 class GRUState(NamedTuple):
@@ -34,7 +34,7 @@ class GRUCore(RecurrentCore):
         super().__init__()
         check_positive(input_size=input_size, hidden_size=hidden_size)
         self.input_size, self.hidden_size = input_size, hidden_size
-        self.state_spec = (("h", (hidden_size,)),)
+        self.state_spec = state_spec_of(GRUState, h=(hidden_size,))
         self.feature_size = hidden_size
         self.cell = nn.GRUCell(input_size, hidden_size)
 

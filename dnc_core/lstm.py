@@ -7,7 +7,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from .core import RecurrentCore, check_finite, check_positive
+from .core import RecurrentCore, check_finite, check_positive, state_spec_of
 
 
 class LSTMState(NamedTuple):
@@ -53,7 +53,7 @@ class LSTMCore(RecurrentCore):
         check_finite(forget_bias=forget_bias)
         self.input_size, self.hidden_size = input_size, hidden_size
         self.forget_bias = float(forget_bias)
-        self.state_spec = (("h", (hidden_size,)), ("c", (hidden_size,)))
+        self.state_spec = state_spec_of(LSTMState, h=(hidden_size,), c=(hidden_size,))
         self.feature_size = hidden_size
         self.cell = nn.LSTMCell(input_size, hidden_size)
         init_forget_bias(self.cell, self.forget_bias)

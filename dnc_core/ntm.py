@@ -42,7 +42,7 @@ import torch
 from torch import Tensor, nn
 
 from . import addressing as A
-from .core import RecurrentCore, apply_reset, check_finite, check_positive
+from .core import RecurrentCore, apply_reset, check_finite, check_positive, state_spec_of
 from .dnc import oneplus
 from .lstm import init_forget_bias
 
@@ -133,9 +133,9 @@ class NTMCore(RecurrentCore):
         self.memory_slots, self.word_size, self.read_heads = memory_slots, word_size, read_heads
         self.shift_range, self.clip, self.forget_bias = shift_range, float(clip), float(forget_bias)
         n, w, r, s = memory_slots, word_size, read_heads, shift_range
-        self.state_spec = (("h", (hidden_size,)), ("c", (hidden_size,)), ("memory", (n, w)),
-                           ("read_weights", (r, n)), ("write_weights", (n,)),
-                           ("read_vectors", (r, w)))
+        self.state_spec = state_spec_of(
+            NTMState, h=(hidden_size,), c=(hidden_size,), memory=(n, w), read_weights=(r, n),
+            write_weights=(n,), read_vectors=(r, w))
         # Interface layout, grouped by activation, heads ordered (write, read 1..R):
         # [keys (R+1)W, add W | strengths R+1, gammas R+1 | gates R+1, erase W | shifts (R+1)S].
         self._split = [(r + 1) * w + w, 2 * (r + 1), (r + 1) + w, (r + 1) * s]

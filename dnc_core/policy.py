@@ -211,15 +211,6 @@ class ActorCritic(nn.Module):
         features, state = self.core.step(self.normalize(obs), state, reset)
         return self.heads(features), state
 
-    def evaluate(self, obs: Tensor, actions: Tensor, state: Any, resets: Tensor
-                 ) -> tuple[Tensor, Tensor, Tensor, Any]:
-        """Unroll a rollout: ``obs [B, T, obs_dim]``, ``actions [B, T, ...]``,
-        ``resets [B, T]`` -> ``(log_prob [B, T], entropy [B, T], value [B, T], state)``."""
-        features, state = self.core.unroll(self.normalize(obs), state, resets)
-        out = self.heads(features)
-        dist = self.distribution(out)
-        return dist.log_prob(actions), dist.entropy(), out.value, state
-
     # -- actions -----------------------------------------------------------------------
     def distribution(self, out: PolicyOutput) -> "ActionDistribution":
         return ActionDistribution(self.action, out.dist, out.log_std)

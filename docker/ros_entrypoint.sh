@@ -3,11 +3,12 @@
 #
 # Sources ROS 2 and the dnc_policy workspace, then
 #   - with no arguments, or arguments that are launch arguments (name:=value):
-#       ros2 launch dnc_policy ${DNC_LAUNCH} model:=${DNC_MODEL} [the arguments]
-#     DNC_LAUNCH: policy.launch.py (robot) or sim.launch.py (node + sim bridge);
+#       ros2 launch ${DNC_LAUNCH_PACKAGE} ${DNC_LAUNCH} model:=${DNC_MODEL} [the arguments]
+#     DNC_LAUNCH_PACKAGE, DNC_LAUNCH: dnc_policy policy.launch.py (robot; the default) or
+#     dnc_policy_tools sim.launch.py (node + sim bridge, the sim image);
 #     DNC_MODEL: the model file (default /models/policy.onnx); a model:= argument wins.
 #   - with any other command: runs it in that environment (bash, ros2 topic echo ...,
-#     python3 -m dnc_policy.bench /models/policy.onnx, ros2 run dnc_policy sim_bridge ...).
+#     python3 -m dnc_policy_tools.bench /models/policy.onnx, ros2 run dnc_policy_tools sim_bridge ...).
 set -eo pipefail  # no -u: the ROS setup scripts read unset variables
 
 # ROS_SETUP: another ROS 2 install's setup script (a source build; the tests use it).
@@ -48,4 +49,4 @@ fi
 if [[ "$has_model_arg" == false ]]; then
     set -- "model:=${model}" "$@"
 fi
-exec ros2 launch dnc_policy "${DNC_LAUNCH:-policy.launch.py}" "$@"
+exec ros2 launch "${DNC_LAUNCH_PACKAGE:-dnc_policy}" "${DNC_LAUNCH:-policy.launch.py}" "$@"

@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-from dnc_policy.sim_loop import colcon_build as sim_loop_colcon_build
-from dnc_policy.sim_loop import default_domain, executable, install_environ
-from dnc_policy.sim_loop import ros_environ as sim_loop_ros_environ
+from dnc_policy_tools.sim_loop import colcon_build as sim_loop_colcon_build
+from dnc_policy_tools.sim_loop import config_file, default_domain, executable, install_environ
+from dnc_policy_tools.sim_loop import ros_environ as sim_loop_ros_environ
 
 ROOT = Path(__file__).resolve().parents[1]
 DOMAIN_ID = default_domain()  # this session's own
@@ -40,6 +40,7 @@ class Workspace:
     def __init__(self, install: Path):
         self.install = install
         self.prefix = install / "dnc_policy"
+        self.tools_prefix = install / "dnc_policy_tools"
         # What `source install/setup.bash` adds (+ the project root, so the sim bridge
         # finds the `sim` envs).
         self.env = install_environ(install, ros_environ())
@@ -47,6 +48,11 @@ class Workspace:
 
     def exe(self, name: str) -> Path:
         return Path(executable(self.install, name)[0])
+
+    def config(self, name: str) -> Path:
+        """An installed config file: policy.yaml of dnc_policy, sim.yaml of the tools."""
+        return config_file(self.install, "dnc_policy_tools" if name == "sim.yaml"
+                           else "dnc_policy", name)
 
 
 def ros_args(params: dict) -> list[str]:

@@ -123,6 +123,20 @@ def test_end_to_end_tiny_study(tmp_path):
     again = compare.main(["--tasks", "tmaze", "--seeds", "2", "--no-train",
                           "--out", str(tmp_path / "again"), "--runs-dir", str(runs)])
     assert again["summaries"]["tmaze"]["dnc"][0].total_steps == 4096
+    # "reached" is not a given: at 1 (100 successes in a row), which 4096 steps of a barely
+    # trained policy never give, no seed reaches it, and each is
+    # reported as censored at its own episode count.
+    never = compare.main(["--tasks", "tmaze", "--seeds", "2", "--no-train", "--threshold", "1",
+                          "--out", str(tmp_path / "never"), "--runs-dir", str(runs)])
+    rows = [line for line in (tmp_path / "never" / "compare.md").read_text().splitlines()
+            if line.startswith("| ") and not line.startswith("| core")]
+    for r in rows:
+        cells = [c.strip() for c in r.split("|")[1:-1]]
+        core = cells[0]
+        episodes = [s.total_episodes for s in never["summaries"]["tmaze"][core]]
+        assert cells[2] == "0/2" and cells[3] == "—", r
+        assert cells[5] == ", ".join(f"not reached (>{e:,})" for e in episodes), r
+    assert not any(s.reached for ss in never["summaries"]["tmaze"].values() for s in ss)
 
 
 def test_per_task_thresholds_and_budgets():

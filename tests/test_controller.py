@@ -342,7 +342,7 @@ def test_the_tick_path_allocates_nothing(model):
     tick, PolicyRuntime.step included."""
     import time
 
-    from dnc_policy.bench import measure_allocations, observation_messages, traced_calls
+    from dnc_policy_tools.bench import measure_allocations, observation_messages, traced_calls
     from dnc_policy.node import TickOutput
 
     stop_tqdm_monitor()

@@ -417,3 +417,20 @@ def test_a_fresh_policys_checkpoint_holds_the_forget_bias(name):
     rebuilt.load_state_dict(st)
     for k, v in policy.state_dict().items():
         torch.testing.assert_close(rebuilt.state_dict()[k], v, rtol=0, atol=0, msg=k)
+
+
+def test_state_spec_names_come_from_the_state_namedtuple_once():
+    from dnc_core.core import state_spec_of
+    from dnc_core.dnc import DNCState
+    from dnc_core.lstm import LSTMState
+
+    # every core's spec is its NamedTuple's fields, in order
+    for kind, state_type in (("dnc", DNCState), ("lstm", LSTMState)):
+        core = make_core(kind, input_size=3, hidden_size=4)
+        assert [n for n, _ in core.state_spec] == list(state_type._fields)
+        assert core.state_type is state_type
+    assert state_spec_of(LSTMState, c=(2,), h=[3]) == (("h", (3,)), ("c", (2,)))
+    with pytest.raises(ValueError, match=r"LSTMState has the fields \['h', 'c'\]"):
+        state_spec_of(LSTMState, h=(3,))
+    with pytest.raises(ValueError, match="shapes were given for"):
+        state_spec_of(LSTMState, h=(3,), c=(3,), memory=(2, 2))

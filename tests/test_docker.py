@@ -35,12 +35,13 @@ except ModuleNotFoundError:  # Python 3.10
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKER = ROOT / "docker"
-PKG = ROOT / "ros2_ws" / "src" / "dnc_policy"
+# The two ROS packages: the robot side, and the workstation tools (the sim bridge, ...).
+PKGS = {name: ROOT / "ros2_ws" / "src" / name for name in ("dnc_policy", "dnc_policy_tools")}
+PKG, TOOLS = PKGS["dnc_policy"], PKGS["dnc_policy_tools"]
 ENTRYPOINT = DOCKER / "ros_entrypoint.sh"
 DOCKERFILES = sorted(p for p in DOCKER.glob("Dockerfile*") if not p.name.endswith(".dockerignore"))
 ROS_IMAGES = ["Dockerfile.jetson", "Dockerfile.sim"]
 WS = "/opt/dnc_ws"  # where the ROS images build the workspace (DNC_WS)
-SHARE = f"{WS}/install/dnc_policy/share/dnc_policy"
 
 
 # --- a small Dockerfile reader ---------------------------------------------------------
@@ -212,22 +213,28 @@ def imported_modules(files) -> set[str]:
     return mods - set(sys.stdlib_module_names) - {"__future__", "dnc_policy", "sim"}
 
 
-def console_scripts() -> set[str]:
-    text = (PKG / "setup.py").read_text()
-    return set(re.findall(r'"(\w+)\s*=\s*dnc_policy\.[\w.]+:\w+"', text))
+def console_scripts(package: str) -> set[str]:
+    text = (PKGS[package] / "setup.py").read_text()
+    return set(re.findall(rf'"(\w+)\s*=\s*{package}\.[\w.]+:\w+"', text))
 
 
-def launch_arguments(launch_file: str) -> set[str]:
+def launch_arguments(launch_file: str, package: str = "dnc_policy") -> set[str]:
     return set(re.findall(r'DeclareLaunchArgument\(\s*"(\w+)"',
-                          (PKG / "launch" / launch_file).read_text()))
+                          (PKGS[package] / "launch" / launch_file).read_text()))
 
 
 def installed_share_file(path: str) -> Path:
-    """The repository file that colcon installs at `path` (under the package's share/)."""
-    assert path.startswith(SHARE + "/"), f"{path} is not in {SHARE}"
-    rel = path[len(SHARE) + 1:]
+    """The repository file that colcon installs at `path` (under a package's share/)."""
+    m = re.fullmatch(rf"{WS}/install/(\w+)/share/(\w+)/(.+)", path)
+    assert m and m.group(1) == m.group(2) and m.group(1) in PKGS, f"{path} is in no share/"
+    rel = m.group(3)
     assert rel.split("/")[0] in ("config", "launch"), f"setup.py installs no {rel}"
-    return PKG / rel
+    return PKGS[m.group(1)] / rel
+
+
+def image_packages(df: Path) -> list[str]:
+    """The ROS packages a ROS image copies into its workspace."""
+    return [name for name in PKGS if ([f"ros2_ws/src/{name}"], f"src/{name}") in copies(df)]
 
 
 # --- hadolint --------------------------------------------------------------------------
@@ -349,13 +356,14 @@ PYPI_MODULES = {"numpy": "numpy", "gymnasium": "gymnasium"}
 
 
 def required_by(image: str) -> set[str]:
-    """The third-party modules the package (and, for the sim image, `sim`) imports, the
-    optional ones left out: matplotlib (only `dnc_policy.bench --plot`) and, on the Jetson
-    image, which does not run the sim bridge, gymnasium."""
-    files = [*(PKG / "dnc_policy").glob("*.py"), *(PKG / "launch").glob("*.py")]
+    """The third-party modules of the ROS packages the image copies (and, for the sim
+    image, of `sim`), the optional one left out: matplotlib (only
+    `dnc_policy_tools.bench --plot`)."""
+    files = [f for name in image_packages(DOCKER / image)
+             for f in [*(PKGS[name] / name).glob("*.py"), *(PKGS[name] / "launch").glob("*.py")]]
     if image == "Dockerfile.sim":
-        return imported_modules([*files, *(ROOT / "sim").glob("*.py")]) - {"matplotlib"}
-    return imported_modules(files) - {"matplotlib", "gymnasium"}
+        files += (ROOT / "sim").glob("*.py")
+    return imported_modules(files) - {"matplotlib"}
 
 
 @pytest.mark.parametrize("image", ROS_IMAGES)
@@ -391,8 +399,9 @@ def test_ros_images_cover_the_ros_extra_and_package_xml(image):
                 assert "ros-humble-rmw-fastrtps-cpp" in apt
         else:
             assert "python3-" + name in apt, f"{image}: the ros extra's {req}"
-    deps = re.findall(r"<(?:exec_)?depend>([\w-]+)</", (PKG / "package.xml").read_text())
-    for dep in deps:
+    deps = {d for name in image_packages(df) for d in re.findall(
+        r"<(?:exec_)?depend>([\w-]+)</", (PKGS[name] / "package.xml").read_text())} - set(PKGS)
+    for dep in sorted(deps):
         if dep.startswith("python3-"):
             assert dep[8:] in pip or dep in apt, f"{image}: package.xml's {dep}"
         else:
@@ -423,7 +432,12 @@ def test_ros_images_entrypoint_and_environment(image):
     workdirs = [rest for w, rest in instructions(df) if w == "WORKDIR"]
     assert workdirs[-1] == WS, "colcon builds the workspace where DNC_WS points"
     assert (["ros2_ws/src/dnc_policy"], "src/dnc_policy") in copies(df)
-    assert (PKG / "launch" / env["DNC_LAUNCH"]).is_file(), env["DNC_LAUNCH"]
+    # the robot image is the robot package only; the sim image adds the tools (the bridge)
+    assert image_packages(df) == (["dnc_policy", "dnc_policy_tools"] if image == "Dockerfile.sim"
+                                  else ["dnc_policy"])
+    package = env.get("DNC_LAUNCH_PACKAGE", "dnc_policy")
+    assert package in image_packages(df)
+    assert (PKGS[package] / "launch" / env["DNC_LAUNCH"]).is_file(), env["DNC_LAUNCH"]
     assert env["DNC_MODEL"] == "/models/policy.onnx"
     assert env["RMW_IMPLEMENTATION"] == "rmw_fastrtps_cpp" and "ROS_DOMAIN_ID" in env
     user = [rest for w, rest in instructions(df) if w == "USER"]
@@ -438,8 +452,8 @@ def test_entrypoint_script_is_valid_bash_and_executable():
     text = ENTRYPOINT.read_text()
     assert "/opt/ros/${ROS_DISTRO" in text and "/install/setup.bash" in text
     default = re.search(r"\$\{DNC_LAUNCH:-([\w.]+)\}", text).group(1)
-    assert (PKG / "launch" / default).is_file()
-    assert "ros2 launch dnc_policy" in text
+    package = re.search(r"\$\{DNC_LAUNCH_PACKAGE:-(\w+)\}", text).group(1)
+    assert package == "dnc_policy" and (PKG / "launch" / default).is_file()
 
 
 @pytest.fixture
@@ -474,8 +488,9 @@ def test_entrypoint_launches_the_policy_with_the_model(fake_ros):
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == (f"ros2 launch dnc_policy policy.launch.py model:={fake_ros.model}"
                                 " [sourced sourced]")
-    r = fake_ros("observation_topic:=/robot/obs", DNC_LAUNCH="sim.launch.py")
-    assert r.stdout.split()[:5] == ["ros2", "launch", "dnc_policy", "sim.launch.py",
+    r = fake_ros("observation_topic:=/robot/obs", DNC_LAUNCH_PACKAGE="dnc_policy_tools",
+                 DNC_LAUNCH="sim.launch.py")
+    assert r.stdout.split()[:5] == ["ros2", "launch", "dnc_policy_tools", "sim.launch.py",
                                     f"model:={fake_ros.model}"]
     assert "observation_topic:=/robot/obs" in r.stdout
 
@@ -558,6 +573,8 @@ def test_compose_services_build_existing_images():
 def test_compose_policy_service_runs_the_policy_launch_file():
     svc = compose("compose.yaml")["services"]["policy"]
     env = svc["environment"]
+    # the sim image's default is the tools' sim.launch.py: this service names the node's
+    assert env["DNC_LAUNCH_PACKAGE"] == "dnc_policy"
     assert (PKG / "launch" / env["DNC_LAUNCH"]).is_file()
     declared = launch_arguments(env["DNC_LAUNCH"])
     for arg in svc["command"]:
@@ -573,10 +590,10 @@ def test_compose_policy_service_runs_the_policy_launch_file():
 def test_compose_sim_service_runs_the_bridge_on_the_same_model():
     services = compose("compose.yaml")["services"]
     cmd = services["sim"]["command"]
-    assert cmd[:4] == ["ros2", "run", "dnc_policy", "sim_bridge"]
-    assert cmd[3] in console_scripts()
+    assert cmd[:4] == ["ros2", "run", "dnc_policy_tools", "sim_bridge"]
+    assert cmd[3] in console_scripts("dnc_policy_tools")
     assert cmd[4] == "--ros-args"
-    known = dict_keys(PKG / "dnc_policy" / "sim_bridge.py", "BRIDGE_PARAMETERS")
+    known = dict_keys(TOOLS / "dnc_policy_tools" / "sim_bridge.py", "BRIDGE_PARAMETERS")
     params = ros_args_params(cmd)
     assert set(params) <= known, set(params) - known
     assert params["model_path"] == services["policy"]["environment"]["DNC_MODEL"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -25,13 +26,26 @@ import test_export
 from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parents[1]
-ROBOT = ROOT / "ros2_ws" / "src" / "dnc_policy"
 
 
-def build_wheel(source: Path, out: Path) -> Path:
-    out.mkdir(parents=True, exist_ok=True)
+def tracked(paths: list[str]) -> list[str]:
+    """The files of ``paths`` a commit of this tree would hold (tracked or not ignored)."""
+    out = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard",
+                          "--", *paths], cwd=ROOT, check=True, capture_output=True,
+                         text=True).stdout
+    return [f for f in out.split("\0") if f and (ROOT / f).is_file()]
+
+
+def build_wheel(files: list[str], source: str, out: Path) -> Path:
+    """The wheel of ``source`` (a folder, relative to the repository) built from a copy of
+    the tracked ``files`` only, as a fresh clone has them: no build/ or egg-info left by
+    earlier builds (setuptools would package a stale build/lib)."""
+    tree = out / "tree"
+    for f in files:
+        (tree / f).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / f, tree / f)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
-                    "--no-build-isolation", "--wheel-dir", str(out), str(source)],
+                    "--no-build-isolation", "--wheel-dir", str(out), str(tree / source)],
                    check=True, capture_output=True, cwd=out)
     (wheel,) = out.glob("*.whl")
     return wheel
@@ -95,13 +109,26 @@ def run_alone(python: Path, code: str, cwd: Path) -> str:
 @pytest.fixture(scope="module")
 def wheels(tmp_path_factory) -> dict[str, Path]:
     tmp = tmp_path_factory.mktemp("wheels")
-    return {"root": build_wheel(ROOT, tmp / "root"), "robot": build_wheel(ROBOT, tmp / "robot")}
+    root = tracked(["setup.py", "pyproject.toml", "README.md", "dnc_core", "sim", "training",
+                    "export", "ros2_ws/src"])
+    return {"root": build_wheel(root, ".", tmp / "root"),
+            "robot": build_wheel(tracked(["ros2_ws/src/dnc_policy"]), "ros2_ws/src/dnc_policy",
+                                 tmp / "robot")}
 
 
-def test_the_two_distributions_have_different_names(wheels):
+def test_the_two_distributions_have_different_names_and_their_own_modules(wheels):
     # One name for both would make pip uninstall one when it installs the other.
     names = {k: w.name.split("-")[0] for k, w in wheels.items()}
     assert names == {"root": "dnc_policy_workstation", "robot": "dnc_policy"}
+    top = {k: {n.split("/")[0] for n in zipfile.ZipFile(w).namelist() if "dist-info" not in n
+               and ".data" not in n} for k, w in wheels.items()}
+    assert top == {"root": {"dnc_core", "sim", "training", "export", "dnc_policy",
+                            "dnc_policy_tools"}, "robot": {"dnc_policy"}}
+    # a robot install is the node, the runtime and the contract: no workstation tools
+    robot = {n.split("/")[-1] for n in zipfile.ZipFile(wheels["robot"]).namelist()
+             if n.startswith("dnc_policy/")}
+    assert robot == {"__init__.py", "contract.py", "controller.py", "files.py", "node.py",
+                     "realtime.py", "runtime.py", "settings.py"}
 
 
 def test_the_root_install_alone_trains_saves_exports_and_runs_the_policy(wheels, tmp_path):

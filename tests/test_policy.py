@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from dnc_core import ActionSpec, ActorCritic, DNCCore, GRUCore, LSTMCore, RunningNorm
+from training.rollout import Sequences, replay
 
 SPECS = {
     "discrete": ActionSpec.discrete(3),
@@ -25,7 +26,7 @@ def make_policy(kind, core="dnc"):
 
 @pytest.mark.parametrize("core", ["dnc", "lstm", "gru"])
 @pytest.mark.parametrize("kind", sorted(SPECS))
-def test_act_and_evaluate_agree(kind, core):
+def test_act_and_the_trainers_replay_agree(kind, core):
     policy = make_policy(kind, core)
     b, t = 4, 5
     obs, resets = torch.randn(b, t, 6), torch.zeros(b, t)
@@ -37,7 +38,10 @@ def test_act_and_evaluate_agree(kind, core):
             a, lp, v, state = policy.act(obs[:, i], state, resets[:, i])
             actions.append(a), log_probs.append(lp), values.append(v)
     actions = torch.stack(actions, 1)
-    lp2, ent, v2, _ = policy.evaluate(obs, actions, policy.initial_state(b), resets)
+    # the trainers' replay (training.rollout.replay) of the whole rollout as b sequences
+    seq = Sequences(obs=obs, actions=actions, resets=resets, valid=None, logp=None, value=None,
+                    advantages=None, returns=None, start_state=policy.initial_state(b))
+    lp2, ent, v2 = replay(policy, policy, seq)
     # Replaying the rollout gives the same log-probs and values as acting did.
     torch.testing.assert_close(lp2, torch.stack(log_probs, 1), rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(v2, torch.stack(values, 1), rtol=1e-5, atol=1e-5)

@@ -30,6 +30,7 @@ import sim  # noqa: F401  (registers the dnc/ envs)
 from training.spaces import ObsFlattener, to_env_actions
 
 PKG = Path(__file__).resolve().parents[1] / "ros2_ws" / "src" / "dnc_policy"
+TOOLS = PKG.parent / "dnc_policy_tools"  # the sim bridge, sim-in-the-loop, the benchmark
 models = test_export.models
 one_thread = test_export.one_thread
 
@@ -107,13 +108,19 @@ def offline_episodes(model: Path, episodes: int, seed: int) -> list[dict]:
 def test_colcon_build_installs_executables_launch_files_and_config(ws):
     for exe in ("policy_node", "sim_bridge", "echo_node"):
         assert ws.exe(exe).is_file(), exe
-    share = ws.prefix / "share" / "dnc_policy"
-    for f in ("package.xml", "launch/policy.launch.py", "launch/sim.launch.py",
-              "config/policy.yaml", "config/sim.yaml"):
-        assert (share / f).is_file(), f
-    assert (ws.install / "share" / "ament_index" / "resource_index" / "packages"
-            / "dnc_policy").exists() or (share.parent / "ament_index" / "resource_index"
-                                         / "packages" / "dnc_policy").exists()
+    assert ws.exe("policy_node").parent == ws.prefix / "lib" / "dnc_policy"
+    assert ws.exe("sim_bridge").parent == ws.tools_prefix / "lib" / "dnc_policy_tools"
+    installed = {"dnc_policy": ("launch/policy.launch.py", "config/policy.yaml"),
+                 "dnc_policy_tools": ("launch/sim.launch.py", "config/sim.yaml")}
+    for package, files in installed.items():
+        share = ws.install / package / "share" / package
+        for f in ("package.xml", *files):
+            assert (share / f).is_file(), f
+        assert (share.parent / "ament_index" / "resource_index" / "packages"
+                / package).exists(), package
+    # the robot package carries none of the tools
+    robot = {p.name for p in (ws.prefix / "lib" / "dnc_policy").iterdir()}
+    assert robot == {"policy_node"}, robot
 
 
 def _flatten_params(d: dict, prefix: str = "") -> dict:
@@ -142,7 +149,7 @@ def test_the_docs_table_lists_every_policy_parameter_and_no_other():
 
 def test_config_files_use_only_known_parameters_with_valid_values():
     from dnc_policy.settings import parse_policy_settings
-    from dnc_policy.sim_bridge import BRIDGE_PARAMETERS
+    from dnc_policy_tools.sim_bridge import BRIDGE_PARAMETERS
 
     policy = yaml.safe_load((PKG / "config" / "policy.yaml").read_text())
     params = _flatten_params(policy["/**"]["ros__parameters"])
@@ -159,7 +166,7 @@ def test_config_files_use_only_known_parameters_with_valid_values():
     assert s.tick_mode == "on_observation" and s.autostart
     assert not s.obs_reliable and s.action_reliable  # sensor data in, reliable out
     assert (s.cpu_affinity, s.fifo_priority, s.mlockall) == ((), 0, False)  # real-time: off
-    sim_cfg = yaml.safe_load((PKG / "config" / "sim.yaml").read_text())
+    sim_cfg = yaml.safe_load((TOOLS / "config" / "sim.yaml").read_text())
     node = _flatten_params(sim_cfg["dnc_policy"]["ros__parameters"])
     assert set(node) <= set(POLICY_PARAMETERS)
     assert parse_policy_settings({**params, **node, "model_path": "x.onnx"}).obs_reliable
@@ -178,8 +185,9 @@ def test_launch_files_use_the_documented_launch_api():
                "launch_ros.actions": {"Node", "LifecycleNode"},
                "launch_ros.parameter_descriptions": {"ParameterValue"},
                "launch_ros.substitutions": {"FindPackageShare"}}
-    for name in ("policy.launch.py", "sim.launch.py"):
-        tree = ast.parse((PKG / "launch" / name).read_text())
+    for launch in (PKG / "launch" / "policy.launch.py", TOOLS / "launch" / "sim.launch.py"):
+        name = launch.name
+        tree = ast.parse(launch.read_text())
         funcs = [n.name for n in tree.body if isinstance(n, ast.FunctionDef)]
         assert "generate_launch_description" in funcs, name
         for node in ast.walk(tree):
@@ -189,8 +197,12 @@ def test_launch_files_use_the_documented_launch_api():
             if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "LifecycleNode":
                 kw = {k.arg for k in node.keywords}
                 assert {"package", "executable", "name", "namespace"} <= kw  # Humble needs both
-        text = (PKG / "launch" / name).read_text()
+        text = launch.read_text()
         assert 'executable="policy_node"' in text and "model_path" in text
+        # each executable is looked up in the package that installs it
+        assert re.findall(r'package="(\w+)",\s*executable="(\w+)"', text) == (
+            [("dnc_policy", "policy_node")] + ([("dnc_policy_tools", "sim_bridge")]
+                                               if name == "sim.launch.py" else []))
 
 
 # -- sim-in-the-loop -----------------------------------------------------------------------
@@ -199,13 +211,12 @@ def sim_in_the_loop_matches_offline(ws, procs, model: Path, tmp_path: Path) -> P
     the model), 20 episodes over DDS: the same actions, returns and successes as the
     offline runtime, and the trained policy solves its T-maze. Returns the node's Proc
     (stopped)."""
-    config = ws.prefix / "share" / "dnc_policy" / "config"
     node = procs("policy_node", {"model_path": str(model)},
-                 files=[config / "policy.yaml", config / "sim.yaml"])
+                 files=[ws.config("policy.yaml"), ws.config("sim.yaml")])
     summary = tmp_path / "summary.json"
     bridge = procs("sim_bridge", {"model_path": str(model), "episodes": 20, "seed": 7,
                                   "summary_path": str(summary), "record_actions": True},
-                   files=[config / "sim.yaml"])
+                   files=[ws.config("sim.yaml")])
     assert bridge.wait(120) == 0, bridge.text() + node.text()
     got = json.loads(summary.read_text())
     want = offline_episodes(model, 20, seed=7)
@@ -571,9 +582,9 @@ def test_empty_lists_in_a_params_file_mean_the_defaults(procs, peer, tmaze, tmp_
 
 
 def test_sim_loop_runs_the_installed_node_and_bridge_and_reports_latency(ws, tmaze, tmp_path):
-    """`python -m dnc_policy.sim_loop` (what `make demo` runs): the colcon install's
+    """`python -m dnc_policy_tools.sim_loop` (what `make demo` runs): the colcon install's
     executables, the config files, the bridge's round trips and the node's diagnostics."""
-    from dnc_policy.sim_loop import describe, main, run_sim_loop
+    from dnc_policy_tools.sim_loop import describe, main, run_sim_loop
 
     s = run_sim_loop(tmaze, episodes=3, seed=4, install=ws.install, log_dir=tmp_path / "logs")
     want = offline_episodes(tmaze, 3, seed=4)
@@ -595,23 +606,26 @@ def test_package_xml_declares_what_the_package_imports():
     import ast
     import xml.etree.ElementTree as ET
 
-    declared = {e.text for e in ET.parse(PKG / "package.xml").getroot()
-                if e.tag in ("depend", "exec_depend")}
     ros_packages = {"rclpy", "rcl_interfaces", "lifecycle_msgs", "std_msgs", "std_srvs",
                     "geometry_msgs", "diagnostic_msgs", "sensor_msgs", "ament_index_python",
-                    "launch", "launch_ros"}
-    imported = set()
-    for f in list((PKG / "dnc_policy").glob("*.py")) + list((PKG / "launch").glob("*.py")):
-        for node in ast.walk(ast.parse(f.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                imported.add(node.module.split(".")[0])
-            elif isinstance(node, ast.Import):
-                imported.update(a.name.split(".")[0] for a in node.names)
-    used = imported & ros_packages
-    assert {"rclpy", "launch_ros", "diagnostic_msgs"} <= used  # the scan sees the imports
-    assert used <= declared, f"not in package.xml: {sorted(used - declared)}"
-    assert "lifecycle_msgs" in declared  # rclpy.lifecycle's services
-    assert "python3-numpy" in declared and "numpy" in imported
+                    "launch", "launch_ros", "dnc_policy"}
+    for pkg in (PKG, TOOLS):
+        declared = {e.text for e in ET.parse(pkg / "package.xml").getroot()
+                    if e.tag in ("depend", "exec_depend")}
+        imported = set()
+        for f in list((pkg / pkg.name).glob("*.py")) + list((pkg / "launch").glob("*.py")):
+            for node in ast.walk(ast.parse(f.read_text())):
+                if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                    imported.add(node.module.split(".")[0])
+                elif isinstance(node, ast.Import):
+                    imported.update(a.name.split(".")[0] for a in node.names)
+        used = imported & ros_packages
+        assert {"rclpy", "launch_ros", "diagnostic_msgs"} <= used, pkg.name  # the scan works
+        assert used <= declared, f"{pkg.name}: not in package.xml: {sorted(used - declared)}"
+        assert "python3-numpy" in declared and "numpy" in imported, pkg.name
+    robot = {e.text for e in ET.parse(PKG / "package.xml").getroot() if e.tag == "exec_depend"}
+    assert "lifecycle_msgs" in robot  # rclpy.lifecycle's services
+    assert "dnc_policy" in {e.text for e in ET.parse(TOOLS / "package.xml").getroot()}
 
 
 def test_cmd_vel_stamped(procs, peer, models):
@@ -656,7 +670,7 @@ def policy_diag(peer) -> dict:
 
 def cpu_percent(pid: int, seconds: float, spin=None) -> float:
     """The process's CPU use (% of one core, /proc/<pid>/stat) over ``seconds``."""
-    from dnc_policy.bench import cpu_seconds
+    from dnc_policy_tools.bench import cpu_seconds
 
     c0, t0 = cpu_seconds(pid), time.monotonic()
     if spin is not None:

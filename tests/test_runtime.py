@@ -227,7 +227,7 @@ def test_the_allocation_free_tick_equals_the_plain_one(models, name, batch):
     action written into the caller's ``out``, onnxruntime's binding called with a
     RunOptions made once) give exactly the ticks of the other paths (a float64 or list
     observation, a returned copy, the public run_with_iobinding), and allocate nothing."""
-    from dnc_policy.bench import traced_calls
+    from dnc_policy_tools.bench import traced_calls
 
     stop_tqdm_monitor()
 

@@ -8,7 +8,7 @@
    export.evaluate``), and 100 more at a corridor of 300 (10x the longest trained),
    5. builds the ROS 2 package with colcon and runs the policy node against the sim
    bridge over DDS for 20 episodes, then 20 at the corridor of 300 (``python -m
-   dnc_policy.sim_loop``, what ``ros2 launch dnc_policy sim.launch.py`` starts), 6. draws
+   dnc_policy_tools.sim_loop``, what ``ros2 launch dnc_policy_tools sim.launch.py`` starts), 6. draws
    the memory (``python -m training.visualize``), then prints the success rates, the
    node's latency and where the artifacts are.
 """
@@ -78,7 +78,7 @@ def main(argv=None) -> int:
             f"ROS 2 for {a.ros_episodes} episodes")
     ros, ros_long, ros_same = None, None, False
     try:
-        from dnc_policy.sim_loop import colcon_build, describe, run_sim_loop
+        from dnc_policy_tools.sim_loop import colcon_build, describe, run_sim_loop
 
         install = colcon_build(ROOT / "ros2_ws" / "src", ROOT / "ros2_ws")
         ros = run_sim_loop(onnx_path, episodes=a.ros_episodes, install=install,

@@ -26,8 +26,6 @@ setup(
     entry_points={
         "console_scripts": [
             "policy_node = dnc_policy.node:main",
-            "sim_bridge = dnc_policy.sim_bridge:main",
-            "echo_node = dnc_policy.bench:echo_main",
         ],
     },
 )

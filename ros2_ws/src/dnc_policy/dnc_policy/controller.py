@@ -19,7 +19,7 @@ The tick path allocates nothing that can be made once: the observation is copied
 buffer made at start-up and checked there, the :class:`Tick` objects and their action
 arrays are reused (a returned Tick is valid until the next call), the counters bumped at
 every tick and the diagnostics windows are preallocated arrays. ``python -m
-dnc_policy.bench MODEL --alloc N`` measures it with tracemalloc.
+dnc_policy_tools.bench MODEL --alloc N`` measures it with tracemalloc.
 """
 
 from __future__ import annotations

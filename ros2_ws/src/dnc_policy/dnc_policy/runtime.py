@@ -335,7 +335,7 @@ class PolicyRuntime:
         ``out``: an array of the action's shape that the deterministic action is written
         into (cast to its dtype) and returned instead of a new copy, so a tick on a
         float32 observation of the right shape allocates nothing in Python
-        (``dnc_policy.bench --alloc``).
+        (``dnc_policy_tools.bench --alloc``).
 
         ``checked``: the caller has already found every value of ``obs`` finite (the
         node's controller checks its bound on them), so a float32 ``[batch, obs_dim]``

@@ -1,4 +1,4 @@
-"""``python -m dnc_policy.bench policy.onnx``: the policy node's round trip at 1 kHz.
+"""``python -m dnc_policy_tools.bench policy.onnx``: the policy node's round trip at 1 kHz.
 
 Starts the policy node and a bare echo node (it republishes each observation as the
 action: the floor that rclpy and DDS set) as separate processes, and drives both from
@@ -44,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .settings import EXECUTORS
+from dnc_policy.settings import EXECUTORS
 from .sim_loop import ros_environ
 
 TARGET_P99_US = 1000.0
@@ -59,7 +59,7 @@ def echo_main(args=None) -> int:
     import rclpy
     from std_msgs.msg import Float32MultiArray
 
-    from .node import executor_for, init_ros, qos_profile, spin_until
+    from dnc_policy.node import executor_for, init_ros, qos_profile, spin_until
 
     stopping = init_ros(args)
     node = rclpy.create_node("echo_node")
@@ -160,10 +160,10 @@ def measure_allocations(model: str, ticks: int, warmup: int = 2000,
     ticks, the traced memory kept (net). The same for ``PolicyRuntime.step`` alone on
     the same observations (the part of the tick inside the runtime), and the collector's
     collections during the ticks. Deterministic: no timing involved."""
-    from .controller import PolicyController
-    from .node import TickOutput
-    from .runtime import PolicyRuntime
-    from .settings import parse_policy_settings
+    from dnc_policy.controller import PolicyController
+    from dnc_policy.node import TickOutput
+    from dnc_policy.runtime import PolicyRuntime
+    from dnc_policy.settings import parse_policy_settings
 
     settings = parse_policy_settings({"model_path": str(model), "obs_timeout_ms": 0.0,
                                       "tick_mode": tick_mode, "threads": 1})
@@ -223,7 +223,7 @@ class Target:
                  by_content: bool = False):
         from std_msgs.msg import Float32MultiArray
 
-        from .node import qos_profile
+        from dnc_policy.node import qos_profile
 
         self.name, self.ns, self.by_content = name, ns, by_content
         self.log = tempfile.TemporaryFile("w+")  # a pipe nobody reads could fill and block
@@ -410,7 +410,7 @@ def main(argv=None) -> dict:
     from rclpy.executors import SingleThreadedExecutor
     from std_msgs.msg import Float32MultiArray
 
-    from .runtime import PolicyRuntime
+    from dnc_policy.runtime import PolicyRuntime
 
     obs_dim = PolicyRuntime(a.model).obs_dim
     msgs = observation_messages(obs_dim)
@@ -432,7 +432,7 @@ def main(argv=None) -> dict:
                   "-p", "qos.observation_reliability:=reliable", "-p", f"qos.depth:={a.depth}",
                   "-p", "obs_timeout_ms:=0.0", "-p", "threads:=1",
                   "-p", f"executor:={a.executor}", "-p", "diagnostics_period_s:=0.25"]
-    echo_cmd = [py, "-m", "dnc_policy.bench", "--echo", "--ros-args", "-p", f"depth:={a.depth}",
+    echo_cmd = [py, "-m", "dnc_policy_tools.bench", "--echo", "--ros-args", "-p", f"depth:={a.depth}",
                 "-p", f"executor:={a.executor}"]
     hogs = start_hogs(a.hog)
     targets = [Target("echo", echo_cmd, "bench_echo", env, (pub_node, sub_node), True),

@@ -39,9 +39,9 @@ from rclpy.node import Node
 from std_msgs.msg import Bool, Float32, Float32MultiArray
 from std_srvs.srv import Trigger
 
-from .files import atomic_write
-from .node import array_msg, executor_for, init_ros, qos_profile, spin_until
-from .settings import RELIABILITIES, Param, SettingsError, check_names, parse_executor
+from dnc_policy.files import atomic_write
+from dnc_policy.node import array_msg, executor_for, init_ros, qos_profile, spin_until
+from dnc_policy.settings import RELIABILITIES, Param, SettingsError, check_names, parse_executor
 
 BRIDGE_PARAMETERS: dict[str, Param] = {
     "env_id": Param("", "Gymnasium env id; empty: the env the model was trained on"),
@@ -91,7 +91,7 @@ def model_env(model_path: str) -> tuple[str, dict]:
     """The env id and kwargs recorded in a policy.onnx contract."""
     import onnxruntime as ort
 
-    from .contract import ContractError, read_contract
+    from dnc_policy.contract import ContractError, read_contract
 
     if not Path(model_path).is_file():
         raise SettingsError(f"parameter 'model_path' = {model_path!r}: no such file")

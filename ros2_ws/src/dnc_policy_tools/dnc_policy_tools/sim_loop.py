@@ -1,12 +1,13 @@
-"""``python -m dnc_policy.sim_loop policy.onnx [--episodes 20]``: sim-in-the-loop without
-the ROS launch tools.
+"""``python -m dnc_policy_tools.sim_loop policy.onnx [--episodes 20]``: sim-in-the-loop
+without the ROS launch tools.
 
-Starts what ``ros2 launch dnc_policy sim.launch.py`` starts (the policy node and the sim
-bridge, each its own process, with config/policy.yaml and config/sim.yaml), waits for the
+Starts what ``ros2 launch dnc_policy_tools sim.launch.py`` starts (the policy node of
+``dnc_policy`` and the sim bridge of this package, each its own process, with
+``dnc_policy``'s config/policy.yaml and this package's config/sim.yaml), waits for the
 bridge's summary and stops the node. The executables come from a colcon install space
 (``--install ros2_ws/install``) or, without one, from this Python environment
-(``python -m dnc_policy.node`` / ``dnc_policy.sim_bridge``). Both run on a ROS domain of
-their own (``--domain``, default derived from this process id), localhost only.
+(``python -m dnc_policy.node`` / ``dnc_policy_tools.sim_bridge``). Both run on a ROS
+domain of their own (``--domain``, default derived from this process id), localhost only.
 """
 
 from __future__ import annotations
@@ -23,18 +24,23 @@ import time
 from pathlib import Path
 
 PY_SITE = f"lib/python{sys.version_info.major}.{sys.version_info.minor}/site-packages"
+ROBOT, TOOLS = "dnc_policy", "dnc_policy_tools"  # the two ament packages
+#: The package of each executable.
+EXECUTABLES = {"policy_node": (ROBOT, "node"), "sim_bridge": (TOOLS, "sim_bridge"),
+               "echo_node": (TOOLS, "bench")}
 
 
-def config_dir(install: Path | None) -> Path:
-    """config/ of the installed package, or of the source tree this module is in."""
+def config_file(install: Path | None, package: str, name: str) -> Path:
+    """``config/<name>`` of ``package``: in the install space, else in the source tree
+    beside this package (``ros2_ws/src/<package>``), else in the ament index."""
     if install is not None:
-        return install / "dnc_policy" / "share" / "dnc_policy" / "config"
-    here = Path(__file__).resolve().parent.parent / "config"
+        return install / package / "share" / package / "config" / name
+    here = Path(__file__).resolve().parents[2] / package / "config"
     if here.is_dir():
-        return here
+        return here / name
     from ament_index_python.packages import get_package_share_directory
 
-    return Path(get_package_share_directory("dnc_policy")) / "config"
+    return Path(get_package_share_directory(package)) / "config" / name
 
 
 def default_domain() -> int:
@@ -55,11 +61,14 @@ def ros_environ(domain: int | None = None, base: dict | None = None) -> dict:
 
 
 def install_environ(install: Path, env: dict) -> dict:
-    """``env`` plus what ``source install/setup.bash`` adds for this ament_python package."""
-    prefix = install / "dnc_policy"
+    """``env`` plus what ``source install/setup.bash`` adds for the two ament_python
+    packages."""
     env = dict(env)
-    env["PYTHONPATH"] = os.pathsep.join([str(prefix / PY_SITE), env.get("PYTHONPATH", "")])
-    env["AMENT_PREFIX_PATH"] = os.pathsep.join([str(prefix), env.get("AMENT_PREFIX_PATH", "")])
+    for package in (TOOLS, ROBOT):  # the robot package first on the paths
+        prefix = install / package
+        env["PYTHONPATH"] = os.pathsep.join([str(prefix / PY_SITE), env.get("PYTHONPATH", "")])
+        env["AMENT_PREFIX_PATH"] = os.pathsep.join([str(prefix),
+                                                    env.get("AMENT_PREFIX_PATH", "")])
     return env
 
 
@@ -77,12 +86,13 @@ def colcon_build(src: Path, base: Path, timeout: float = 600.0) -> Path:
 
 
 def executable(install: Path | None, name: str) -> list[str]:
-    """The command of an executable of this package: from a colcon install space, or
-    (``install`` None) this Python environment's module."""
+    """The command of an executable of the two packages (:data:`EXECUTABLES`): from a
+    colcon install space, or (``install`` None) this Python environment's module."""
+    package, module = EXECUTABLES[name]
     if install is None:
-        module = {"policy_node": "node"}.get(name, name)
-        return [sys.executable, "-m", f"dnc_policy.{module}"]
-    return [str(install / "dnc_policy" / "lib" / "dnc_policy" / name)]
+        cmd = [sys.executable, "-m", f"{package}.{module}"]
+        return cmd + (["--echo"] if name == "echo_node" else [])
+    return [str(install / package / "lib" / package / name)]
 
 
 def run_sim_loop(model: str | Path, episodes: int = 20, seed: int = 0,
@@ -94,7 +104,8 @@ def run_sim_loop(model: str | Path, episodes: int = 20, seed: int = 0,
     given, replaces the env keyword arguments the bridge takes from the model (e.g. a
     longer corridor than the policy was trained on)."""
     install = Path(install) if install is not None else None
-    config = config_dir(install)
+    policy_yaml = config_file(install, ROBOT, "policy.yaml")
+    sim_yaml = config_file(install, TOOLS, "sim.yaml")
     node_cmd, bridge_cmd = executable(install, "policy_node"), executable(install, "sim_bridge")
     env = ros_environ(domain)
     if install is not None:
@@ -106,8 +117,8 @@ def run_sim_loop(model: str | Path, episodes: int = 20, seed: int = 0,
     model = str(Path(model).resolve())
     node_log, bridge_log = open(logs / "policy_node.log", "w"), open(logs / "sim_bridge.log", "w")
     node = subprocess.Popen(
-        node_cmd + ["--ros-args", "--params-file", str(config / "policy.yaml"),
-                    "--params-file", str(config / "sim.yaml"), "-p", f"model_path:={model}"],
+        node_cmd + ["--ros-args", "--params-file", str(policy_yaml),
+                    "--params-file", str(sim_yaml), "-p", f"model_path:={model}"],
         env=env, stdout=node_log, stderr=subprocess.STDOUT)
     extra = []
     if env_kwargs is not None:  # as a params file: a -p value would be parsed as YAML
@@ -116,7 +127,7 @@ def run_sim_loop(model: str | Path, episodes: int = 20, seed: int = 0,
             {"sim_bridge": {"ros__parameters": {"env_kwargs": json.dumps(env_kwargs)}}}))
         extra = ["--params-file", str(kwargs_file)]
     bridge = subprocess.Popen(
-        bridge_cmd + ["--ros-args", "--params-file", str(config / "sim.yaml"), *extra,
+        bridge_cmd + ["--ros-args", "--params-file", str(sim_yaml), *extra,
                       "-p", f"model_path:={model}", "-p", f"episodes:={episodes}",
                       "-p", f"seed:={seed}", "-p", f"mode:={mode}",
                       "-p", f"summary_path:={summary}"],

@@ -1,6 +1,6 @@
 """Sim-in-the-loop: the dnc_policy node against the sim bridge, over real DDS.
 
-    ros2 launch dnc_policy sim.launch.py model:=/path/policy.onnx episodes:=20
+    ros2 launch dnc_policy_tools sim.launch.py model:=/path/policy.onnx episodes:=20
 
 The bridge runs the env the model was trained on (from the model's contract) in
 lock-step, resets the policy's memory at each episode start, prints a summary after
@@ -23,7 +23,8 @@ def shutdown_once(reason: str) -> OpaqueFunction:
 
 
 def generate_launch_description():
-    config = PathJoinSubstitution([FindPackageShare("dnc_policy"), "config"])
+    policy_yaml = PathJoinSubstitution([FindPackageShare("dnc_policy"), "config", "policy.yaml"])
+    sim_yaml = PathJoinSubstitution([FindPackageShare("dnc_policy_tools"), "config", "sim.yaml"])
     model = ParameterValue(LaunchConfiguration("model"), value_type=str)
     args = [
         DeclareLaunchArgument("model", description="policy.onnx written by export.onnx"),
@@ -40,17 +41,15 @@ def generate_launch_description():
         name="dnc_policy",
         namespace="",
         output="screen",
-        parameters=[PathJoinSubstitution([config, "policy.yaml"]),
-                    PathJoinSubstitution([config, "sim.yaml"]),
-                    {"model_path": model}],
+        parameters=[policy_yaml, sim_yaml, {"model_path": model}],
         on_exit=shutdown_once("the policy node exited"),
     )
     bridge = Node(
-        package="dnc_policy",
+        package="dnc_policy_tools",
         executable="sim_bridge",
         name="sim_bridge",
         output="screen",
-        parameters=[PathJoinSubstitution([config, "sim.yaml"]),
+        parameters=[sim_yaml,
                     {"model_path": model,
                      "episodes": ParameterValue(LaunchConfiguration("episodes"), value_type=int),
                      "seed": ParameterValue(LaunchConfiguration("seed"), value_type=int),
