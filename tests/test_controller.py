@@ -128,6 +128,23 @@ def test_watchdog_on_a_fake_clock(model):
     assert c.on_timer(10.42) is None
 
 
+@pytest.mark.parametrize("reset", [False, True])
+def test_reset_on_timeout_starts_a_new_episode_when_observations_return(model, reset):
+    c = controller(model, now=10.0, obs_timeout_ms=200.0, rate_hz=50.0, reset_on_timeout=reset)
+    ref = PolicyRuntime(model)
+    obs = env_observations("dnc/TMaze-v0", {"length": 3}, 3, seed=0)
+    for t, o in zip((10.05, 10.10), obs[:2]):
+        assert c.on_observation(o, t).action.tolist() == np.asarray(ref.step(o), np.float32
+                                                                    ).reshape(-1).tolist()
+    assert c.on_timer(10.40).safe and c.watchdog_tripped  # 300 ms without an observation
+    tick = c.on_observation(obs[2], 10.50)
+    want = ref.step(obs[2], reset=reset)  # a new episode only with reset_on_timeout
+    assert not tick.safe and tick.action.tolist() == np.asarray(want, np.float32
+                                                                 ).reshape(-1).tolist()
+    for k, v in ref.snapshot().items():
+        np.testing.assert_array_equal(c.runtime.snapshot()[k], v, err_msg=k)
+
+
 def test_timer_mode_acts_on_the_latest_observation_and_a_bad_one_stops_it(model):
     c = controller(model, tick_mode="timer", obs_timeout_ms=1000.0)
     ref = PolicyRuntime(model)
@@ -163,6 +180,25 @@ def test_inactive_controller_does_nothing_and_deactivate_gives_the_safe_action(m
 
 
 # -- snapshots -------------------------------------------------------------------------------
+def test_a_failing_snapshot_write_is_counted_and_never_stops_the_ticks(model, tmp_path):
+    folder = tmp_path / "state"
+    folder.mkdir()
+    c = controller(model, **{"snapshot.path": str(folder / "mem.npz"), "snapshot.period_s": 0.1})
+    folder.rmdir()
+    folder.write_text("a file where the snapshot folder was")  # every write now fails
+    ref = PolicyRuntime(model)
+    obs = env_observations("dnc/TMaze-v0", {"length": 3}, 4, seed=0)
+    for i, o in enumerate(obs):
+        tick = c.on_observation(o, 0.2 * (i + 1))  # a snapshot is due at each tick
+        assert not tick.safe
+        assert tick.action.tolist() == np.asarray(ref.step(o), np.float32).reshape(-1).tolist()
+    c.close()  # pending and final snapshots written (the writer keeps only the newest)
+    assert c.counters.snapshots == 0 and c.counters.snapshot_errors >= 1
+    assert str(folder) in c.counters.last_snapshot_error  # the OSError, naming the path
+    assert c.status(1.0)["snapshot_errors"] == str(c.counters.snapshot_errors)
+    assert folder.read_text() == "a file where the snapshot folder was"  # nothing clobbered
+
+
 def test_snapshots_restore_and_a_foreign_file_is_set_aside(model, models, tmp_path):
     path = tmp_path / "mem.npz"
     c = controller(model, **{"snapshot.path": str(path), "snapshot.period_s": 0.1})

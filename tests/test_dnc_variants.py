@@ -484,10 +484,9 @@ def test_the_training_config_names_the_key_too(option):
 
 
 # -- ONNX: the all-three core, export parity and the runtime ---------------------------------
-@pytest.fixture(scope="module")
-def all_three_export(tmp_path_factory):
-    """``(policy, checkpoint dict, onnx path)``: a T-maze policy on the all-three DNC,
-    saved as the trainers save it and exported by ``export.onnx.export_policy``."""
+def export_dnc(base, **options):
+    """``(policy, checkpoint dict, onnx path)``: a T-maze policy on a small DNC with
+    ``options``, saved as the trainers save it and exported by ``export.onnx.export_policy``."""
     from test_reliability_export import ENV, save_checkpoint
 
     from export.onnx import build_contract, export_policy, sha256_of
@@ -498,11 +497,10 @@ def all_three_export(tmp_path_factory):
     try:
         torch.manual_seed(21)
         core = make_core("dnc", input_size=4, hidden_size=16, memory_slots=8, word_size=8,
-                         read_heads=2, **VARIANTS["all"])
+                         read_heads=2, **options)
         policy = ActorCritic(core, 4, ActionSpec.discrete(3))
         with torch.no_grad():  # decisive, state-dependent logits (cf. test_export)
             policy.actor.weight.mul_(100.0)
-        base = tmp_path_factory.mktemp("dnc_variants")
         ckpt = save_checkpoint(base / "run" / "checkpoints" / "latest.pt", policy, env=ENV)
         policy, ck = ckpt_io.load_policy(ckpt)
         path = export_policy(policy, build_contract(policy, ck, sha256_of(ckpt)),
@@ -510,6 +508,53 @@ def all_three_export(tmp_path_factory):
     finally:
         torch.set_num_threads(threads)
     return policy, ck, path
+
+
+@pytest.fixture(scope="module")
+def all_three_export(tmp_path_factory):
+    return export_dnc(tmp_path_factory.mktemp("dnc_variants"), **VARIANTS["all"])
+
+
+def test_export_without_interface_clipping_has_parity_and_no_clip(tmp_path):
+    """clip=0 (the interface unclipped): the exporter's parity check at batch 1 and 4, and
+    the runtime reads the option back from the contract."""
+    from dnc_policy.runtime import PolicyRuntime
+
+    from export.onnx import check_parity
+
+    policy, ck, path = export_dnc(tmp_path, clip=0.0)
+    for batch in (1, 4):
+        r = check_parity(policy, path, ck["env"], ck["env_kwargs"], steps=300, batch=batch)
+        assert r.ok and r.max_state_diff < 1e-4, r.line()
+    assert PolicyRuntime(path).contract["core"]["config"]["clip"] == 0.0
+
+
+def test_sparse_reads_through_onnx_runtime_from_states_without_ties(tmp_path):
+    """Top-K reads (K = 2 of 8 slots) through ONNX Runtime. From states whose content
+    scores have no rounding-level ties (random written memories: docs/DNC.md, "Ties"), one
+    tick of the graph equals PyTorch's, and it is not the dense read's tick."""
+    import onnxruntime as ort
+    from test_export import ort_feed, torch_tick
+
+    policy, ck, path = export_dnc(tmp_path, read_top_k=2)
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    names = [o.name for o in sess.get_outputs()]
+    gen = torch.Generator().manual_seed(5)
+    for trial in range(5):
+        state = test_cores.random_state(policy.core, 4, gen)
+        obs = torch.randn(4, 4, generator=gen).numpy()
+        reset = np.zeros(4, np.float32)
+        _, out, new = torch_tick(policy, obs, state, reset)
+        got = dict(zip(names, sess.run(None, ort_feed(policy, obs, reset, state))))
+        for (name, _), t in zip(policy.state_spec, new):
+            np.testing.assert_allclose(got[f"state_out.{name}"], t.numpy(), atol=1e-5,
+                                       err_msg=f"trial {trial}: {name}")
+        np.testing.assert_allclose(got["logits"], out.dist.numpy(), atol=1e-4)
+        policy.core.read_top_k = 0  # the same weights reading densely
+        _, _, dense = torch_tick(policy, obs, state, reset)
+        policy.core.read_top_k = 2
+        gap = np.abs(dense.read_weights.numpy() - got["state_out.read_weights"]).max()
+        assert gap > 1e-3, f"trial {trial}: the sparse read is the dense one ({gap:.1e})"
 
 
 @pytest.mark.parametrize("batch", [1, 4])

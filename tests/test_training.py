@@ -290,6 +290,9 @@ def test_torchrun_two_processes_stay_in_sync(tmp_path, algo):
     assert len(ckpts) == 1 and len(list(tmp_path.iterdir())) == 1  # rank 0 alone writes
     ck = ckpt_io.load(ckpts[0])
     assert ck["global_step"] == 4096 and ck["update"] == 4096 // (4 * 16 * 2)
+    # The observation normaliser pooled both ranks' rollouts: it counted every env step of
+    # the run (one rank's alone would be half).
+    assert float(ck["policy_state"]["obs_norm.count"]) == 4096
 
 
 # -- command lines -----------------------------------------------------------------------------
