@@ -18,8 +18,10 @@ $(STAMP): pyproject.toml setup.py Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
-	@# An older checkout installed the ROS package's sources as a second distribution.
+	@# An older checkout installed the ROS package's sources as a second distribution, and
+	@# the root as one of the same name (whose egg-info would shadow the ROS package's).
 	@$(PY) -m pip uninstall --quiet --yes dnc_policy 2>/dev/null || true
+	@rm -rf dnc_policy.egg-info
 	$(PY) -m pip install --quiet -e ".[$(EXTRAS)]"
 	@rm -f $(VENV)/.installed-*
 	@touch $@

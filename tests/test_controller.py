@@ -10,16 +10,16 @@ import json
 
 import numpy as np
 import pytest
-import test_export
 from dnc_policy.controller import PolicyController, safe_action_for
 from dnc_policy.runtime import PolicyRuntime
 from dnc_policy.settings import POLICY_PARAMETERS, SettingsError, parse_policy_settings
 from rosutil import stop_tqdm_monitor
-from test_export import env_observations
+from exported import env_observations
 
-models = test_export.models
-one_thread = test_export.one_thread
 
+
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 @pytest.fixture
 def model(models):

@@ -6,12 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from test_export import models, one_thread  # noqa: F401  (fixtures)
 
 from training import cue_probe
 from training.checkpoint import load_policy
 from training.cue_probe import cue_observations, probe
 
+
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 def test_the_two_episodes_differ_in_the_cue_only():
     obs, turns = cue_observations(12, bump_penalty=0.1)

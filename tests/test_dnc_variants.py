@@ -19,14 +19,15 @@ import io
 import numpy as np
 import pytest
 import test_cores  # small_dnc, random_state: the same cores and states as the 2016 tests
-import test_export
 import torch
 from test_addressing import DTYPES, TOL, content_reference, rand_weights
 
 from dnc_core import ActionSpec, ActorCritic, DNCCore, make_core
 from dnc_core import addressing as A
 
-one_thread = test_export.one_thread  # torch on one thread (autouse)
+
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 OPTIONS = ("masked_lookup", "deallocation", "link_sharpness")
 VARIANTS = {"masked": {"masked_lookup": True}, "dealloc": {"deallocation": True},
@@ -534,7 +535,7 @@ def test_sparse_reads_through_onnx_runtime_from_states_without_ties(tmp_path):
     scores have no rounding-level ties (random written memories: docs/DNC.md, "Ties"), one
     tick of the graph equals PyTorch's, and it is not the dense read's tick."""
     import onnxruntime as ort
-    from test_export import ort_feed, torch_tick
+    from exported import ort_feed, torch_tick
 
     policy, ck, path = export_dnc(tmp_path, read_top_k=2)
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -571,7 +572,7 @@ def test_all_three_export_parity_over_1000_steps(all_three_export, batch):
 def test_all_three_export_has_the_2016_state_and_runs_in_the_runtime(all_three_export):
     import onnx
     from dnc_policy.runtime import PolicyRuntime
-    from test_export import env_observations, torch_tick
+    from exported import env_observations, torch_tick
 
     policy, ck, path = all_three_export
     model = onnx.load(str(path))

@@ -12,11 +12,9 @@ import pytest
 import torch
 from dnc_policy.files import atomic_write, current_umask
 
-import test_export
 from dnc_policy.runtime import PolicyRuntime
 from training import checkpoint as ckpt_io
 
-models = test_export.models
 
 
 @pytest.fixture

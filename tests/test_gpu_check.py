@@ -18,16 +18,17 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-import test_export
+import exported
 import torch
 from dnc_policy.runtime import PolicyRuntime
 
 from export.gpu_check import BoundSession, check_bound_parity
 from dnc_policy.contract import CONTRACT_KEY
 
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 ROOT = Path(__file__).resolve().parents[1]
-models = test_export.models
-one_thread = test_export.one_thread
 HAS_GPU = torch.cuda.is_available() or "CUDAExecutionProvider" in ort.get_available_providers()
 no_gpu_here = pytest.mark.skipif(HAS_GPU, reason="checks the failure where there is no GPU")
 
@@ -180,7 +181,7 @@ def test_the_bound_session_ticks_as_the_robot_runtime_does(models):
     m = models("dnc")
     bound = BoundSession(m.onnx, ["CPUExecutionProvider"], batch=2)
     rt = PolicyRuntime(m.onnx, providers=["CPUExecutionProvider"], batch=2)
-    obs = test_export.env_observations("dnc/TMaze-v0", {"length": 3}, 40).reshape(20, 2, -1)
+    obs = exported.env_observations("dnc/TMaze-v0", {"length": 3}, 40).reshape(20, 2, -1)
     first = np.ones(2, np.float32)
     for t, o in enumerate(obs):
         action = bound.step(o, first if t == 0 else np.zeros(2, np.float32))

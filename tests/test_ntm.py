@@ -16,7 +16,7 @@ import pytest
 # Shared helpers of the other test files (tests/ is on sys.path under pytest's default
 # import mode): the trained-policy model record, the runtime's tick comparison, the
 # cores' random state, the core-step exporter.
-import test_export
+import exported
 import test_runtime
 import torch
 import torch.nn.functional as F
@@ -33,10 +33,12 @@ from training.a2c import train
 from training.config import ConfigError, resolve
 from training.copy_task import train_copy
 
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 DTYPES = [torch.float32, torch.float64]
 TOL = {torch.float32: 1e-5, torch.float64: 1e-12}
 
-one_thread = test_export.one_thread  # autouse: torch on one thread
 
 
 def distributions(*shape, dtype=torch.float64, gen=None, zeros=False):
@@ -520,12 +522,12 @@ def test_onnx_runtime_core_step_matches_pytorch_over_1000_steps(exported_core, b
 
 NTM_SPEC = ["core=ntm",
             "core_config={hidden_size: 16, memory_slots: 8, word_size: 8, read_heads: 1}",
-            "env_kwargs.length=3"] + test_export.FEW
+            "env_kwargs.length=3"] + exported.FEW
 _POLICY = {}
 
 
 @pytest.fixture
-def ntm_policy(tmp_path_factory) -> test_export.Model:
+def ntm_policy(tmp_path_factory) -> exported.Model:
     """A small NTM policy on a short T-maze: the real trainer (a few updates), logits
     made decisive as test_export does for its untrained policies, the real exporter."""
     if not _POLICY:
@@ -533,11 +535,11 @@ def ntm_policy(tmp_path_factory) -> test_export.Model:
         cfg = resolve(None, NTM_SPEC + ["threads=1", "seed=1", "checkpoint_every=100000000",
                                         f"run_dir={base}"])
         ckpt = Path(train(cfg, progress=False, run_dir=base / "run")["checkpoint"])
-        test_export._tweak_checkpoint("ntm", ckpt)
+        exported._tweak_checkpoint("ntm", ckpt)
         policy, ck = ckpt_io.load_policy(ckpt)
         out = export_policy(policy, build_contract(policy, ck, sha256_of(ckpt)),
                             base / "export" / "ntm.onnx")
-        _POLICY["ntm"] = test_export.Model("ntm", base / "run", ckpt, out)
+        _POLICY["ntm"] = exported.Model("ntm", base / "run", ckpt, out)
     return _POLICY["ntm"]
 
 

@@ -22,7 +22,7 @@ from importlib import metadata
 from pathlib import Path
 
 import pytest
-import test_export
+import exported
 from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -167,7 +167,7 @@ print(json.dumps({{"files": [m.__file__ for m in (dnc_core, export, sim, trainin
 def test_the_robot_install_alone_runs_a_model_with_numpy_and_onnxruntime(
         wheels, tmp_path, tmp_path_factory):
     model = tmp_path / "policy.onnx"
-    model.write_bytes(test_export.get_model("dnc", tmp_path_factory).onnx.read_bytes())
+    model.write_bytes(exported.get_model("dnc", tmp_path_factory).onnx.read_bytes())
     declared = requirements(wheels["robot"], extras=("cpu",))
     assert "onnxruntime" in declared and "torch" not in declared
     py = fresh_env(tmp_path / "venv", wheels["robot"], closure(declared))

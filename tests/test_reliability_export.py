@@ -26,7 +26,6 @@ import gymnasium
 import numpy as np
 import onnx
 import pytest
-import test_export
 import torch
 from test_runtime import with_contract
 
@@ -40,13 +39,15 @@ from training import checkpoint as ckpt_io
 from training import evaluate as torch_evaluate
 from training.spaces import describe_space
 
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 ROOT = Path(__file__).resolve().parents[1]
 ENV = "dnc/TMaze-v0"
 STORED = {"length": 3}
 FAST = ["--parity-steps", "5", "--batches", "1"]  # a real but short parity check
 
 
-one_thread = test_export.one_thread  # torch on one thread (autouse)
 
 
 def make_policy(seed: int = 0) -> ActorCritic:

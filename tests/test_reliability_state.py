@@ -25,7 +25,6 @@ import warnings
 import numpy as np
 import onnx
 import pytest
-import test_export
 from dnc_policy.controller import PolicyController
 from dnc_policy.runtime import (
     ContractError,
@@ -34,12 +33,13 @@ from dnc_policy.runtime import (
     StateError,
 )
 from dnc_policy.settings import parse_policy_settings
-from test_export import env_observations
+from exported import env_observations
 from test_runtime import with_contract
 
-one_thread = test_export.one_thread
-models = test_export.models
 
+
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 # -- helpers -------------------------------------------------------------------------------
 def logging_controller(settings: dict) -> tuple[PolicyController, list]:

@@ -19,20 +19,20 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import pytest
-import test_export
 import yaml
 from dnc_policy.runtime import PolicyRuntime
 from dnc_policy.settings import POLICY_PARAMETERS
 from rosutil import Peer, Proc, Workspace, colcon_build, train_tmaze, train_tmaze_dnc
-from test_export import env_observations
+from exported import env_observations
 
 import sim  # noqa: F401  (registers the dnc/ envs)
 from training.spaces import ObsFlattener, to_env_actions
 
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 PKG = Path(__file__).resolve().parents[1] / "ros2_ws" / "src" / "dnc_policy"
 TOOLS = PKG.parent / "dnc_policy_tools"  # the sim bridge, sim-in-the-loop, the benchmark
-models = test_export.models
-one_thread = test_export.one_thread
 
 
 # -- fixtures ------------------------------------------------------------------------------

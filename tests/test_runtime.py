@@ -17,17 +17,17 @@ from dnc_policy.runtime import PolicyRuntime
 
 # The policies and helpers are shared with test_export.py (tests/ is on sys.path under
 # pytest's default import mode), so each policy is trained and exported once per session.
-import test_export
 from rosutil import stop_tqdm_monitor
-from test_export import env_observations, torch_tick
+from exported import env_observations, torch_tick
 
 from training.spaces import ObsFlattener, to_env_actions
 
 
 # The same fixtures as test_export.py (one torch thread; trained models, built once).
-one_thread = test_export.one_thread
-models = test_export.models
 
+
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 def with_contract(src, dst, edit=None, strip=False):
     """Copy of the ONNX file ``src`` with its contract edited (or all metadata removed)."""
@@ -443,7 +443,7 @@ def test_sampled_box_actions_stay_within_the_bounds(models):
     a, mean = np.concatenate(samples), np.concatenate(means)
     assert a.dtype == np.float32 and a.shape == (600, 2)
     assert ((a >= low) & (a <= high)).all()
-    # Dim 0's mean lies above its bound (test_export.NAV_BIAS): nearly always clipped;
+    # Dim 0's mean lies above its bound (exported.NAV_BIAS): nearly always clipped;
     # dim 1 (std exp(0) = 1, mean 0.3, bounds +-2) mostly inside, spread like the Gaussian.
     assert (mean[:, 0] > high[0]).all() and (a[:, 0] == high[0]).mean() > 0.95
     inside = (a[:, 1] > low[1]) & (a[:, 1] < high[1])

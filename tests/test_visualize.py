@@ -18,7 +18,6 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import pytest
-import test_export
 import test_ntm
 import torch
 from PIL import Image
@@ -26,10 +25,11 @@ from PIL import Image
 from training import visualize
 from training.evaluate import TorchActor, run_episodes
 
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 ROOT = Path(__file__).resolve().parents[1]
 
-one_thread = test_export.one_thread
-models = test_export.models
 ntm_policy = test_ntm.ntm_policy
 
 
