@@ -69,6 +69,10 @@ from .settings import (
 )
 
 NODE_NAME = "dnc_policy"
+# The protocol of the `action` topic: layout.dim[0].label says what a message is. The sim
+# bridge (dnc_policy_tools) steps its env on POLICY_LABEL only and counts SAFE_LABEL ones.
+POLICY_LABEL = "action"  # the policy's decision at this tick
+SAFE_LABEL = "safe"  # the safe action: rejected input, watchdog, inactive, stopping
 # Overrides every node accepts that are not ours.
 FOREIGN_PARAMETERS = ("use_sim_time", "start_type_description_service")
 FOREIGN_PREFIXES = ("qos_overrides.",)
@@ -140,8 +144,8 @@ class TickOutput:
 
     def __init__(self, width: int, cmd_vel: CmdVelMap | None = None, stamp=None):
         """``stamp()``: a builtin_interfaces/Time for a TwistStamped's header."""
-        self.policy = array_msg(np.zeros(width), "action")
-        self.safe = array_msg(np.zeros(width), "safe")
+        self.policy = array_msg(np.zeros(width), POLICY_LABEL)
+        self.safe = array_msg(np.zeros(width), SAFE_LABEL)
         # msg.data is an array.array('f'): a view writes into it, the setter is not called
         self._policy_view = np.frombuffer(self.policy.data, np.float32)
         self._safe_view = np.frombuffer(self.safe.data, np.float32)

@@ -40,7 +40,14 @@ from std_msgs.msg import Bool, Float32, Float32MultiArray
 from std_srvs.srv import Trigger
 
 from dnc_policy.files import atomic_write
-from dnc_policy.node import array_msg, executor_for, init_ros, qos_profile, spin_until
+from dnc_policy.node import (
+    SAFE_LABEL,
+    array_msg,
+    executor_for,
+    init_ros,
+    qos_profile,
+    spin_until,
+)
 from dnc_policy.settings import RELIABILITIES, Param, SettingsError, check_names, parse_executor
 
 BRIDGE_PARAMETERS: dict[str, Param] = {
@@ -241,7 +248,7 @@ class SimBridge(Node):
     def _on_action(self, msg: Float32MultiArray) -> None:
         if self._phase != "running" or self.done:
             return
-        safe = bool(msg.layout.dim) and msg.layout.dim[0].label == "safe"
+        safe = bool(msg.layout.dim) and msg.layout.dim[0].label == SAFE_LABEL
         if self.lockstep:
             if safe:
                 self.safe_ignored += 1
