@@ -38,26 +38,6 @@ class DNCState(NamedTuple):
     read_vectors: Tensor  # [B, R, W]
 
 
-class Interface(NamedTuple):
-    """The controller's commands to the memory for one step (activations applied)."""
-
-    read_keys: Tensor  # [B, R, W]
-    read_strengths: Tensor  # [B, R] >= 1
-    write_key: Tensor  # [B, 1, W]
-    write_strength: Tensor  # [B, 1] >= 1
-    erase: Tensor  # [B, W] in (0, 1)
-    write_vector: Tensor  # [B, W]
-    free_gates: Tensor  # [B, R] in (0, 1)
-    allocation_gate: Tensor  # [B, 1] in (0, 1)
-    write_gate: Tensor  # [B, 1] in (0, 1)
-    read_modes: Tensor  # [B, R, 3] softmax over (backward, content, forward)
-    # Only with the options that use them (None otherwise):
-    read_masks: Tensor | None = None  # [B, R, W] in (0, 1), masked_lookup
-    write_mask: Tensor | None = None  # [B, 1, W] in (0, 1), masked_lookup
-    forward_sharpness: Tensor | None = None  # [B, R] >= 1, link_sharpness
-    backward_sharpness: Tensor | None = None  # [B, R] >= 1, link_sharpness
-
-
 def oneplus(x: Tensor) -> Tensor:
     """1 + softplus(x): strengths in [1, inf)."""
     return 1 + F.softplus(x)
@@ -154,25 +134,6 @@ class DNCCore(RecurrentCore):
                     forget_bias=self.forget_bias, masked_lookup=self.masked_lookup,
                     deallocation=self.deallocation, link_sharpness=self.link_sharpness)
 
-    def parse_interface(self, v: Tensor) -> Interface:
-        """Split the raw interface vector ``[B, interface_size]`` and apply activations."""
-        b, r, w = v.shape[0], self.read_heads, self.word_size
-        linear, strengths, gates, modes = torch.split(v, self._split, dim=-1)
-        rk, wk, wv = torch.split(linear, [r * w, w, w], dim=-1)
-        rs, ws, *sharpness = torch.split(oneplus(strengths), self._strength_split, dim=-1)
-        er, fg, ag, wg, *masks = torch.split(torch.sigmoid(gates), self._gate_split, dim=-1)
-        extra = {}
-        if masks:
-            m = masks[0].reshape(b, r + 1, w)
-            extra.update(read_masks=m[:, :r], write_mask=m[:, r:])
-        if sharpness:
-            extra.update(forward_sharpness=sharpness[0][:, :r],
-                         backward_sharpness=sharpness[0][:, r:])
-        return Interface(
-            read_keys=rk.reshape(b, r, w), read_strengths=rs, write_key=wk.unsqueeze(1),
-            write_strength=ws, erase=er, write_vector=wv, free_gates=fg, allocation_gate=ag,
-            write_gate=wg, read_modes=torch.softmax(modes.reshape(b, r, 3), dim=-1), **extra)
-
     def _step(self, x: Tensor, state: DNCState) -> tuple[Tensor, DNCState]:
         # The equations of DESIGN.md §2 (tests/test_cores.py's reference_step writes them
         # out plainly), arranged so that the exported ONNX tick has few nodes: ONNX
@@ -189,8 +150,9 @@ class DNCCore(RecurrentCore):
         c = forget_gate * state.c + in_gate * torch.tanh(gates[:, 2 * hs:3 * hs])
         h = out_gate * torch.tanh(c)
 
-        # The interface (parse_interface's activations), each piece in the shape it is
-        # used in.
+        # The interface, split as laid out in __init__, each piece in the shape it is used
+        # in, its activation applied (oneplus for strengths, sigmoid for gates, erase and
+        # masks, softmax for the read modes).
         raw = self.interface(h)
         if self.clip > 0:
             raw = raw.clamp(-self.clip, self.clip)

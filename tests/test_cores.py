@@ -3,6 +3,7 @@ memory, the LSTMs' forget-gate bias."""
 
 import io
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -250,11 +251,37 @@ def test_compiled_step_equals_eager_in_values_and_gradients():
         torch.testing.assert_close(g_compiled, g_eager, rtol=1e-4, atol=1e-5)
 
 
+def parse_interface(core, v: torch.Tensor) -> SimpleNamespace:
+    """The interface vector ``[B, interface_size]`` cut into its named pieces, activations
+    applied, from the layout dnc_core/dnc.py documents (grouped by activation; options
+    at the end of their group), written here independently of DNCCore._step:
+    [read keys R·W | write key W | write vector W] [read strengths R | write strength 1 |
+    link sharpness 2R] [erase W | free gates R | allocation gate 1 | write gate 1 | masks
+    (R+1)·W] [read modes 3R]."""
+    b, r, w = v.shape[0], core.read_heads, core.word_size
+    sharp, masked = 2 * r * core.link_sharpness, (r + 1) * w * core.masked_lookup
+    sizes = [r * w, w, w, r, 1, sharp, w, r, 1, 1, masked, 3 * r]
+    (rk, wk, wv, rs, ws, sh, er, fg, ag, wg, mk, rm) = torch.split(v, sizes, dim=-1)
+    plus, sig = (lambda t: 1 + torch.nn.functional.softplus(t)), torch.sigmoid
+    i = SimpleNamespace(read_keys=rk.reshape(b, r, w), write_key=wk[:, None], write_vector=wv,
+                        read_strengths=plus(rs), write_strength=plus(ws), erase=sig(er),
+                        free_gates=sig(fg), allocation_gate=sig(ag), write_gate=sig(wg),
+                        read_modes=torch.softmax(rm.reshape(b, r, 3), -1),
+                        read_masks=None, write_mask=None, forward_sharpness=None,
+                        backward_sharpness=None)
+    if core.masked_lookup:
+        m = sig(mk).reshape(b, r + 1, w)
+        i.read_masks, i.write_mask = m[:, :r], m[:, r:]
+    if core.link_sharpness:
+        i.forward_sharpness, i.backward_sharpness = plus(sh[:, :r]), plus(sh[:, r:])
+    return i
+
+
 def reference_step(core, x, s):
     """DESIGN.md §2 written out step by step, independent of DNCCore._step."""
     from dnc_core import addressing as A
     h, c = core.controller(torch.cat([x, s.read_vectors.flatten(1)], -1), (s.h, s.c))
-    i = core.parse_interface(core.interface(h).clamp(-core.clip, core.clip))
+    i = parse_interface(core, core.interface(h).clamp(-core.clip, core.clip))
     psi = A.retention(i.free_gates, s.read_weights)  # frees use the previous reads
     usage = A.usage_update(s.usage, s.write_weights, psi)  # and the previous writes
     alloc = A.allocation_weighting(usage)

@@ -302,7 +302,7 @@ def test_options_grow_the_interface_only_and_keep_the_state_contract(name):
     f, state = core.step(torch.randn(3, 5), core.initial_state(3), torch.ones(3))
     assert f.shape == (3, core.feature_size)
     core.check_state(state, 3)
-    i = core.parse_interface(torch.randn(3, core.interface_size))
+    i = test_cores.parse_interface(core, torch.randn(3, core.interface_size))
     assert (i.read_masks is not None) == (i.write_mask is not None) == core.masked_lookup
     assert (i.forward_sharpness is not None) == core.link_sharpness
     if core.masked_lookup:
@@ -315,9 +315,10 @@ def test_options_grow_the_interface_only_and_keep_the_state_contract(name):
 
 def paper_reference_step(core, x, s):
     """One step as the paper writes it (§3.1-3.3 on DESIGN.md §2's DNC), independent of
-    DNCCore._step: the pure functions called one by one on parse_interface's pieces."""
+    DNCCore._step: the pure functions called one by one on the pieces of the tests' own
+    interface parser (test_cores.parse_interface)."""
     h, c = core.controller(torch.cat([x, s.read_vectors.flatten(1)], -1), (s.h, s.c))
-    i = core.parse_interface(core.interface(h).clamp(-core.clip, core.clip))
+    i = test_cores.parse_interface(core, core.interface(h).clamp(-core.clip, core.clip))
 
     def lookup(memory, keys, strengths, masks, top_k=0):
         if core.masked_lookup:  # c = C(M, k, β, m)
