@@ -247,8 +247,8 @@ def test_collection_keeps_no_graph_and_rollouts_chain_their_state():
     r1, carry = collect(policy, envs, carry, 4, flatten)
     r2, _ = collect(policy, envs, carry, 4, flatten)
     assert r1.logp.grad_fn is None and r1.value.grad_fn is None
-    assert all(s.grad_fn is None for s in r1.final_state)
-    for a, b in zip(r2.start_states, r1.final_state):
+    assert all(s.grad_fn is None for s in carry.state)  # what r1 handed to r2
+    for a, b in zip(r2.start_states, carry.state):
         torch.testing.assert_close(a[0], b, rtol=0, atol=0)
     envs.close()
 

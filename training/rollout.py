@@ -134,7 +134,6 @@ class Rollout:
     bootstrap: Tensor  # [B] V(obs_T)
     window: int  # steps per replayed sequence (bptt)
     start_states: Any  # state tuple, each [T // window, B, ...]: before steps 0, w, 2w..
-    final_state: Any  # the state before obs_T (the next rollout starts from it)
 
     @property
     def steps(self) -> int:
@@ -191,7 +190,7 @@ def collect_rollout(policy: ActorCritic, envs: gym.vector.VectorEnv, carry: Carr
     start_states = type(state)(*(torch.stack(s) for s in zip(*starts)))
     rollout = Rollout(obs_buf, torch.stack(actions), torch.stack(logps), torch.stack(values),
                       as_t(rewards), as_t(terms), as_t(truncs), as_t(valids),
-                      torch.stack(resets), boot.value, window, start_states, state)
+                      torch.stack(resets), boot.value, window, start_states)
     return rollout, Carry(next_obs, state, reset, prev_done)
 
 
