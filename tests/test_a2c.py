@@ -293,6 +293,24 @@ def test_a2c_loss_masks_invalid_rows_and_normalises_over_valid_rows_only():
 
 
 # -- spaces ---------------------------------------------------------------------------------
+def test_env_actions_from_float_messages_are_rounded_and_offset():
+    """sim.spaces.to_env_actions, as the sim bridge uses it on a ROS message's float32
+    action (and the trainers on integer ones)."""
+    from sim.spaces import to_env_actions
+
+    assert to_env_actions(np.array([[1.9999]], np.float32), spaces.Discrete(3, start=2)
+                          ).tolist() == [4]
+    assert to_env_actions(np.array([2, 0]), spaces.Discrete(3)).tolist() == [2, 0]
+    md = spaces.MultiDiscrete([3, 4], start=[1, -1])
+    assert to_env_actions(np.array([[2.0, 0.4]], np.float32), md).tolist() == [[3, -1]]
+    mb = spaces.MultiBinary(3)
+    out = to_env_actions(np.array([[1.0, 0.0, 0.9999]], np.float32), mb)
+    assert out.dtype == mb.dtype and out.tolist() == [[1, 0, 1]]
+    box = spaces.Box(-1.0, 1.0, (2, 1), np.float32)
+    out = to_env_actions(np.array([[0.5, -0.25]], np.float32), box)
+    assert out.shape == (1, 2, 1) and out.dtype == np.float32 and out[0, 1, 0] == -0.25
+
+
 def test_obs_flattening_of_every_supported_space():
     assert ObsFlattener(spaces.Discrete(3, start=1))(np.array([1, 3])).tolist() == \
         [[1, 0, 0], [0, 0, 1]]

@@ -40,6 +40,7 @@ from std_msgs.msg import Bool, Float32, Float32MultiArray
 from std_srvs.srv import Trigger
 
 from dnc_policy.files import atomic_write
+from sim.spaces import ObsFlattener, to_env_actions
 from dnc_policy.node import (
     SAFE_LABEL,
     array_msg,
@@ -75,23 +76,6 @@ BRIDGE_PARAMETERS: dict[str, Param] = {
                                          "rclpy has no EventsExecutor)"),
 }
 FOREIGN = ("use_sim_time", "start_type_description_service")
-
-
-def to_env_action(flat: np.ndarray, space):
-    """A flat float32 action from the policy -> what ``env.step`` takes."""
-    from gymnasium import spaces
-
-    flat = np.asarray(flat, np.float32)
-    if isinstance(space, spaces.Discrete):
-        return round(float(flat[0])) + int(space.start)
-    if isinstance(space, spaces.MultiDiscrete):
-        return (np.round(flat).astype(np.int64).reshape(space.shape)
-                + np.asarray(space.start, np.int64))
-    if isinstance(space, spaces.MultiBinary):
-        return np.round(flat).astype(space.dtype).reshape(space.shape)
-    if isinstance(space, spaces.Box):
-        return flat.reshape(space.shape).astype(space.dtype)
-    raise ValueError(f"action space {space} is not supported")
 
 
 def model_env(model_path: str) -> tuple[str, dict]:
@@ -154,6 +138,11 @@ class SimBridge(Node):
                                 f"(env_modules imported: {list(g['env_modules'])})")
         self.env_id, self.env_kwargs = env_id, kwargs
         self.env = gym.make(env_id, **kwargs)
+        # Observations flattened and actions converted exactly as in training (sim.spaces).
+        try:
+            self._flatten = ObsFlattener(self.env.observation_space)
+        except ValueError as e:
+            raise SettingsError(f"env {env_id}: {e}") from None
         qos = qos_profile(g["qos.reliability"] == "reliable", max(1, g["qos.depth"]))
         self.obs_pub = self.create_publisher(Float32MultiArray, "observation", qos)
         self.act_sub = self.create_subscription(Float32MultiArray, "action", self._on_action, qos)
@@ -187,9 +176,7 @@ class SimBridge(Node):
 
     # -- episodes ------------------------------------------------------------------------
     def _flat(self, obs) -> list:
-        from gymnasium import spaces
-
-        return spaces.flatten(self.env.observation_space, obs).astype(np.float32).tolist()
+        return self._flatten(np.asarray(obs)[None])[0].tolist()
 
     def _start_episode(self) -> None:
         obs, _ = self.env.reset(seed=int(self.p["seed"]) + self._k)
@@ -225,7 +212,8 @@ class SimBridge(Node):
         ep = self._ep
         if self.p["record_actions"]:
             ep["actions"].append([float(x) for x in flat])
-        obs, reward, term, trunc, info = self.env.step(to_env_action(flat, self.env.action_space))
+        action = to_env_actions(np.asarray(flat, np.float32)[None], self.env.action_space)[0]
+        obs, reward, term, trunc, info = self.env.step(action)
         ep["return"] += float(reward)
         ep["length"] += 1
         self._obs = obs
