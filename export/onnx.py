@@ -302,6 +302,7 @@ def check_parity(policy: ActorCritic, onnx_path: str | Path | None, env_id: str,
     import gymnasium as gym
 
     import sim  # noqa: F401
+    from training.evaluate import TorchActor
     from training.spaces import ObsFlattener, to_env_actions
 
     policy = policy.cpu().float().eval()
@@ -317,16 +318,16 @@ def check_parity(policy: ActorCritic, onnx_path: str | Path | None, env_id: str,
         obs[i] = flatten(np.asarray(env.reset(seed=seed + episode)[0])[None])[0]
         episode += 1
     reset = np.ones(batch, np.float32)
-    state_t = policy.initial_state(batch)
+    torch_tick = TorchActor(policy, batch, deterministic=True)
     report = ParityReport(batch=batch, steps=steps)
     for t in range(steps):
         extra = rng.random(batch) < reset_prob  # memory resets mid-episode too
         reset = np.maximum(reset, extra.astype(np.float32))
         report.resets += int(reset.sum())
-        with torch.no_grad():
-            out, state_t = policy(torch.from_numpy(obs), state_t, torch.from_numpy(reset))
-            a_t = policy.env_action(deterministic_action(policy.action, out.dist))
-            torch_dist = [out.dist] + ([out.log_std.detach().expand_as(out.dist)] if n_dist == 2 else [])
+        a_t = torch_tick(obs, reset)  # the graph's deterministic action, in PyTorch
+        out, state_t = torch_tick.out, torch_tick.state
+        torch_dist = [out.dist] + ([out.log_std.detach().expand_as(out.dist)] if n_dist == 2
+                                   else [])
         a_o, v_o, dist_o, state_o = onnx_step(obs, reset)
         torch_dist = [d.numpy() for d in torch_dist]
         torch_state = [s.numpy() for s in state_t]
@@ -335,17 +336,17 @@ def check_parity(policy: ActorCritic, onnx_path: str | Path | None, env_id: str,
         report.max_state_diff = _max_diff(report.max_state_diff, zip(state_o, torch_state))
         box = policy.action.kind == "box"
         report.nonfinite_torch += _nonfinite([out.value.numpy(), *torch_dist, *torch_state]
-                                             + ([a_t.numpy()] if box else []))
+                                             + ([a_t] if box else []))
         report.nonfinite_onnx += _nonfinite([v_o, *dist_o, *state_o] + ([a_o] if box else []))
         if box:
-            report.max_action_diff = _max_diff(report.max_action_diff, [(a_o, a_t.numpy())])
+            report.max_action_diff = _max_diff(report.max_action_diff, [(a_o, a_t)])
         else:
             report.action_mismatches += int((a_o.reshape(batch, -1)
-                                             != a_t.numpy().reshape(batch, -1)).any(-1).sum())
+                                             != a_t.reshape(batch, -1)).any(-1).sum())
         if report.nonfinite_torch or report.nonfinite_onnx:
             report.steps = t + 1  # failed; and NaN actions are not for the env
             break
-        env_actions = to_env_actions(a_t.numpy(), envs[0].action_space)
+        env_actions = to_env_actions(a_t, envs[0].action_space)
         reset = np.zeros(batch, np.float32)
         for i, env in enumerate(envs):
             o, _, terminated, truncated, _ = env.step(env_actions[i])

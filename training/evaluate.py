@@ -235,16 +235,23 @@ def resolve_env_kwargs(env_id: str, stored: dict, overrides: dict | None,
 
 
 class TorchActor:
-    """Stateful batch actor over a PyTorch policy (the memory lives here)."""
+    """A PyTorch policy ticked like the robot runtime: ``actor(obs [B, obs_dim] float32,
+    reset [B] float32)`` -> env actions ``[B, ...]``, the memory carried in ``state``
+    and the tick's heads kept in ``out`` (a PolicyOutput). The one PyTorch tick loop of
+    evaluation (here), the memory pictures (training.visualize) and the export's parity
+    check (export.onnx.check_parity)."""
 
     def __init__(self, policy, batch: int, deterministic: bool = True):
         self.policy, self.deterministic = policy, deterministic
         self.state = policy.initial_state(batch)
+        self.out = None
 
     @torch.no_grad()
     def __call__(self, obs: np.ndarray, reset: np.ndarray) -> np.ndarray:
-        action, _, _, self.state = self.policy.act(torch.from_numpy(obs), self.state,
-                                                   torch.from_numpy(reset), self.deterministic)
+        self.out, self.state = self.policy(torch.from_numpy(obs), self.state,
+                                           torch.from_numpy(reset))
+        dist = self.policy.distribution(self.out)
+        action = dist.mode() if self.deterministic else dist.sample()
         return self.policy.env_action(action).numpy()
 
 

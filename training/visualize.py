@@ -62,32 +62,29 @@ class _TorchStepper:
             self.policy, ckpt = load_policy(path)
         except CheckpointError as e:
             raise VisualizeError(str(e)) from None
+        from training.evaluate import TorchActor
+
         torch.manual_seed(seed)  # sampled actions are reproducible
-        self.torch, self.deterministic = torch, deterministic
+        self.actor = TorchActor(self.policy, 1, deterministic)
         cfg = ckpt["policy_config"]
         self.env_id, self.env_kwargs = ckpt["env"], dict(ckpt["env_kwargs"])
         self.core = {"kind": cfg["core"], "config": dict(cfg["core_config"])}
         self.obs_dim = self.policy.obs_dim
         self.state_names = [n for n, _ in self.policy.state_spec]
-        self.state = self.policy.initial_state(1)
 
     def ntm_core(self):
         """The NTM core, for :func:`ntm_commands`."""
         return self.policy.core
 
     def step(self, obs: np.ndarray, reset: bool) -> tuple[np.ndarray, dict, dict]:
-        torch = self.torch
-        with torch.no_grad():
-            out, self.state = self.policy(torch.from_numpy(obs[None]), self.state,
-                                          torch.tensor([float(reset)]))
-            dist = self.policy.distribution(out)
-            action = dist.mode() if self.deterministic else dist.sample()
-            action = self.policy.env_action(action)
+        action = self.actor(np.asarray(obs, np.float32)[None], np.array([float(reset)],
+                                                                       np.float32))
+        out = self.actor.out
         heads = {"value": out.value.numpy()[0]}
         heads["action_mean" if self.policy.action.kind == "box" else "logits"] = \
             out.dist.numpy()[0]
-        state = {n: s.numpy()[0].copy() for n, s in zip(self.state_names, self.state)}
-        return action.numpy(), heads, state
+        state = {n: s.numpy()[0].copy() for n, s in zip(self.state_names, self.actor.state)}
+        return action, heads, state
 
 
 class _OnnxStepper:
