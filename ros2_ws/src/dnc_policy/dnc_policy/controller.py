@@ -360,18 +360,10 @@ class PolicyController:
 
     # -- ticks ---------------------------------------------------------------------------
     def validate(self, data) -> np.ndarray:
-        """The observation as float32 ``[obs_dim]``; ValueError naming what is wrong."""
-        arr = np.asarray(data)
-        if arr.dtype.kind not in "biuf":  # complex, strings, objects: not a warning
-            raise ValueError(f"observation has dtype {arr.dtype}, expected real numbers")
-        with np.errstate(over="ignore"):  # beyond float32's range: Inf, refused below
-            arr = arr.astype(np.float32, copy=False).reshape(-1)
-        if arr.shape[0] != self.runtime.obs_dim:
-            raise ValueError(f"observation has {arr.shape[0]} values, the model expects "
-                             f"{self.runtime.obs_dim}")
-        if not np.isfinite(arr).all():
-            bad = np.flatnonzero(~np.isfinite(arr))
-            raise ValueError(f"observation has NaN or Inf at index {bad[:5].tolist()}")
+        """The observation as float32 ``[obs_dim]``; ValueError naming what is wrong: the
+        runtime's checks (real numbers, the model's size, finite: PolicyRuntime.check_obs,
+        the one observation validator), then this node's bound ``max_abs_obs``."""
+        arr = self.runtime.check_obs(np.asarray(data).reshape(-1))[0]
         big = np.abs(arr) > self.settings.max_abs_obs
         if big.any():
             raise ValueError(f"observation has |value| > max_abs_obs "

@@ -293,7 +293,9 @@ class PolicyRuntime:
                              f"({self.batch}, {self.obs_dim})"
                              + (f" or ({self.obs_dim},)" if self.batch == 1 else ""))
         if not np.isfinite(arr).all():
-            raise ValueError("observation contains NaN or Inf")
+            bad = np.flatnonzero(~np.isfinite(arr[0] if self.batch == 1 else arr))
+            where = "index" if self.batch == 1 else "flat index"
+            raise ValueError(f"observation has NaN or Inf at {where} {bad[:5].tolist()}")
         return arr
 
     def check_reset(self, reset) -> np.ndarray:
