@@ -360,7 +360,7 @@ def test_on_observation_mode_ages_from_the_arrival_and_safe_ticks_do_not_count(m
 
 
 def test_windows_hold_the_last_samples_and_wrap():
-    from dnc_policy.controller import Window
+    from dnc_policy.stats import Window
 
     w = Window(rows=2)  # 512 samples
     assert len(w) == 0 and w.values().size == 0
