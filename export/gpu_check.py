@@ -471,7 +471,8 @@ def render_table(rows: list[Row], parity_steps: int) -> str:
     for r in rows:
         p = r.parity
         cells = [r.label, r.batch, _num(r.p50_us, ".1f"), _num(r.p99_us, ".1f"),
-                 _num(r.first_s, ".2f")]
+                 # a few ms on a CPU (three significant digits), minutes for a TensorRT build
+                 _num(r.first_s, ".3g" if (r.first_s or 0) < 1 else ".2f")]
         if p is None:
             cells += [""] * 5
         else:
