@@ -46,16 +46,18 @@ from torch import Tensor, nn
 
 from dnc_core import ActorCritic
 from dnc_core.policy import deterministic_action
-from dnc_policy import contract as onnx_contract
 from dnc_policy.contract import (
     CONTRACT_KEY,
+    CONTRACT_VERSION,
     OBS,
     RESET,
     STATE_IN,
     action_dtype,
     action_shape,
     distribution_outputs,
+    write_contract,
 )
+from dnc_policy.contract import io_names as contract_io_names
 
 try:
     import fcntl
@@ -118,7 +120,7 @@ def simplify(model):
 
 def io_names(policy: ActorCritic) -> tuple[list[str], list[str]]:
     """The graph's input and output names for ``policy`` (the contract's :func:`io_names`)."""
-    return onnx_contract.io_names([n for n, _ in policy.state_spec], policy.action.kind)
+    return contract_io_names([n for n, _ in policy.state_spec], policy.action.kind)
 
 
 def _versions() -> dict:
@@ -138,7 +140,7 @@ def build_contract(policy: ActorCritic, ckpt: dict, ckpt_sha256: str) -> dict:
     spec = policy.action
     norm = policy.obs_norm
     return {
-        "contract_version": onnx_contract.CONTRACT_VERSION,
+        "contract_version": CONTRACT_VERSION,
         "obs_dim": policy.obs_dim,
         "observation_space": ckpt["observation_space"],
         "action_space": ckpt["action_space"],
@@ -207,7 +209,7 @@ def build_model(policy: ActorCritic, contract: dict):
     model.producer_name = "dnc-policy export.onnx"
     model.doc_string = (f"dnc-policy: {contract['core']['kind']} policy for "
                         f"{contract['env']['id']}; contract in metadata_props[{CONTRACT_KEY!r}]")
-    onnx_contract.write_contract(model, contract)  # checked against the runtime's schema
+    write_contract(model, contract)  # checked against the runtime's schema
     onnx.checker.check_model(model, full_check=True)
     return model
 

@@ -58,11 +58,14 @@ def to_env_actions(actions: np.ndarray, space: spaces.Space) -> np.ndarray:
         actions = np.rint(actions)
     if isinstance(space, spaces.MultiBinary):
         return actions.reshape((b,) + space.shape).astype(space.dtype, copy=False)
+    # (the offset only where a space has one: this runs at every rollout step)
     if isinstance(space, spaces.MultiDiscrete):
+        out = actions.reshape((b,) + space.shape).astype(np.int64, copy=False)
         start = np.asarray(space.start, np.int64).reshape(space.shape)
-        return actions.reshape((b,) + space.shape).astype(np.int64) + start
+        return out + start if start.any() else out
     if isinstance(space, spaces.Discrete):
-        return actions.reshape(b).astype(np.int64) + int(space.start)
+        out = actions.reshape(b).astype(np.int64, copy=False)
+        return out + int(space.start) if int(space.start) else out
     raise ValueError(f"action space {space} is not supported: expected Discrete, "
                      f"MultiDiscrete, MultiBinary or Box")
 
