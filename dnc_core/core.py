@@ -94,6 +94,11 @@ class RecurrentCore(nn.Module):
         self._compiled_step = torch.compile(self._step, dynamic=False, **options) if enabled else None
         return self
 
+    @property
+    def compiled(self) -> bool:
+        """Whether :meth:`step` runs through ``torch.compile`` (:meth:`compile_step`)."""
+        return self._compiled_step is not None
+
     def step(self, x: Tensor, state: Any, reset: Tensor | None = None) -> tuple[Tensor, Any]:
         """One step: ``x [B, D]``, ``state``, ``reset [B]`` -> ``(features [B, F], new_state)``."""
         # Eager: skip the reset when no row starts an episode (most ticks); traced or

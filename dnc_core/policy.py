@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
-from torch.distributions import Bernoulli, Categorical, Normal
+from torch.distributions import Bernoulli, Categorical, Normal, kl_divergence
 
 from .core import RecurrentCore
 
@@ -300,3 +300,13 @@ class ActionDistribution:
         if self.spec.kind in ("discrete", "multi_discrete"):
             return sum(d.entropy() for d in self._dists)
         return self._dist.entropy().sum(-1)
+
+    def kl(self, other: "ActionDistribution") -> Tensor:
+        """``KL(self || other)`` over the leading dims (summed over an action's
+        components); ``other`` must be of the same :class:`ActionSpec`."""
+        if other.spec != self.spec:
+            raise ValueError(f"kl: the two distributions are of different action specs "
+                             f"({self.spec.kind} and {other.spec.kind})")
+        if self.spec.kind in ("discrete", "multi_discrete"):
+            return sum(kl_divergence(p, q) for p, q in zip(self._dists, other._dists))
+        return kl_divergence(self._dist, other._dist).sum(-1)

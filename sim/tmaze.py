@@ -8,7 +8,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from sim._checks import draw_int, float_arg, int_arg, int_range_arg, render_mode_arg
+from sim._checks import choice_arg, draw_int, float_arg, int_arg, int_range_arg, render_mode_arg
 from sim._render import (
     AGENT,
     CUE_LEFT,
@@ -74,6 +74,10 @@ class TMazeEnv(CodeGridRender, gym.Env):
             the corridor with turns, so its deterministic (argmax) version walks
             straight to the junction -- what a deployed policy does.
         wrong_reward: reward for the wrong arm, in [-10, 1).
+        goal_arm: ``"cued"`` (the goal is in the arm the cue names) or ``"opposite"``
+            (in the other arm: the same corridor and cue with the goal layout
+            mirrored, a task that undoes what ``"cued"`` taught; the continual-learning
+            sequences of training/configs/continual_*.yaml use it).
         max_steps: truncation limit, > length (> hi for a range); default
             ``4 * (length + 1)`` with each episode's length.
         render_mode: ``None``, ``"rgb_array"`` or ``"ansi"``.
@@ -90,6 +94,7 @@ class TMazeEnv(CodeGridRender, gym.Env):
         wrong_reward: float = -1.0,
         max_steps: int | None = None,
         render_mode: str | None = None,
+        goal_arm: str = "cued",
     ):
         self.length_range = int_range_arg("length", length, 1, MAX_LENGTH)
         lo, hi = self.length_range
@@ -100,6 +105,7 @@ class TMazeEnv(CodeGridRender, gym.Env):
         self.wrong_reward = float_arg("wrong_reward", wrong_reward, -10.0, 1.0)
         if self.wrong_reward >= 1.0:
             raise ValueError(f"wrong_reward must be in [-10.0, 1.0), got {wrong_reward!r}")
+        self.goal_arm = choice_arg("goal_arm", goal_arm, ("cued", "opposite"))
         self._max_steps = None if max_steps is None else int_arg("max_steps", max_steps,
                                                                  hi + 1, None)
         self._set_length(hi)
@@ -143,7 +149,7 @@ class TMazeEnv(CodeGridRender, gym.Env):
             penalty = self.bump_penalty
         else:  # a turn at the junction ends the episode
             self._arm = action
-            success = action - LEFT == self._cue
+            success = (action - LEFT == self._cue) == (self.goal_arm == "cued")
             reward = 1.0 if success else self.wrong_reward
             return self._obs(), reward, True, False, {"is_success": success}
         if self._t >= self.max_steps:
@@ -156,7 +162,7 @@ class TMazeEnv(CodeGridRender, gym.Env):
         codes = np.full((5, n + 3), WALL, np.int64)
         codes[2, 1 : n + 2] = FREE
         codes[2, 1] = CUE_RIGHT if self._cue else CUE_LEFT
-        good, bad = (3, 1) if self._cue else (1, 3)
+        good, bad = (3, 1) if self._cue == (self.goal_arm == "cued") else (1, 3)
         codes[good, n + 1], codes[bad, n + 1] = GOAL, WRONG
         row = {0: 2, LEFT: 1, RIGHT: 3}[self._arm]
         codes[row, self._pos + 1] = AGENT
@@ -167,4 +173,5 @@ class TMazeEnv(CodeGridRender, gym.Env):
 
     def _ansi_header(self) -> str:
         cue = "right" if self._cue else "left"
-        return f"TMaze t={self._t} cue={cue} (shown for {self.cue_steps} step(s))"
+        goal = "" if self.goal_arm == "cued" else ", goal in the opposite arm"
+        return f"TMaze t={self._t} cue={cue} (shown for {self.cue_steps} step(s){goal})"

@@ -153,7 +153,7 @@ class TrainConfig:
         for key, value in self.core_config.items():
             if key not in allowed:
                 raise ConfigError(f"core_config.{key}: unknown option for core {self.core!r}"
-                                  f"{_suggest(key, allowed)}; expected one of {allowed}")
+                                  f"{suggest(key, allowed)}; expected one of {allowed}")
             default = params[key].default
             if default is not inspect.Parameter.empty:
                 want = float if isinstance(default, float) else type(default)
@@ -208,7 +208,7 @@ class TrainConfig:
         names = [f.name for f in dataclasses.fields(cls)]
         for key in data:
             if key not in names:
-                raise ConfigError(f"{source}: unknown key {key!r}{_suggest(key, names)}")
+                raise ConfigError(f"{source}: unknown key {key!r}{suggest(key, names)}")
         data = {k: _yaml11_float(v) if _FIELD_TYPES[k] == "float" else v for k, v in data.items()}
         algo = data.get("algo", cls.algo)
         base = cls.default(algo) if algo in ALGO_DEFAULTS else cls()  # validate() says why
@@ -270,7 +270,7 @@ class TrainConfig:
                 data[top] = {**data[top], sub: value}
             else:
                 if key not in data:
-                    raise ConfigError(f"override: unknown key {key!r}{_suggest(key, list(data))}")
+                    raise ConfigError(f"override: unknown key {key!r}{suggest(key, list(data))}")
                 if key == "core" and value != data["core"]:
                     data["core_config"] = {}  # the other core's options do not apply
                 if key == "env" and value != data["env"]:
@@ -406,7 +406,7 @@ def _check_env_kwargs(env_id: str, kwargs: dict) -> None:
         raise ConfigError(str(e)) from None
 
 
-def _suggest(key: str, names: list[str]) -> str:
+def suggest(key: str, names: list[str]) -> str:
     close = difflib.get_close_matches(key, names, n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
 

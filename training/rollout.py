@@ -134,6 +134,10 @@ class Rollout:
     bootstrap: Tensor  # [B] V(obs_T)
     window: int  # steps per replayed sequence (bptt)
     start_states: Any  # state tuple, each [T // window, B, ...]: before steps 0, w, 2w..
+    dist: Tensor  # [T, B, head_size] the collecting policy's distribution parameters
+    log_std: Tensor | None  # [head_size] its Gaussian log-std (box actions), else None
+    next_obs: Tensor  # [B, obs_dim] obs_T, the observation after the rollout
+    next_reset: Tensor  # [B] the reset mask obs_T is taken with
 
     @property
     def steps(self) -> int:
@@ -162,7 +166,7 @@ def collect_rollout(policy: ActorCritic, envs: gym.vector.VectorEnv, carry: Carr
     state, reset, prev_done, next_obs = carry.state, carry.reset, carry.prev_done, carry.next_obs
     n = envs.num_envs
     obs_buf = torch.zeros((steps, n, flatten.dim), device=device)
-    logps, values, actions, resets, starts = [], [], [], [], []
+    logps, values, actions, resets, starts, params = [], [], [], [], [], []
     rewards = np.zeros((steps, n), np.float32)
     terms, truncs, valids = (np.zeros((steps, n), np.float32) for _ in range(3))
     for t in range(steps):
@@ -176,6 +180,7 @@ def collect_rollout(policy: ActorCritic, envs: gym.vector.VectorEnv, carry: Carr
         logps.append(dist.log_prob(action))
         values.append(out.value)
         actions.append(action)
+        params.append(out.dist)
         env_action = to_env_actions(policy.env_action(action).cpu().numpy(), action_space)
         next_obs, reward, terminated, truncated, info = envs.step(env_action)
         valid = ~prev_done  # NEXT_STEP: the step right after an episode end is a reset
@@ -185,12 +190,15 @@ def collect_rollout(policy: ActorCritic, envs: gym.vector.VectorEnv, carry: Carr
         prev_done = (terminated | truncated) & valid
         # An autoreset step returned the new episode's first observation: reset next.
         reset = torch.from_numpy((~valid).astype(np.float32)).to(device)
-    boot, _ = policy(torch.from_numpy(flatten(next_obs)).to(device), state, reset)
+    last_obs = torch.from_numpy(flatten(next_obs)).to(device)
+    boot, _ = policy(last_obs, state, reset)
     as_t = lambda a: torch.from_numpy(a).to(device)  # noqa: E731
     start_states = type(state)(*(torch.stack(s) for s in zip(*starts)))
+    log_std = None if boot.log_std is None else boot.log_std.detach().clone()
     rollout = Rollout(obs_buf, torch.stack(actions), torch.stack(logps), torch.stack(values),
                       as_t(rewards), as_t(terms), as_t(truncs), as_t(valids),
-                      torch.stack(resets), boot.value, window, start_states)
+                      torch.stack(resets), boot.value, window, start_states,
+                      torch.stack(params), log_std, last_obs, reset)
     return rollout, Carry(next_obs, state, reset, prev_done)
 
 
@@ -225,17 +233,27 @@ class Sequences:
 _SEQ_FIELDS = ("obs", "actions", "resets", "valid", "logp", "value", "advantages", "returns")
 
 
+def sequence_major(x: Tensor, window: int) -> Tensor:
+    """A time-major rollout tensor as its sequences: ``[T, B, ...]`` ->
+    ``[K, W, B, ...]`` -> ``[K * B, W, ...]`` (``K = T / W``; sequence ``k * B + b`` is
+    env ``b``'s steps ``k*W .. (k+1)*W - 1``)."""
+    k = x.shape[0] // window
+    x = x.reshape(k, window, *x.shape[1:]).transpose(1, 2)
+    return x.reshape(k * x.shape[1], window, *x.shape[3:])
+
+
+def sequence_starts(r: Rollout) -> Any:
+    """The stored start state of every sequence, in :func:`sequence_major`'s order."""
+    return type(r.start_states)(*(s.reshape(-1, *s.shape[2:]) for s in r.start_states))
+
+
 def to_sequences(r: Rollout, advantages: Tensor) -> Sequences:
     """Cut a rollout (and its advantages ``[T, B]``) into its replay sequences."""
-    k, w = r.steps // r.window, r.window
+    def seq(x: Tensor) -> Tensor:
+        return sequence_major(x, r.window)
 
-    def seq(x: Tensor) -> Tensor:  # [T, B, ...] -> [K, W, B, ...] -> [K * B, W, ...]
-        x = x.reshape(k, w, *x.shape[1:]).transpose(1, 2)
-        return x.reshape(k * x.shape[1], w, *x.shape[3:])
-
-    states = type(r.start_states)(*(s.reshape(-1, *s.shape[2:]) for s in r.start_states))
     return Sequences(seq(r.obs), seq(r.actions), seq(r.resets), seq(r.valid), seq(r.logp),
-                     seq(r.value), seq(advantages), seq(advantages + r.value), states)
+                     seq(r.value), seq(advantages), seq(advantages + r.value), sequence_starts(r))
 
 
 def minibatches(n: int, count: int, generator: torch.Generator | None = None

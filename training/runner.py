@@ -152,9 +152,14 @@ class Learner:
     optimizer: torch.optim.Optimizer
     world: int
     progress: float = 0.0  # fraction of total_steps done before this update
+    # A loss added to every gradient step's (training.continual's replay of past tasks);
+    # called once per step, after the trainer's own loss is built.
+    extra_loss: Callable[[], torch.Tensor] | None = None
 
     def step(self, loss: torch.Tensor) -> float:
         """Backward, clip the gradient norm, optimiser step; returns the norm."""
+        if self.extra_loss is not None:
+            loss = loss + self.extra_loss()
         self.optimizer.zero_grad(set_to_none=False)
         loss.backward()  # under DDP: gradients averaged across processes here
         norm = nn.utils.clip_grad_norm_(self.policy.parameters(), self.cfg.max_grad_norm)
@@ -176,7 +181,8 @@ Update = Callable[[Learner, Rollout], dict]
 # --------------------------------------------------------------------------------------
 def train(cfg: TrainConfig, update_fn: Update,
           resume: str | Path | ckpt_io.ResumePoint | None = None,
-          progress: bool = True, run_dir: str | Path | None = None) -> dict:
+          progress: bool = True, run_dir: str | Path | None = None,
+          policy: ActorCritic | None = None) -> dict:
     """Train with ``update_fn``; return ``{"run_dir", "checkpoint", "success", "return",
     "episodes", "global_step", "seconds", "param_checksum"}`` (rolling figures over the
     last ``success_window`` episodes).
@@ -185,6 +191,10 @@ def train(cfg: TrainConfig, update_fn: Update,
     checkpoint), a checkpoint in a run's ``checkpoints/`` (continued in that run; it must
     be the run's newest) or any other checkpoint file (continued in a new run folder);
     see :func:`training.checkpoint.resume_point`. ``run_dir`` overrides the folder.
+    ``policy``: train this module (built by :func:`build_policy` for ``cfg``, on
+    ``cfg``'s device; a resume loads the checkpoint's weights into it) instead of a new
+    one, so that a caller training it over several calls (training.continual, task after
+    task) compiles its step once.
     Nothing is created on disk before the config, the policy and the envs are known to
     work. A NaN or an infinity in the weights or the optimiser state stops the run with
     :class:`training.checkpoint.NonFiniteError` and is never saved."""
@@ -205,11 +215,17 @@ def train(cfg: TrainConfig, update_fn: Update,
     probe.close()
 
     torch.manual_seed(cfg.seed + rank)  # before the weights are drawn
-    try:
-        policy = build_policy(cfg, flatten.dim, spec).to(device)
-    except (ValueError, TypeError) as e:
-        raise ConfigError(f"core_config: core {cfg.core!r} refuses {cfg.core_config}: "
-                          f"{' '.join(str(e).split())}") from None
+    given = policy is not None
+    if not given:
+        try:
+            policy = build_policy(cfg, flatten.dim, spec).to(device)
+        except (ValueError, TypeError) as e:
+            raise ConfigError(f"core_config: core {cfg.core!r} refuses {cfg.core_config}: "
+                              f"{' '.join(str(e).split())}") from None
+    elif policy.obs_dim != flatten.dim or policy.action != spec:
+        raise ConfigError(f"env: {cfg.env} {cfg.env_kwargs} has {flatten.dim} observation "
+                          f"values and actions {spec.kind}; the policy given takes "
+                          f"{policy.obs_dim} and {policy.action.kind}")
     optimizer = make_optimizer(cfg, policy.parameters())
     global_step, update = 0, 0
     if resumed:
@@ -217,7 +233,7 @@ def train(cfg: TrainConfig, update_fn: Update,
         global_step, update = resumed["global_step"], resumed["update"]
         restore_rng(resumed, cfg, rank, device)
     use_compile, why = compile_enabled(cfg, device.type)
-    if use_compile:
+    if use_compile and not policy.core.compiled:
         if cfg.compile == "auto":  # a compile that fails falls back to the eager step
             torch._dynamo.config.suppress_errors = True
         policy.core.compile_step()
