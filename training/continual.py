@@ -387,7 +387,13 @@ def run(ccfg: ContinualConfig, folder: Path | None = None, resume: bool = False,
     from training.ppo import ppo_update
     from training.runner import train
 
-    first = ccfg.task_config(0)
+    from training.config import compile_enabled
+    from training.runner import pick_device
+
+    first = ccfg.task_config(0, total_steps=ccfg.total_steps)
+    # compile "auto" decided once for the whole run (each interval is a short call of the
+    # trainer, which alone would stay eager); the policy keeps its compiled step.
+    compiled, why = compile_enabled(first, pick_device(first.device).type)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise ConfigError("training.continual runs in one process (torchrun is not supported)")
     base_update = ppo_update if first.algo == "ppo" else a2c_update
@@ -434,12 +440,16 @@ def run(ccfg: ContinualConfig, folder: Path | None = None, resume: bool = False,
     bar = tqdm(total=ccfg.total_steps, initial=step, disable=not progress, unit="step",
                dynamic_ncols=True, desc=run_label(ccfg, first.seed))
     policy, done = _build_policy(first), 0
+    if progress or compiled:
+        print(f"{why} (decided for the run's {ccfg.total_steps:,} steps)", file=sys.stderr,
+              flush=True)
     try:
         for end in todo:
             if stop_after is not None and done >= stop_after:
                 break
             current["task"] = (end - 1) // ccfg.steps_per_task
-            cfg = ccfg.task_config(current["task"], total_steps=end)
+            cfg = dataclasses.replace(ccfg.task_config(current["task"], total_steps=end),
+                                      compile=compiled)
             train(cfg, update, resume=point, progress=False, run_dir=folder / "train",
                   policy=policy)
             ckpt = folder / "train" / "checkpoints" / f"step_{end:010d}.pt"
