@@ -220,3 +220,29 @@ def test_rendering_follows_the_drawn_length_on_one_canvas():
         cell = frame.shape[0] // 5
         assert frame.shape == (5 * cell, 11 * cell, 3)  # the hi = 8 canvas: 5 x (8 + 3)
     assert len(shapes) == 1
+
+
+def test_opposite_goal_arm_mirrors_the_goal_and_nothing_else():
+    # The same cues (same seeds), the same corridor and observations; only which turn
+    # wins changes: the cue follower always fails, turning away from the cue always wins.
+    cued = gymnasium.make("dnc/TMaze-v0", length=5, cue_steps=3)
+    mirrored = gymnasium.make("dnc/TMaze-v0", length=5, cue_steps=3, goal_arm="opposite",
+                              render_mode="ansi")
+    for seed in range(20):
+        assert run_episode(cued, TMazeOracle(), seed=seed)[2]["is_success"] is True
+        assert run_episode(mirrored, TMazeOracle(), seed=seed)[2]["is_success"] is False
+        obs_a, _ = cued.reset(seed=seed)
+        obs_b, info = mirrored.reset(seed=seed)
+        np.testing.assert_array_equal(obs_a, obs_b)
+        for _ in range(5):
+            obs_a, *_ = cued.step(FORWARD)
+            obs_b, *_ = mirrored.step(FORWARD)
+            np.testing.assert_array_equal(obs_a, obs_b)
+        away = RIGHT if info["cue"] == 0 else LEFT
+        lines = mirrored.render().splitlines()
+        goal_row = 2 if away == LEFT else 4  # row 2: the left arm, row 4: the right arm
+        assert lines[goal_row][-2] == "G" and "opposite" in lines[0]
+        _, reward, terminated, _, step_info = mirrored.step(away)
+        assert terminated and reward == 1.0 and step_info["is_success"] is True
+    with pytest.raises(ValueError, match="goal_arm"):
+        gymnasium.make("dnc/TMaze-v0", goal_arm="left")
