@@ -12,6 +12,7 @@ from dnc_policy.runtime import PolicyRuntime
 
 from export.onnx import main as export_main
 from training.continual import ContinualConfig, main, run, summarize
+from training.continual_report import main as report_main
 from training.checkpoint import load_policy
 from training.evaluate import TorchActor, run_episodes
 
@@ -78,6 +79,13 @@ def test_replay_changes_training_and_no_replay_keeps_an_empty_buffer(tmp_path):
     # in), then the replay loss makes the weights differ.
     won, woff = weights(on["checkpoint"]), weights(off["checkpoint"])
     assert any(not torch.equal(won[k], woff[k]) for k in won)
+    # The study's report reads both, groups them by mode and leaves unfinished runs out
+    # of the means, saying so.
+    text = report_main([str(tmp_path), "--out", str(tmp_path / "report" / "r.md")])
+    assert "## tmaze, dnc, no replay" in text and "## tmaze, dnc, replay" in text
+    assert "| 1 (stopped at 1024) | " in text
+    assert "Unfinished runs (not in the means): off, on" in text
+    assert (tmp_path / "report" / "r.png").stat().st_size > 1000
 
 
 def test_forgetting_and_final_success_follow_continual_world():
