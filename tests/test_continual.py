@@ -124,7 +124,7 @@ def test_the_final_policy_exports_and_runs(tmp_path):
     (["steps_per_tsk=1024"], "unknown key 'steps_per_tsk' (did you mean 'steps_per_task'?)"),
     (["train.env=CartPole-v1"], "train.env cannot be set: each task names its env"),
     (["train.lr_schedule=linear"], "must be 'constant'"),
-    (["eval_every=20480"], "eval_every (20480) must divide steps_per_task (61440)"),
+    (["eval_every=3584"], "eval_every (3584) must divide steps_per_task (61440)"),
     (["eval_every=1000"], "eval_every: must be a multiple of num_envs x rollout_steps = 512"),
     (["replay.mix=1.5"], "replay.mix: expected a number in [0, 0.95], got 1.5"),
     (["replay.samplin=uniform"], "unknown key replay.samplin (did you mean 'sampling'?)"),

@@ -25,6 +25,7 @@ from pathlib import Path
 import yaml
 from dnc_policy.files import atomic_write
 
+from training.checkpoint import load_policy
 from training.continual import ContinualConfig, summarize
 
 
@@ -41,7 +42,12 @@ def load_runs(root: Path) -> list[dict]:
         single = bool(base) and task.isdigit()
         version = (folder / "code_version.txt").read_text().split()[0] \
             if (folder / "code_version.txt").is_file() else "not recorded"
-        runs.append({"folder": folder, "ccfg": ccfg, "evals": evals,
+        latest = folder / "train" / "checkpoints" / "latest.pt"
+        params = None
+        if latest.is_file():
+            policy, _ = load_policy(latest)
+            params = sum(p.numel() for p in policy.parameters())
+        runs.append({"folder": folder, "ccfg": ccfg, "evals": evals, "parameters": params,
                      "config": base if single else name,
                      "core": ccfg.train.get("core", "dnc"), "seed": ccfg.task_config(0).seed,
                      "mode": f"single task {task}" if single else
@@ -79,7 +85,10 @@ def report(runs: list[dict], command: str) -> tuple[str, dict]:
     for (config, core, mode), rows in sorted(groups.items()):
         ccfg = rows[0]["ccfg"]
         names = [t.name for t in ccfg.tasks]
+        counts = sorted({r["parameters"] for r in rows if r["parameters"]})
         lines += [f"## {config}, {core}, {mode}", "",
+                  f"Parameters: {', '.join(f'{c:,}' for c in counts) or 'no checkpoint yet'}.",
+                  "",
                   "| seed | " + " | ".join(f"{n}: end / final" for n in names)
                   + " | forgetting per task | mean forgetting | average final success |",
                   "|---" * (len(names) + 4) + "|"]
