@@ -78,6 +78,9 @@ class TMazeEnv(CodeGridRender, gym.Env):
             (in the other arm: the same corridor and cue with the goal layout
             mirrored, a task that undoes what ``"cued"`` taught; the continual-learning
             sequences of training/configs/continual_*.yaml use it).
+        arena_marker: what the ``in_corridor`` channel reads in the corridor, in (0, 1]
+            (default 1): another arena's floor as the robot's sensor sees it, so that
+            tasks in different arenas can be told apart at every corridor step.
         max_steps: truncation limit, > length (> hi for a range); default
             ``4 * (length + 1)`` with each episode's length.
         render_mode: ``None``, ``"rgb_array"`` or ``"ansi"``.
@@ -95,6 +98,7 @@ class TMazeEnv(CodeGridRender, gym.Env):
         max_steps: int | None = None,
         render_mode: str | None = None,
         goal_arm: str = "cued",
+        arena_marker: float = 1.0,
     ):
         self.length_range = int_range_arg("length", length, 1, MAX_LENGTH)
         lo, hi = self.length_range
@@ -106,6 +110,7 @@ class TMazeEnv(CodeGridRender, gym.Env):
         if self.wrong_reward >= 1.0:
             raise ValueError(f"wrong_reward must be in [-10.0, 1.0), got {wrong_reward!r}")
         self.goal_arm = choice_arg("goal_arm", goal_arm, ("cued", "opposite"))
+        self.arena_marker = float_arg("arena_marker", arena_marker, 0.0, 1.0, low_open=True)
         self._max_steps = None if max_steps is None else int_arg("max_steps", max_steps,
                                                                  hi + 1, None)
         self._set_length(hi)
@@ -115,7 +120,7 @@ class TMazeEnv(CodeGridRender, gym.Env):
         # The few distinct observations, indexed [cue shown (0 none, 1 left, 2 right), where].
         obs = np.zeros((3, 2, 4), np.float32)
         obs[1, :, 0] = obs[2, :, 1] = 1.0
-        obs[:, 0, 2] = obs[:, 1, 3] = 1.0
+        obs[:, 0, 2], obs[:, 1, 3] = self.arena_marker, 1.0
         self._obs_table = obs
         self._cue, self._pos, self._arm, self._t = 0, 0, 0, 0
 
