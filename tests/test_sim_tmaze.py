@@ -246,3 +246,20 @@ def test_opposite_goal_arm_mirrors_the_goal_and_nothing_else():
         assert terminated and reward == 1.0 and step_info["is_success"] is True
     with pytest.raises(ValueError, match="goal_arm"):
         gymnasium.make("dnc/TMaze-v0", goal_arm="left")
+
+
+def test_arena_marker_changes_only_what_the_corridor_sensor_reads():
+    plain = gymnasium.make("dnc/TMaze-v0", length=4)
+    marked = gymnasium.make("dnc/TMaze-v0", length=4, arena_marker=0.5)
+    for seed in range(5):
+        a, b = plain.reset(seed=seed)[0], marked.reset(seed=seed)[0]
+        for _ in range(5):  # the corridor, then the junction
+            expect = a.copy()
+            expect[2] *= 0.5
+            np.testing.assert_array_equal(b, expect)
+            assert marked.observation_space.contains(b)
+            a, b = plain.step(FORWARD)[0], marked.step(FORWARD)[0]
+        assert run_episode(marked, TMazeOracle(), seed=seed)[2]["is_success"] is True
+    for bad in (0.0, 1.5, float("nan")):
+        with pytest.raises(ValueError, match="arena_marker"):
+            gymnasium.make("dnc/TMaze-v0", arena_marker=bad)
