@@ -41,7 +41,6 @@ import os
 import shutil
 import sys
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -361,16 +360,8 @@ def run_label(ccfg: ContinualConfig, seed: int) -> str:
 
 
 def new_folder(ccfg: ContinualConfig, seed: int) -> Path:
-    base = Path(ccfg.train.get("run_dir", "runs"))
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    path, k = base / f"{run_label(ccfg, seed)}_{stamp}", 1
-    while True:
-        try:
-            path.mkdir(parents=True)
-            return path
-        except FileExistsError:
-            k += 1
-            path = base / f"{run_label(ccfg, seed)}_{stamp}-{k}"
+    from training.runner import unique_folder
+    return unique_folder(Path(ccfg.train.get("run_dir", "runs")) / run_label(ccfg, seed))
 
 
 def _write_json(path: Path, data: Any) -> None:

@@ -71,7 +71,7 @@ def _f(v) -> str:
 
 
 def report(runs: list[dict], command: str) -> tuple[str, dict]:
-    lines = [f"# Continual learning: forgetting with and without replay", "",
+    lines = ["# Continual learning: forgetting with and without replay", "",
              f"Command: `{command}`", ""]
     seq = [r for r in runs if r["single"] is None]
     refs = {(r["config"], r["core"], r["seed"], r["single"]): r for r in runs

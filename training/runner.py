@@ -94,9 +94,14 @@ def pick_device(name: str) -> torch.device:
 def new_run_dir(cfg: TrainConfig) -> Path:
     """``<run_dir>/<env>_<core>_s<seed>_<timestamp>``, never an existing folder (runs
     started in the same second get a suffix)."""
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     env = cfg.env.rpartition(":")[2].replace("/", "_")  # "module:Id" -> "Id" (no ':' in paths)
-    base = Path(cfg.run_dir) / f"{env}_{cfg.core}_s{cfg.seed}_{stamp}"
+    return unique_folder(Path(cfg.run_dir) / f"{env}_{cfg.core}_s{cfg.seed}")
+
+
+def unique_folder(prefix: Path) -> Path:
+    """Create ``<prefix>_<timestamp>``, never an existing folder (folders made in the
+    same second get a suffix ``-2``, ``-3`` ...)."""
+    base = prefix.with_name(f"{prefix.name}_{datetime.now().strftime('%Y%m%d-%H%M%S')}")
     path, k = base, 1
     while True:
         try:
