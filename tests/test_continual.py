@@ -11,6 +11,7 @@ import torch
 from dnc_policy.runtime import PolicyRuntime
 
 from export.onnx import main as export_main
+from training.config import ConfigError
 from training.continual import ContinualConfig, main, run, summarize
 from training.continual_report import main as report_main
 from training.checkpoint import load_policy
@@ -49,6 +50,8 @@ def test_a_continual_run_resumes_exactly(tmp_path):
     evals = json.loads((b / "evals.json").read_text())
     assert [e["step"] for e in evals] == [512, 1024, 1536]
     out = run(c, b, resume=True, progress=False)
+    with pytest.raises(ConfigError, match="already holds a continual run"):
+        run(c, b, progress=False)  # a second run never lands in a run's folder
     wa, wb = weights(a["checkpoint"]), weights(out["checkpoint"])
     assert wa.keys() == wb.keys()
     for k in wa:

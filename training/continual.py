@@ -375,11 +375,10 @@ def run(ccfg: ContinualConfig, folder: Path | None = None, resume: bool = False,
     ``stop_after``: return after that many intervals of this call (a planned stop, as a
     kill would leave it). Returns the summary (:func:`summarize`) with ``folder``."""
     from training.a2c import a2c_update
-    from training.ppo import ppo_update
-    from training.runner import train
-
+    from training.compare import code_version
     from training.config import compile_enabled
-    from training.runner import pick_device
+    from training.ppo import ppo_update
+    from training.runner import pick_device, train
 
     first = ccfg.task_config(0, total_steps=ccfg.total_steps)
     # compile "auto" decided once for the whole run (each interval is a short call of the
@@ -392,16 +391,18 @@ def run(ccfg: ContinualConfig, folder: Path | None = None, resume: bool = False,
     if resume:
         evals, step, point, buffer = _resume_state(folder, ccfg)
     else:
+        if folder is not None and (folder / "continual.yaml").exists():
+            raise ConfigError(f"{str(folder)!r} already holds a continual run; resume it, or "
+                              f"train in another folder")
         folder = folder or new_folder(ccfg, first.seed)
         folder.mkdir(parents=True, exist_ok=True)
         atomic_write(folder / "continual.yaml",
                      lambda f: f.write(yaml.safe_dump(ccfg.to_dict(), sort_keys=False).encode()))
         buffer = ReplayBuffer(ccfg.replay.capacity, ccfg.replay.sampling, ccfg.replay.alpha,
                               ccfg.replay.beta, seed=first.seed)
-    from training.compare import code_version
     with open(folder / "code_version.txt", "a") as f:
         f.write(f"{code_version()} from step {step}\n")
-    if point is None and (folder / "train").exists():
+    if resume and point is None and (folder / "train").exists():
         shutil.rmtree(folder / "train")  # an unfinished first interval (nothing completed)
 
     settings = replay_settings(ccfg, first)
