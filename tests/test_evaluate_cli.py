@@ -29,7 +29,7 @@ from training.spaces import describe_space
 ENV = "dnc/TMaze-v0"
 STORED = {"length": 10, "bump_penalty": 0.1}
 TMAZE_KWARGS = ("length", "cue_steps", "step_penalty", "bump_penalty", "wrong_reward",
-                "max_steps", "render_mode")
+                "max_steps", "render_mode", "goal_arm", "arena_marker")
 
 
 @pytest.fixture(scope="module")
