@@ -8,13 +8,14 @@ import shutil
 import numpy as np
 import pytest
 import torch
+import yaml
 from dnc_policy.runtime import PolicyRuntime
 
 from export.onnx import main as export_main
-from training.config import ConfigError
-from training.continual import ContinualConfig, main, run, summarize
-from training.continual_report import main as report_main
 from training.checkpoint import load_policy
+from training.config import ConfigError
+from training.continual import ContinualConfig, first_policy, main, run, single_task, summarize
+from training.continual_report import main as report_main
 from training.evaluate import TorchActor, run_episodes
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -158,3 +159,49 @@ def test_tasks_must_share_their_spaces(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["--resume", str(tmp_path)])
     assert "is not a continual run folder" in capsys.readouterr().err
+
+
+def _fake_run(root, name, ccfg, evals):
+    """A finished run's small files, as training.continual writes them."""
+    folder = root / name
+    folder.mkdir()
+    (folder / "continual.yaml").write_text(yaml.safe_dump(ccfg.to_dict(), sort_keys=False))
+    (folder / "evals.json").write_text(json.dumps(
+        [{"step": s, "success": v, "return": [0.0] * len(v)} for s, v in evals]))
+    (folder / "code_version.txt").write_text("abc1234 from step 0\n")
+
+
+def test_the_report_computes_the_targets_from_run_folders(tmp_path):
+    """Hand-made curves (two evaluations per task of 1024 steps): the forgetting ratio
+    counts each task's forgetting from 0 up (a task learned late does not hide another's
+    loss; Continual World's signed mean is shown beside it), final success against the
+    single-task runs, forward transfer as a difference of areas with the normalised
+    figure only where the single-task curve leaves room."""
+    c = small(tmp_path, "train.seed=1")
+    _fake_run(tmp_path, "replay", c, [
+        (512, [0.5, 0, 0]), (1024, [1.0, 0, 0]), (1536, [1.0, 0.0, 0.0]),
+        (2048, [0.9, 0.2, 0.1]), (2560, [0.9, 0.8, 0.9]), (3072, [0.9, 1.0, 1.0])])
+    _fake_run(tmp_path, "plain", c.override(["replay.enabled=false"]), [
+        (512, [1, 0, 0]), (1024, [1, 0, 0]), (1536, [0, 1, 0]), (2048, [0, 1, 0]),
+        (2560, [0, 1, 1]), (3072, [0, 1, 1])])
+    for k, curve in enumerate([(1.0, 1.0), (0.0, 0.5), (1.0, 1.0)]):
+        _fake_run(tmp_path, f"single{k}", single_task(c, k),
+                  list(zip((512, 1024), [[v] for v in curve])))
+    text = report_main([str(tmp_path)])
+    params = sum(p.numel() for p in first_policy(c.task_config(0)).parameters())
+    assert f"Parameters: {params:,}." in text
+    # replay: forgetting 0.1 and -0.8, clipped mean 0.05; plain: 1.0 and 0.0, mean 0.5
+    assert ("- tmaze, dnc: forgetting with replay 0.05, without 0.50: ratio **0.10**"
+            in text)
+    assert "signed mean forgetting -0.35 and 0.50: ratio -0.70" in text
+    assert "task 1's forgetting per seed 1: 1.00 " in text
+    assert ("task cued: final success with replay 0.90, single-task 1.00: ratio **0.90**"
+            in text)
+    assert ("task mirrored: final success with replay 1.00, single-task 0.50: ratio **2.00** "
+            "(target ≥ 0.9); forward transfer: mean success over its own interval 0.10, "
+            "single-task 0.25: difference -0.15, normalised (Continual World) -0.20 "
+            "(1 seed(s))") in text
+    assert ("task mirrored-long: final success with replay 1.00, single-task 1.00: ratio "
+            "**1.00** (target ≥ 0.9); forward transfer: mean success over its own interval "
+            "0.95, single-task 1.00: difference -0.05, normalised not shown") in text
+    assert "Unfinished runs" not in text

@@ -200,7 +200,8 @@ class ContinualConfig:
         unit = cfg.num_envs * cfg.rollout_steps
         for key in ("steps_per_task", "eval_every", "eval_episodes", "eval_seed"):
             v = getattr(self, key)
-            if not isinstance(v, int) or isinstance(v, bool) or v < (0 if key == "eval_seed" else 1):
+            least = 0 if key == "eval_seed" else 1
+            if not isinstance(v, int) or isinstance(v, bool) or v < least:
                 raise ConfigError(f"{source}: {key}: expected a positive integer, got {v!r}")
         for key in ("steps_per_task", "eval_every"):
             if getattr(self, key) % unit:
@@ -313,7 +314,8 @@ def summarize(evals: list[dict], ccfg: ContinualConfig) -> dict:
     tasks = []
     for i, t in enumerate(ccfg.tasks):
         end = by_step.get((i + 1) * k)
-        inside = [row["success"][i] for s, row in sorted(by_step.items()) if i * k < s <= (i + 1) * k]
+        inside = [row["success"][i] for s, row in sorted(by_step.items())
+                  if i * k < s <= (i + 1) * k]
         final = by_step[last]["success"][i] if by_step else None
         own = None if end is None else end["success"][i]
         tasks.append({"task": t.name, "end_of_task": own, "final": final,
@@ -431,7 +433,7 @@ def run(ccfg: ContinualConfig, folder: Path | None = None, resume: bool = False,
     todo = [e for e in ends if e > step]
     bar = tqdm(total=ccfg.total_steps, initial=step, disable=not progress, unit="step",
                dynamic_ncols=True, desc=run_label(ccfg, first.seed))
-    policy, done = _build_policy(first), 0
+    policy, done = first_policy(first), 0
     if progress or compiled:
         print(f"{why} (decided for the run's {ccfg.total_steps:,} steps)", file=sys.stderr,
               flush=True)
@@ -470,7 +472,7 @@ def run(ccfg: ContinualConfig, folder: Path | None = None, resume: bool = False,
     return summary
 
 
-def _build_policy(cfg: TrainConfig):
+def first_policy(cfg: TrainConfig):
     """The policy the runner would build for ``cfg`` (same seed, same weights), kept
     across the intervals so that its compiled step is compiled once."""
     import torch
@@ -503,7 +505,7 @@ def _resume_state(folder: Path | None, ccfg: ContinualConfig):
         return [], 0, None, ReplayBuffer(ccfg.replay.capacity, ccfg.replay.sampling,
                                          ccfg.replay.alpha, ccfg.replay.beta,
                                          seed=ccfg.task_config(0).seed)
-    state_type = type(_build_policy(ccfg.task_config(0)).initial_state(1))
+    state_type = type(first_policy(ccfg.task_config(0)).initial_state(1))
     try:
         buffer, step = ReplayBuffer.load(replay, state_type)
     except ReplayError as e:
@@ -548,8 +550,10 @@ def main(argv=None) -> dict:
     a = p.parse_args(argv)
     try:
         if a.resume:
-            if a.config or a.set or a.seed is not None or a.no_replay or a.single_task is not None:
-                p.error("--resume takes the run's own config (continual.yaml); give only the folder")
+            if (a.config or a.set or a.seed is not None or a.no_replay
+                    or a.single_task is not None):
+                p.error("--resume takes the run's own config (continual.yaml); give only the "
+                        "folder")
             folder = Path(a.resume)
             path = folder / "continual.yaml"
             if not path.is_file():

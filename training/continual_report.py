@@ -25,8 +25,7 @@ from pathlib import Path
 import yaml
 from dnc_policy.files import atomic_write
 
-from training.checkpoint import load_policy
-from training.continual import ContinualConfig, summarize
+from training.continual import ContinualConfig, first_policy, summarize
 
 
 def load_runs(root: Path) -> list[dict]:
@@ -42,11 +41,9 @@ def load_runs(root: Path) -> list[dict]:
         single = bool(base) and task.isdigit()
         version = (folder / "code_version.txt").read_text().split()[0] \
             if (folder / "code_version.txt").is_file() else "not recorded"
-        latest = folder / "train" / "checkpoints" / "latest.pt"
-        params = None
-        if latest.is_file():
-            policy, _ = load_policy(latest)
-            params = sum(p.numel() for p in policy.parameters())
+        # counted on the policy the run's config builds: no checkpoint needed, so that
+        # the study's small files alone (docs/results/issue17/runs) rebuild the tables
+        params = sum(p.numel() for p in first_policy(ccfg.task_config(0)).parameters())
         runs.append({"folder": folder, "ccfg": ccfg, "evals": evals, "parameters": params,
                      "config": base if single else name,
                      "core": ccfg.train.get("core", "dnc"), "seed": ccfg.task_config(0).seed,
@@ -64,6 +61,29 @@ def _ms(values: list) -> str:
     if len(values) == 1:
         return f"{values[0]:.2f}"
     return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
+
+
+def _clipped_forgetting(run: dict) -> float:
+    """The mean over the tasks that can be forgotten of max(0, forgetting)."""
+    f = [t["forgetting"] for t in run["summary"]["tasks"][:-1]]
+    return statistics.mean(max(0.0, x) for x in f)
+
+
+def _ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}" if b > 0 else "- (nothing to divide by)"
+
+
+def _transfer(aucs: list, refs: list) -> str:
+    """Forward transfer from the mean success over a task's own interval (the area
+    under its curve there) against the single-task run's. Continual World normalises the
+    difference by (1 - reference); that blows up as the reference nears 1 (it learned at
+    once), so the normalised figure is shown only where the reference leaves 0.1 room."""
+    a, b = statistics.mean(aucs), statistics.mean(refs)
+    text = (f"forward transfer: mean success over its own interval {a:.2f}, single-task "
+            f"{b:.2f}: difference {a - b:+.2f}")
+    if 1 - b >= 0.1:
+        return text + f", normalised (Continual World) {(a - b) / (1 - b):+.2f}"
+    return text + ", normalised not shown (the single-task curve is within 0.1 of 1)"
 
 
 def _f(v) -> str:
@@ -111,13 +131,16 @@ def report(runs: list[dict], command: str) -> tuple[str, dict]:
     for config, core in cores:
         with_r = figures.get((config, core, "replay"))
         without = figures.get((config, core, "no replay"))
-        if with_r and without and with_r["mean_forgetting"] and without["mean_forgetting"]:
-            fw = statistics.mean(with_r["mean_forgetting"])
-            fo = statistics.mean(without["mean_forgetting"])
-            ratio = fw / fo if fo > 0 else float("nan")
-            lines.append(f"- {config}, {core}: mean forgetting with replay {fw:.2f}, without "
-                         f"{fo:.2f}: ratio **{ratio:.2f}** (target ≤ 0.2)")
-        if without and without["rows"]:  # the problem shown: task 1 forgotten by >= 0.3 without replay
+        if with_r and without and with_r["rows"] and without["rows"]:
+            cw, co = (statistics.mean(_clipped_forgetting(r) for r in g["rows"])
+                      for g in (with_r, without))
+            fw, fo = (statistics.mean(g["mean_forgetting"]) for g in (with_r, without))
+            lines.append(f"- {config}, {core}: forgetting with replay {cw:.2f}, without {co:.2f}: "
+                         f"ratio **{_ratio(cw, co)}** (target ≤ 0.2; each task's forgetting "
+                         f"counted from 0 up, so that a task learned late (negative "
+                         f"forgetting) cannot hide another task's loss); Continual World's "
+                         f"signed mean forgetting {fw:.2f} and {fo:.2f}: ratio {_ratio(fw, fo)}")
+        if without and without["rows"]:  # the problem: task 1 forgotten by >= 0.3 without replay
             drops = [(r["seed"], r["summary"]["tasks"][0]["forgetting"]) for r in without["rows"]]
             lines.append(f"- {config}, {core}, no replay: task 1's forgetting per seed "
                          + ", ".join(f"{s}: {_f(d)}" for s, d in drops)
@@ -137,11 +160,22 @@ def report(runs: list[dict], command: str) -> tuple[str, dict]:
                     continue
                 final = statistics.mean(p[0] for p in pairs)
                 ref = statistics.mean(p[1] for p in pairs)
-                ft = [(a - b) / (1 - b) if b < 1 else None for _, _, a, b in pairs]
                 lines.append(f"- {config}, {core}, task {t.name}: final success with replay "
                              f"{final:.2f}, single-task {ref:.2f}: ratio "
-                             f"**{final / ref if ref > 0 else float('nan'):.2f}** (target ≥ 0.9); "
-                             f"forward transfer {_ms(ft)} ({len(pairs)} seed(s))")
+                             f"**{_ratio(final, ref)}** (target ≥ 0.9); "
+                             + _transfer([p[2] for p in pairs], [p[3] for p in pairs])
+                             + f" ({len(pairs)} seed(s))")
+    if len(cores) > 1:
+        lines += ["", "Cores side by side (complete runs; mean ± sd over seeds):", ""]
+        for config, core in cores:
+            for mode in ("replay", "no replay"):
+                g = figures.get((config, core, mode))
+                if g and g["rows"]:
+                    lines.append(f"- {config}, {core}, {mode}: average final success "
+                                 f"{_ms(g['final'])}, forgetting "
+                                 f"{_ms([_clipped_forgetting(r) for r in g['rows']])} "
+                                 f"({len(g['rows'])} seed(s), "
+                                 f"{g['rows'][0]['parameters']:,} parameters)")
     unfinished = [r for r in runs if not r["summary"]["complete"]]
     if unfinished:
         lines += ["", "Unfinished runs (not in the means): "
@@ -154,10 +188,12 @@ def plot(figures: dict, path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    keys = sorted(figures)
-    fig, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 3.4), dpi=110,
-                             squeeze=False)
-    for ax, key in zip(axes[0], keys):
+    lines = sorted({key[:2] for key in figures})  # a row of panels per config and core,
+    modes = sorted({key[2] for key in figures})  # a column per mode
+    fig, axes = plt.subplots(len(lines), len(modes), figsize=(5 * len(modes), 3.2 * len(lines)),
+                             dpi=100, squeeze=False)
+    for key in figures:
+        ax = axes[lines.index(key[:2])][modes.index(key[2])]
         rows = figures[key]["rows"]
         if not rows:
             continue
@@ -174,7 +210,7 @@ def plot(figures: dict, path: Path) -> Path:
             ax.plot(steps, mean, color=color, lw=2, label=t.name)
         for k in range(1, len(ccfg.tasks)):
             ax.axvline(k * ccfg.steps_per_task, color="0.5", ls="--", lw=0.8)
-        ax.set(title=f"{key[1]}, {key[2]} ({len(rows)} seeds)", xlabel="env steps",
+        ax.set(title=f"{key[0]}: {key[1]}, {key[2]} ({len(rows)} seeds)", xlabel="env steps",
                ylabel="deterministic success", ylim=(-0.03, 1.03))
         ax.legend(fontsize=7, loc="lower left")
     fig.tight_layout()
