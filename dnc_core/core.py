@@ -66,6 +66,10 @@ class RecurrentCore(nn.Module):
     state_type: type
     state_spec: StateSpec
     feature_size: int
+    #: The state entries that show where the memory is read and written (a DNC's usage
+    #: and weightings): exported in the ONNX contract as ``debug_state``, published by
+    #: the node on ``~/debug/<name>``. Cores without an addressed memory have none.
+    debug_state: tuple[str, ...] = ()
 
     def initial_state(self, batch_size: int, device: torch.device | str | None = None,
                       dtype: torch.dtype | None = None) -> Any:

@@ -85,6 +85,7 @@ class DNCCore(RecurrentCore):
 
     kind = "dnc"
     state_type = DNCState
+    debug_state = ("usage", "write_weights", "read_weights")
 
     def __init__(self, input_size: int, hidden_size: int = 64, memory_slots: int = 16,
                  word_size: int = 16, read_heads: int = 1, clip: float = 20.0,

@@ -115,6 +115,7 @@ class NTMCore(RecurrentCore):
 
     kind = "ntm"
     state_type = NTMState
+    debug_state = ("write_weights", "read_weights")
 
     def __init__(self, input_size: int, hidden_size: int = 64, memory_slots: int = 16,
                  word_size: int = 16, read_heads: int = 1, shift_range: int = 3,

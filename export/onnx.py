@@ -149,6 +149,7 @@ def build_contract(policy: ActorCritic, ckpt: dict, ckpt_sha256: str) -> dict:
         "distribution": {"kind": spec.kind,
                          "outputs": distribution_outputs(spec.kind)},
         "state": [{"name": n, "shape": list(s)} for n, s in policy.state_spec],
+        "debug_state": list(policy.core.debug_state),
         "inputs": inputs,
         "outputs": outputs,
         "core": {"kind": policy.core.kind, "config": policy.core.config()},

@@ -85,6 +85,17 @@ def test_reading_refuses_a_missing_contract_bad_json_and_another_major_version()
     assert c.from_json(json.dumps(later_minor)) == later_minor
 
 
+def test_debug_state_must_name_state_entries():
+    ok = {**minimal_contract(), "debug_state": ["memory"]}
+    assert c.from_json(json.dumps(ok)) == ok
+    assert c.from_json(json.dumps(minimal_contract()))["state"]  # optional (contract 1.0)
+    with pytest.raises(c.ContractError, match=r"'debug_state' .*names from 'state' "
+                                              r"\(\['usage'\] are not\)"):
+        c.from_json(json.dumps({**minimal_contract(), "debug_state": ["h", "usage"]}))
+    with pytest.raises(c.ContractError, match="'debug_state'.*non-empty strings"):
+        c.from_json(json.dumps({**minimal_contract(), "debug_state": "usage"}))
+
+
 def test_the_contract_knows_the_policy_action_kinds():
     # dnc_core (pure PyTorch) cannot import the robot package: the two lists are guarded.
     assert c.ACTION_KINDS == POLICY_ACTION_KINDS

@@ -223,6 +223,27 @@ def test_snapshots_restore_and_a_foreign_file_is_set_aside(model, models, tmp_pa
     assert ident["state"][0][0] == other.runtime.state_spec[0][0]
 
 
+@pytest.mark.parametrize("kind,names", [
+    ("dnc", ["usage", "write_weights", "read_weights"]), ("gru", [])])
+def test_debug_fields_are_the_state_the_contract_names(models, kind, names):
+    """The ~/debug topics come from the contract's debug_state (the core declares it):
+    a DNC's usage and weightings after the tick, nothing but the value for a GRU."""
+    m = models(kind)
+    assert m.contract()["debug_state"] == names
+    c = controller(m.onnx)
+    obs = env_observations("dnc/TMaze-v0", {"length": 3}, 2, seed=0)
+    for o in obs:
+        c.on_observation(o, 0.0)
+    fields = c.debug_fields()
+    assert sorted(fields) == sorted(["value", *names])
+    state = c.runtime.snapshot()
+    for name in names:
+        np.testing.assert_array_equal(fields[name], state[name][0])
+    assert fields["value"] == pytest.approx(float(c.runtime.outputs["value"][0]))
+    if kind == "dnc":  # after two ticks the memory has been written: not all zero
+        assert fields["usage"].sum() > 0 and fields["read_weights"].shape == (1, 8)
+
+
 def test_undo_step_returns_to_the_state_before_the_step(model):
     rt = PolicyRuntime(model)
     obs = env_observations("dnc/TMaze-v0", {"length": 3}, 3, seed=0)

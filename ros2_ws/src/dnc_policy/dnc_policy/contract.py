@@ -25,7 +25,7 @@ import re
 #: The ``metadata_props`` key that holds the JSON contract.
 CONTRACT_KEY = "dnc_policy.contract"
 #: The version ``export.onnx`` writes. A runtime reads every ``MAJOR.x`` of its major.
-CONTRACT_VERSION = "1.0"
+CONTRACT_VERSION = "1.1"  # 1.1: debug_state
 SUPPORTED_MAJOR = int(CONTRACT_VERSION.split(".")[0])
 OBS, RESET = "obs", "reset"
 STATE_IN, STATE_OUT = "state_in.", "state_out."
@@ -171,6 +171,11 @@ def check_contract(contract) -> None:
             raise _bad(f"state[{i}].name", name, "an identifier")
         _check_ints(_need(s, "shape", f"state[{i}]."), f"state[{i}].shape", 1, nonempty=False)
     _check_names([s["name"] for s in state], "state[].name")
+    if "debug_state" in contract:  # 1.1: the state entries the node may publish for debugging
+        debug = _check_names(contract["debug_state"], "debug_state")
+        unknown = [n for n in debug if n not in {s["name"] for s in state}]
+        if unknown:
+            raise _bad("debug_state", debug, f"names from 'state' ({unknown} are not)")
     _check_names(_need(contract, "inputs"), "inputs")
     _check_names(_need(contract, "outputs"), "outputs")
     core = _check_object(_need(contract, "core"), "core")

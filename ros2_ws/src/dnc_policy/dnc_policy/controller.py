@@ -38,8 +38,6 @@ from .settings import PolicySettings, SettingsError
 from .snapshots import SnapshotWriter
 from .stats import Counters, LatencyWindow, Window, percentiles_us
 
-DEBUG_STATE = ("usage", "write_weights", "read_weights")  # a DNC's; LSTM, GRU have none
-
 
 @dataclass
 class Tick:
@@ -368,9 +366,12 @@ class PolicyController:
             self._writer.submit(self.runtime.snapshot())
 
     def debug_fields(self) -> dict[str, np.ndarray]:
-        """The value and, for a DNC, usage and read/write weights of the last tick."""
+        """The value and the state entries the model's contract names ``debug_state``
+        (a DNC's usage and read/write weights; none for LSTM, GRU, or a model exported
+        before contract 1.1) of the last tick."""
         out = {"value": np.asarray(self.runtime.outputs["value"], np.float32).reshape(-1)}
-        for name, arr in self.runtime.snapshot(DEBUG_STATE).items():
+        for name, arr in self.runtime.snapshot(self.runtime.contract.get("debug_state",
+                                                                         [])).items():
             out[name] = arr[0]
         return out
 

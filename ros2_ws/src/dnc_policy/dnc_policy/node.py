@@ -12,8 +12,9 @@ Interface (DESIGN.md §5; docs/ROS.md has every parameter):
 - service ``~/reset_memory`` (std_srvs/Trigger): the next tick starts a new episode;
 - ``/diagnostics`` (diagnostic_msgs/DiagnosticArray): rate, step latency p50/p99,
   rejected inputs, watchdog state, snapshots;
-- with ``debug.enabled``: ``~/debug/value`` (std_msgs/Float32) and ``~/debug/usage``,
-  ``~/debug/write_weights``, ``~/debug/read_weights`` (Float32MultiArray) after each tick.
+- with ``debug.enabled``: ``~/debug/value`` (std_msgs/Float32) and, per state entry the
+  contract names in ``debug_state`` (a DNC's ``usage``, ``write_weights``,
+  ``read_weights``), ``~/debug/<name>`` (Float32MultiArray) after each tick.
 
 Lifecycle: configure reads and validates the parameters, loads the model (and restores a
 memory snapshot); activate applies the real-time knobs (``realtime.*``: CPU affinity,
