@@ -8,9 +8,11 @@ mode: with replay, without (``--no-replay``), and the single-task reference runs
 (``--single-task K``). Prints, as markdown: per row and seed, each task's success at
 the end of its own training and at the end of the run, forgetting and average final
 success (Continual World's definitions); the issue's targets (forgetting with replay
-over forgetting without; final success with replay over the single-task run's, per
-task; forward transfer against the single-task run, per task, paired by seed); and
-which runs are unfinished. ``--out`` also writes the markdown there, with a PNG of
+over forgetting without, each task's counted from 0 up, Continual World's signed mean
+beside it; final success with replay over the single-task run's, per task; forward
+transfer against the single-task run, per task, paired by seed); the cores side by
+side; and which runs are unfinished. Parameters are counted on the policy each run's
+config builds, so the small files alone (no checkpoints) rebuild the report. ``--out`` also writes the markdown there, with a PNG of
 every task's success over the run per mode (seeds as thin lines, the mean thick).
 """
 
