@@ -190,12 +190,13 @@ def plot(figures: dict, path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    lines = sorted({key[:2] for key in figures})  # a row of panels per config and core,
+    panel_rows = sorted({key[:2] for key in figures})  # a row per config and core,
     modes = sorted({key[2] for key in figures})  # a column per mode
-    fig, axes = plt.subplots(len(lines), len(modes), figsize=(5 * len(modes), 3.2 * len(lines)),
-                             dpi=100, squeeze=False)
+    fig, axes = plt.subplots(len(panel_rows), len(modes),
+                             figsize=(5 * len(modes), 3.2 * len(panel_rows)), dpi=100,
+                             squeeze=False)
     for key in figures:
-        ax = axes[lines.index(key[:2])][modes.index(key[2])]
+        ax = axes[panel_rows.index(key[:2])][modes.index(key[2])]
         rows = figures[key]["rows"]
         if not rows:
             continue

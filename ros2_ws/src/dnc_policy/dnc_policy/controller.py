@@ -92,6 +92,8 @@ class PolicyController:
                                      deterministic=settings.deterministic,
                                      threads=settings.threads, seed=settings.seed)
         self.contract = self.runtime.contract
+        # the state entries published on ~/debug (contract 1.1; none in a 1.0 model)
+        self.debug_state = tuple(self.contract.get("debug_state", ()))
         self.safe_action = safe_action_for(self.runtime.action_spec, settings.safe_action)
         if settings.cmd_vel is not None:
             self._check_cmd_vel()
@@ -370,8 +372,7 @@ class PolicyController:
         (a DNC's usage and read/write weights; none for LSTM, GRU, or a model exported
         before contract 1.1) of the last tick."""
         out = {"value": np.asarray(self.runtime.outputs["value"], np.float32).reshape(-1)}
-        for name, arr in self.runtime.snapshot(self.runtime.contract.get("debug_state",
-                                                                         [])).items():
+        for name, arr in self.runtime.snapshot(self.debug_state).items():
             out[name] = arr[0]
         return out
 
