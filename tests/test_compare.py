@@ -1,12 +1,14 @@
-"""training.compare: the per-run summary, the DNC/LSTM ratio, and one tiny real study."""
+"""training.compare and its parts (compare_stats, compare_runs, compare_report): the
+per-run summary, the DNC/LSTM ratio, and one tiny real study."""
 
 import csv
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from training import compare
-from training.compare import episode_ratio, summarize_run
+from training import compare, compare_report, compare_runs, compare_stats
+from training.compare_stats import episode_ratio, summarize_run
 
 COLUMNS = ["global_step", "episodes", "return", "success", "length", "fps", "policy_loss",
            "value_loss", "entropy", "grad_norm", "lr", "wall_s"]
@@ -63,24 +65,24 @@ def test_ratio_counts_unreached_runs_at_their_total_episodes(tmp_path):
     assert episode_ratio(dnc, lstm) == pytest.approx(400 / 800)
     assert episode_ratio(lstm, dnc) == pytest.approx(2.0)
     # The LSTM's unreached seed makes 0.5 an upper bound: support holds, a miss is unclear.
-    assert compare.verdict(0.5, dnc, lstm).startswith("supports")
-    assert compare.verdict(0.85, dnc, lstm).startswith("inconclusive")
+    assert compare_stats.verdict(0.5, dnc, lstm).startswith("supports")
+    assert compare_stats.verdict(0.85, dnc, lstm).startswith("inconclusive")
     both = lstm[:1]  # every seed reached on both sides
-    assert compare.verdict(0.5, dnc, both).startswith("supports")
-    assert compare.verdict(0.85, dnc, both).startswith("does not support")
-    assert "30% more episodes" in compare.verdict(1.3, dnc, both)
-    assert compare.verdict(0.5, lstm, dnc).startswith("inconclusive")  # a lower bound
+    assert compare_stats.verdict(0.5, dnc, both).startswith("supports")
+    assert compare_stats.verdict(0.85, dnc, both).startswith("does not support")
+    assert "30% more episodes" in compare_stats.verdict(1.3, dnc, both)
+    assert compare_stats.verdict(0.5, lstm, dnc).startswith("inconclusive")  # a lower bound
     never = [run("n", [(100, 100, 0.1, 1)])]
-    assert compare.verdict(1.0, never, never).startswith("no verdict")
+    assert compare_stats.verdict(1.0, never, never).startswith("no verdict")
 
 
 def test_unknown_task_or_core_names_what_exists():
     with pytest.raises(ValueError, match=r"unknown task 'nope'.*tmaze \(dnc/gru/lstm\)"):
-        compare.config_paths(["nope"], ["dnc", "lstm"])
+        compare_runs.config_paths(["nope"], ["dnc", "lstm"])
     with pytest.raises(ValueError, match=r"unknown core 'nope'; cores: dnc, gru, lstm"):
-        compare.config_paths(["tmaze"], ["nope"])
+        compare_runs.config_paths(["tmaze"], ["nope"])
     with pytest.raises(ValueError, match=r"task 'tmaze_long' has no config for core 'gru'"):
-        compare.config_paths(["tmaze_long"], ["gru"])
+        compare_runs.config_paths(["tmaze_long"], ["gru"])
     with pytest.raises(SystemExit):
         compare.main(["--tasks", "nope", "--out", "/nonexistent/never-written"])
 
@@ -161,21 +163,22 @@ def test_every_task_gives_its_cores_the_same_settings():
     # ppo_tmaze_dm compares deepmind/dnc's training practices: its rows differ in exactly
     # the setting each one tries.
     practices = {"ppo_tmaze_dm": ["optimizer"]}
-    for task, cores in compare.available_configs().items():
-        paths = compare.config_paths([task], cores)
-        differ = compare.settings_differ([TrainConfig.load(p) for p in paths.values()])
+    for task, cores in compare_runs.available_configs().items():
+        paths = compare_runs.config_paths([task], cores)
+        differ = compare_runs.settings_differ([TrainConfig.load(p) for p in paths.values()])
         assert differ == practices.get(task, []), task
     a, b = TrainConfig(), TrainConfig().override(["lr=0.002", "core=lstm"])
-    assert compare.settings_differ([a, b]) == ["lr"]  # the core itself may differ
-    assert compare.settings_differ([a, b], cores_too=True) == ["core", "core_config", "lr"]
-    assert compare.settings_differ([a.to_dict(), {**a.to_dict(), "seed": 7}]) == []
+    assert compare_runs.settings_differ([a, b]) == ["lr"]  # the core itself may differ
+    assert compare_runs.settings_differ([a, b], cores_too=True) == ["core", "core_config", "lr"]
+    assert compare_runs.settings_differ([a.to_dict(), {**a.to_dict(), "seed": 7}]) == []
 
 
 def test_permutation_p():
-    assert compare.permutation_p([1.0, 2.0, 3.0], [1.0, 2.0, 3.0]) == 1.0
+    assert compare_stats.permutation_p([1.0, 2.0, 3.0], [1.0, 2.0, 3.0]) == 1.0
     # Completely separated 5 vs 5: only the observed split and its mirror are as extreme.
-    assert compare.permutation_p([1, 2, 3, 4, 5], [11, 12, 13, 14, 15]) == pytest.approx(2 / 252)
-    assert compare.permutation_p([1, 2, 3], [2, 3, 4]) > 0.3
+    assert compare_stats.permutation_p([1, 2, 3, 4, 5],
+                                       [11, 12, 13, 14, 15]) == pytest.approx(2 / 252)
+    assert compare_stats.permutation_p([1, 2, 3], [2, 3, 4]) > 0.3
 
 
 def test_length_generalisation_evaluates_each_final_checkpoint_and_caches_it(tmp_path):
@@ -247,7 +250,7 @@ def test_a_task_without_success_is_compared_by_return_against_recurrent_ppo(tmp_
     rows = {r.split("|")[1].strip(): [c.strip() for c in r.split("|")[1:-1]]
             for r in md.splitlines() if r.startswith("| ") and "---" not in r}
     assert rows["gru"][2].startswith(f"{ours:.3f} ± 0.000")
-    assert rows[compare.BASELINE][2] == "0.600 ± 0.141"  # mean and sample std of 0.5, 0.7
+    assert rows[compare_report.BASELINE][2] == "0.600 ± 0.141"  # mean and sample std of 0.5, 0.7
     verdict = "within" if ours >= 0.6 - 0.06 else "**not within**"
     assert f"- gru: {ours:.3f}, difference {ours - 0.6:+.3f} — {verdict} 10%" in md
     assert (out / "compare_popgym_repeatprev.png").read_bytes()[:4] == b"\x89PNG"
@@ -272,12 +275,12 @@ def test_a_baseline_of_another_env_or_budget_is_refused_before_training(tmp_path
 
 
 def test_compile_flag_reaches_every_training_command():
-    run = compare.Run("tmaze", "dnc", 3, compare.CONFIG_DIR / "tmaze_dnc.yaml",
-                      compare.Path("/tmp/x"), 4096, compile=True)
-    cmd = compare.train_command(run)
+    run = compare_runs.Run("tmaze", "dnc", 3, compare_runs.CONFIG_DIR / "tmaze_dnc.yaml",
+                      Path("/tmp/x"), 4096, compile=True)
+    cmd = compare_runs.train_command(run)
     assert cmd[cmd.index("compile=true") - 1] == "--set"
-    assert "compile=true" not in compare.train_command(
-        compare.Run("tmaze", "dnc", 3, run.config, run.folder, 4096))
+    assert "compile=true" not in compare_runs.train_command(
+        compare_runs.Run("tmaze", "dnc", 3, run.config, run.folder, 4096))
 
 
 def test_a_labelled_variant_is_its_own_row_of_the_core_its_file_names(tmp_path):
@@ -286,14 +289,14 @@ def test_a_labelled_variant_is_its_own_row_of_the_core_its_file_names(tmp_path):
     (tmp_path / "t_dnc-mds.yaml").write_text("core: dnc\n" + body)
     (tmp_path / "t_lstm-wrong.yaml").write_text("core: gru\n" + body)
     (tmp_path / "t_nope-x.yaml").write_text("core: dnc\n" + body)
-    assert sorted(compare.available_configs(tmp_path)["t"]) == ["dnc", "dnc-mds", "lstm-wrong"]
-    paths = compare.config_paths(["t"], ["dnc", "dnc-mds"], tmp_path)
+    assert sorted(compare_runs.available_configs(tmp_path)["t"]) == ["dnc", "dnc-mds", "lstm-wrong"]
+    paths = compare_runs.config_paths(["t"], ["dnc", "dnc-mds"], tmp_path)
     assert paths["t", "dnc-mds"] == tmp_path / "t_dnc-mds.yaml"
     with pytest.raises(ValueError, match=r"core 'gru', but the row 'lstm-wrong' is a variant "
                                          r"of 'lstm'"):
-        compare.config_paths(["t"], ["lstm-wrong"], tmp_path)
+        compare_runs.config_paths(["t"], ["lstm-wrong"], tmp_path)
     with pytest.raises(ValueError, match=r"unknown core 'nope-x'.*<core>-<label>"):
-        compare.config_paths(["t"], ["nope-x"], tmp_path)
+        compare_runs.config_paths(["t"], ["nope-x"], tmp_path)
 
 
 def test_the_length_study_rows_are_parameter_matched():
@@ -305,20 +308,20 @@ def test_the_length_study_rows_are_parameter_matched():
     from training.runner import build_policy
     from training.spaces import action_spec
 
-    cores = compare.available_configs()["ppo_tmaze_matched"]
+    cores = compare_runs.available_configs()["ppo_tmaze_matched"]
     assert set(cores) == {"dnc", "dnc-mds", "dnc-mask", "dnc-dealloc", "dnc-sharp", "lstm", "gru",
                           "ntm"}
     counts = {}
     for core in ["dnc"] + [c for c in cores if c != "dnc"]:
-        cfg = TrainConfig.load(compare.CONFIG_DIR / f"ppo_tmaze_matched_{core}.yaml")
+        cfg = TrainConfig.load(compare_runs.CONFIG_DIR / f"ppo_tmaze_matched_{core}.yaml")
         env = gym.make(cfg.env, **cfg.env_kwargs)
         policy = build_policy(cfg, env.observation_space.shape[0], action_spec(env.action_space))
         counts[core] = sum(p.numel() for p in policy.parameters())
     assert counts["dnc"] == 27_020  # the 2016 DNC (de-allocation adds no parameters)
-    line = compare.parameters_line(counts)
+    line = compare_stats.parameters_line(counts)
     assert line.startswith("parameter counts matched within 10% of dnc's"), (line, counts)
-    assert "NOT matched" in compare.parameters_line({"dnc": 100, "lstm": 89})
-    assert "could not be read" in compare.parameters_line({"dnc": 100, "lstm": None})
+    assert "NOT matched" in compare_stats.parameters_line({"dnc": 100, "lstm": 89})
+    assert "could not be read" in compare_stats.parameters_line({"dnc": 100, "lstm": None})
 
 
 def test_each_memory_row_is_compared_with_the_better_of_lstm_and_gru(tmp_path):
@@ -330,15 +333,16 @@ def test_each_memory_row_is_compared_with_the_better_of_lstm_and_gru(tmp_path):
                "dnc-mds": [run("m1", 200), run("m2", 260)],
                "lstm": [run("l1", 900), run("l2", 1000)],
                "gru": [run("g1", 500), run("g2", 700)]}
-    assert compare.ratio_pairs(results) == [("dnc", "gru"), ("dnc-mds", "gru")]
-    assert compare.ratio_pairs({"lstm": results["lstm"], "gru": results["gru"]}) == []
-    md = compare.task_report("t", results, 0.9, "env")
+    assert compare_stats.ratio_pairs(results) == [("dnc", "gru"), ("dnc-mds", "gru")]
+    assert compare_stats.ratio_pairs({"lstm": results["lstm"], "gru": results["gru"]}) == []
+    md = compare_report.task_report("t", results, 0.9, "env")
     assert "**DNC/GRU episodes to 0.9: 0.53** (gru: the better of gru, lstm" in md
     assert "**DNC-MDS/GRU episodes to 0.9: 0.38**" in md
     assert "the DNC-MDS needs 62% fewer episodes" in md
     assert "DNC/LSTM" not in md
     # Only the LSTM beside the DNC: the line of the first studies, unchanged.
-    md = compare.task_report("t", {"dnc": results["dnc"], "lstm": results["lstm"]}, 0.9, "env")
+    md = compare_report.task_report("t", {"dnc": results["dnc"], "lstm": results["lstm"]}, 0.9,
+                                    "env")
     assert "**DNC/LSTM episodes to 0.9: 0.34** (mean over seeds" in md
 
 

@@ -377,7 +377,7 @@ def run(ccfg: ContinualConfig, folder: Path | None = None, resume: bool = False,
     ``stop_after``: return after that many intervals of this call (a planned stop, as a
     kill would leave it). Returns the summary (:func:`summarize`) with ``folder``."""
     from training.a2c import a2c_update
-    from training.compare import code_version
+    from training.compare_runs import code_version
     from training.config import compile_enabled
     from training.ppo import ppo_update
     from training.runner import pick_device, train

@@ -1,0 +1,259 @@
+"""A study's runs (for :mod:`training.compare`): which config each (task, core) row
+trains, the trainer subprocess of one (task, core, seed) with the code version it ran,
+what a finished run holds (its config, parameter count, newest metrics), the
+evaluations of its final checkpoint (length generalisation, fast adaptation), cached
+beside the checkpoint by its sha256, and RecurrentPPO's result lines, checked against the
+task."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from training.config import CONFIG_DIR, TrainConfig
+
+
+def available_configs(config_dir: Path = CONFIG_DIR) -> dict[str, list[str]]:
+    """``{task: [cores]}`` for every ``<task>_<core>.yaml`` in ``config_dir``; a core is
+    a name of ``dnc_core.CORES`` or a labelled variant of one, ``<core>-<label>`` (e.g.
+    ``dnc-mds``: the DNC with other ``core_config`` options), its own row."""
+    from dnc_core import CORES
+    found: dict[str, list[str]] = {}
+    for path in sorted(config_dir.glob("*.yaml")):
+        task, _, core = path.stem.rpartition("_")
+        if task and base_core(core) in CORES:
+            found.setdefault(task, []).append(core)
+    return found
+
+
+def base_core(label: str) -> str:
+    """The ``dnc_core`` core of a row label: ``dnc-mds`` -> ``dnc``, ``lstm`` -> ``lstm``."""
+    return label.partition("-")[0]
+
+
+def config_paths(tasks: list[str], cores: list[str],
+                 config_dir: Path = CONFIG_DIR) -> dict[tuple[str, str], Path]:
+    """The config of every (task, core); a ``ValueError`` naming what exists otherwise."""
+    from dnc_core import CORES
+    found = available_configs(config_dir)
+    for core in cores:
+        if base_core(core) not in CORES:
+            raise ValueError(f"unknown core {core!r}; cores: {', '.join(sorted(CORES))} "
+                             f"or a labelled variant of one, <core>-<label>")
+    listing = ", ".join(f"{t} ({'/'.join(c)})" for t, c in found.items())
+    paths = {}
+    for task in tasks:
+        if task not in found:
+            raise ValueError(f"unknown task {task!r}; tasks with configs in {config_dir}: "
+                             f"{listing}")
+        for core in cores:
+            path = config_dir / f"{task}_{core}.yaml"
+            if not path.is_file():
+                raise ValueError(f"task {task!r} has no config for core {core!r} ({path} "
+                                 f"is missing); tasks: {listing}")
+            if core != base_core(core):  # a labelled variant: its file names its core
+                import yaml
+                named = (yaml.safe_load(path.read_text()) or {}).get("core")
+                if named != base_core(core):
+                    raise ValueError(f"{path}: core {named!r}, but the row {core!r} is a "
+                                     f"variant of {base_core(core)!r}")
+            paths[task, core] = path
+    return paths
+
+
+@dataclass
+class Run:
+    task: str
+    core: str
+    seed: int
+    config: Path
+    folder: Path  # <runs-dir>/<task>/<core>/seed<k>; a2c makes a timestamped run inside
+    total_steps: int
+    compile: bool = False  # torch.compile the core's step (the same model, faster)
+
+
+def settings_differ(configs: list[TrainConfig | dict], cores_too: bool = False) -> list[str]:
+    """Config keys, other than the run machinery (and the core, unless ``cores_too``),
+    that differ between configs (TrainConfig or dicts such as a run's config.yaml):
+    empty when every core of a task gets the same env, A2C settings and budget."""
+    ignore = {"seed", "run_dir", "threads", "device", "compile", "vector_env", "log_every",
+              "checkpoint_every", "stop_at_success"}
+    ignore |= set() if cores_too else {"core", "core_config"}
+    dicts = [c if isinstance(c, dict) else c.to_dict() for c in configs]
+    keys = sorted(set().union(*dicts) - ignore)
+    return [k for k in keys if any(d.get(k) != dicts[0].get(k) for d in dicts[1:])]
+
+
+def parameter_count(metrics_csv: Path) -> int | None:
+    """Trainable parameters of a run's policy (from its latest checkpoint), or None."""
+    from training.checkpoint import CheckpointError, load_policy
+    try:
+        policy, _ = load_policy(Path(metrics_csv).parent)
+    except CheckpointError:
+        return None
+    return sum(p.numel() for p in policy.parameters())
+
+
+def run_config(metrics_csv: Path) -> dict:
+    """The config a run was trained with (its ``config.yaml``), as a dict."""
+    import yaml
+    return yaml.safe_load((Path(metrics_csv).parent / "config.yaml").read_text())
+
+
+def train_command(run: Run) -> list[str]:
+    algo = TrainConfig.load(run.config).algo  # the trainer the config was written for
+    cmd = [sys.executable, "-m", f"training.{algo}", "--config", str(run.config),
+           "--seed", str(run.seed), "--no-progress", "--set", "threads=1",
+           "--set", "stop_at_success=0", "--set", "log_every=1",
+           "--set", f"run_dir={run.folder}"]
+    # compile set either way, so that every row of a task has the same setting (the
+    # trainers' "auto" would compile the DNC and NTM rows alone)
+    cmd += ["--set", f"compile={'true' if run.compile else 'false'}"]
+    return cmd + ["--total-steps", str(run.total_steps)]
+
+
+def code_version() -> str:
+    """``git`` commit of the working tree, ``+dirty`` if tracked files of the code a run
+    imports (dnc_core, sim, training) have uncommitted changes; "unknown" outside git."""
+    root = CONFIG_DIR.parent.parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, check=True,
+                              capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "-uno", "--", "dnc_core", "sim",
+                                "training"], cwd=root, check=True, capture_output=True,
+                               text=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
+
+
+def execute(run: Run) -> Path:
+    """Train one run in a subprocess; return its new ``metrics.csv``. The code version
+    at launch goes to ``code_version.txt`` in the run's folder."""
+    run.folder.mkdir(parents=True, exist_ok=True)
+    before = set(run.folder.iterdir())
+    version = code_version()
+    log = run.folder / "train.log"
+    with open(log, "w") as f:
+        rc = subprocess.run(train_command(run), stdout=f, stderr=subprocess.STDOUT,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"}, check=False).returncode
+    if rc != 0:
+        tail = "\n".join(log.read_text().splitlines()[-15:])
+        raise RuntimeError(f"{run.task}/{run.core}/seed{run.seed} failed (exit {rc}); "
+                           f"{log}:\n{tail}")
+    new = [p for p in set(run.folder.iterdir()) - before if (p / "metrics.csv").is_file()]
+    if len(new) != 1:
+        raise RuntimeError(f"expected one new run folder in {run.folder}, found {new}")
+    (new[0] / "code_version.txt").write_text(version + "\n")
+    return new[0] / "metrics.csv"
+
+
+def run_code_version(metrics_csv: Path) -> str:
+    path = Path(metrics_csv).parent / "code_version.txt"
+    return path.read_text().strip() if path.is_file() else "not recorded"
+
+
+def latest_metrics(folder: Path) -> Path:
+    """The newest run's ``metrics.csv`` under a seed folder (for ``--no-train``)."""
+    found = sorted(folder.glob("*/metrics.csv"), key=lambda p: p.stat().st_mtime)
+    if not found:
+        raise FileNotFoundError(f"no run with a metrics.csv in {folder}")
+    return found[-1]
+
+
+class _EvalCache:
+    """A JSON file beside a run's final checkpoint (``lengths.json``, ``trials.json``)
+    holding evaluations of that checkpoint: ``data`` is its content when it names the
+    same checkpoint (sha256) and episode count, else empty; ``save`` rewrites it
+    atomically."""
+
+    def __init__(self, run_folder: Path, name: str, episodes: int):
+        import json
+
+        from training.checkpoint import resolve_path
+        self.ckpt = resolve_path(run_folder)
+        self.path = Path(run_folder) / name
+        self.episodes = episodes
+        self.digest = hashlib.sha256(self.ckpt.read_bytes()).hexdigest()
+        data = {}
+        if self.path.is_file():
+            try:
+                data = json.loads(self.path.read_text())
+            except json.JSONDecodeError:
+                data = {}
+        ok = (isinstance(data, dict) and data.get("sha256") == self.digest
+              and data.get("episodes") == episodes)
+        self.data = data if ok else {}
+
+    def save(self, **fields) -> None:
+        import json
+
+        from dnc_policy.files import atomic_write
+        data = json.dumps({"sha256": self.digest, "checkpoint": str(self.ckpt),
+                           "episodes": self.episodes, **fields}, indent=1)
+        atomic_write(self.path, lambda f: f.write(data.encode()))
+
+
+def evaluate_lengths(run_folder: Path, lengths: list[int], episodes: int) -> dict[int, float]:
+    """Deterministic success of a run's final checkpoint at each corridor length
+    (``{length: success}``), from ``lengths.json`` beside it when that holds the same
+    checkpoint (sha256) and episode count, else evaluated and added there."""
+    import torch
+
+    from training.evaluate import evaluate
+    cache = _EvalCache(run_folder, "lengths.json", episodes)
+    results = dict(cache.data.get("success", {}))
+    todo = [n for n in lengths if str(n) not in results]
+    if todo:
+        torch.set_num_threads(1)
+        for n in todo:
+            r = evaluate(str(cache.ckpt), episodes=episodes, seed=0, env_kwargs={"length": n})
+            results[str(n)] = float(r["success_rate"])
+        cache.save(success=results)
+    return {n: results[str(n)] for n in lengths}
+
+
+def evaluate_trials(run_folder: Path, episodes: int) -> dict:
+    """Fast adaptation of a run's final checkpoint on its own env settings
+    (``training.evaluate``'s ``adaptation``: steps per trial, deterministic, seeds
+    0..episodes-1), from ``trials.json`` beside it when that holds the same checkpoint
+    (sha256) and episode count, else evaluated and written there."""
+    import torch
+
+    from training.evaluate import evaluate
+    cache = _EvalCache(run_folder, "trials.json", episodes)
+    if "adaptation" in cache.data:
+        return cache.data["adaptation"]
+    torch.set_num_threads(1)
+    r = evaluate(str(cache.ckpt), episodes=episodes, seed=0)
+    if "adaptation" not in r:
+        raise ValueError(f"--eval-trials: {r['env']} reports no info['trial_steps']")
+    cache.save(success=r["success_rate"], adaptation=r["adaptation"])
+    return r["adaptation"]
+
+
+def load_baseline(path: Path, env: str, env_kwargs: dict, budget: int) -> list[dict]:
+    """The result lines ``training.baseline_sb3 --out`` wrote for one task; a
+    ``ValueError`` naming the file unless every line is for this env, its kwargs and the
+    budget (the steps of whole updates that reach it: 16 envs x 32 steps)."""
+    import json
+    try:
+        lines = [json.loads(x) for x in Path(path).read_text().splitlines() if x.strip()]
+    except (OSError, json.JSONDecodeError) as e:
+        raise ValueError(f"--baseline {path}: cannot be read as JSON lines ({e})") from None
+    if not lines:
+        raise ValueError(f"--baseline {path}: holds no results")
+    for res in lines:
+        if res.get("env") != env or res.get("env_kwargs") != env_kwargs:
+            raise ValueError(f"--baseline {path}: seed {res.get('seed')} ran on "
+                             f"{res.get('env')} {res.get('env_kwargs')}, not the task's "
+                             f"{env} {env_kwargs}")
+        if not budget <= int(res.get("steps", -1)) < budget + 16 * 32:
+            raise ValueError(f"--baseline {path}: seed {res.get('seed')} ran "
+                             f"{res.get('steps')} env steps, not the task's budget {budget:,}")
+    return sorted(lines, key=lambda r: r["seed"])
+
