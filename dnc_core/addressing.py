@@ -130,9 +130,10 @@ def allocation_weighting(usage: Tensor) -> Tensor:
     a[φ_j] = (1 − u'[φ_j]) Π_{i<j} u'[φ_i].
 
     The exclusive product over the slots that precede each slot in φ is
-    exp(Σ_{j before i} log u'_j), summed under the order mask of :func:`_order_mask`. u' ≥ ε keeps the log finite. This is exact up to
-    rounding (proved against ``torch.sort`` + ``torch.cumprod`` in the tests) and
-    exports to ONNX, where ``torch.cumprod`` and stable sorts do not.
+    exp(Σ_{j before i} log u'_j), summed under the order mask of :func:`_order_mask`;
+    u' ≥ ε keeps the log finite. This is exact up to rounding (proved against
+    ``torch.sort`` + ``torch.cumprod`` in the tests) and exports to ONNX, where
+    ``torch.cumprod`` and stable sorts do not.
 
     Args:
         usage: ``[B, N]`` in [0, 1].

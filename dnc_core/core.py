@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any, NamedTuple, Sequence
+from typing import Any, Mapping, NamedTuple, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -58,6 +58,27 @@ def apply_reset(state: NamedTuple, reset: Tensor, initial: NamedTuple | None = N
     return type(state)(*(p.reshape((-1,) + tuple(s.shape[1:])) for p, s in zip(parts, state)))
 
 
+def state_bound(low: float, high: float, what: str, sums: str = "none",
+                low_tolerance: float | None = None) -> dict:
+    """One entry of :attr:`RecurrentCore.state_bounds`, as the ONNX contract carries it.
+
+    Every value is within ``[low, high]``; ``sums`` adds ``"last_axis"`` (a weighting
+    over the memory slots: the last axis sums to at most 1) or ``"link"`` (a temporal
+    link matrix ``[N, N]``: every row and column sums to at most 1, the diagonal is 0).
+    ``what`` names the tensor in a refusal. ``low_tolerance``: rounding allowed below
+    ``low`` where the reader's default would be too loose. The schema is the contract's
+    (``dnc_policy.contract``, which checks every exported entry)."""
+    bound = {"low": float(low), "high": float(high), "sums": sums, "what": what}
+    if low_tolerance is not None:
+        bound["low_tolerance"] = float(low_tolerance)
+    return bound
+
+
+#: The range of an LSTM's ``h = o * tanh(c)`` (the baseline's and every memory core's
+#: controller) and of a GRU's ``h`` (a convex mix of tanh values, from 0).
+HIDDEN_BOUND = state_bound(-1.0, 1.0, "the hidden state h, a tanh")
+
+
 class RecurrentCore(nn.Module):
     """Base class: state bookkeeping shared by all cores. Subclasses set
     ``state_type`` and ``state_spec`` and implement :meth:`_step`."""
@@ -70,6 +91,10 @@ class RecurrentCore(nn.Module):
     #: and weightings): exported in the ONNX contract as ``debug_state``, published by
     #: the node on ``~/debug/<name>``. Cores without an addressed memory have none.
     debug_state: tuple[str, ...] = ()
+    #: The ranges the state tensors always stay within, ``{name: state_bound(...)}``:
+    #: exported in the ONNX contract as ``state_bounds``; the robot runtime refuses a
+    #: restored or loaded state outside them. Tensors not named are unbounded.
+    state_bounds: Mapping[str, dict] = {}
 
     def initial_state(self, batch_size: int, device: torch.device | str | None = None,
                       dtype: torch.dtype | None = None) -> Any:

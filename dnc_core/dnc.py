@@ -20,7 +20,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import addressing as A
-from .core import RecurrentCore, check_bool, check_finite, check_positive, state_spec_of
+from .core import (
+    HIDDEN_BOUND,
+    RecurrentCore,
+    check_bool,
+    check_finite,
+    check_positive,
+    state_bound,
+    state_spec_of,
+)
 from .lstm import init_forget_bias
 
 
@@ -86,6 +94,18 @@ class DNCCore(RecurrentCore):
     kind = "dnc"
     state_type = DNCState
     debug_state = ("usage", "write_weights", "read_weights")
+    # Below 0, usage and write weights allow less rounding than the reader's default:
+    # the allocation's log(1e-6 + (1 - 1e-6) u) is NaN for a usage below -1e-6 (a write
+    # weight is added to the usage), and the memory NaN for good.
+    state_bounds = {
+        "h": HIDDEN_BOUND,
+        "usage": state_bound(0.0, 1.0, "the DNC's usage", low_tolerance=5e-7),
+        "write_weights": state_bound(0.0, 1.0, "the DNC's write weighting", "last_axis",
+                                     low_tolerance=5e-7),
+        "read_weights": state_bound(0.0, 1.0, "the DNC's read weighting", "last_axis"),
+        "precedence": state_bound(0.0, 1.0, "the DNC's precedence weighting", "last_axis"),
+        "link": state_bound(0.0, 1.0, "the DNC's temporal link matrix", "link"),
+    }
 
     def __init__(self, input_size: int, hidden_size: int = 64, memory_slots: int = 16,
                  word_size: int = 16, read_heads: int = 1, clip: float = 20.0,

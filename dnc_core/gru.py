@@ -7,7 +7,7 @@ from typing import NamedTuple
 
 from torch import Tensor, nn
 
-from .core import RecurrentCore, check_positive, state_spec_of
+from .core import HIDDEN_BOUND, RecurrentCore, check_positive, state_spec_of
 
 
 class GRUState(NamedTuple):
@@ -29,6 +29,7 @@ class GRUCore(RecurrentCore):
 
     kind = "gru"
     state_type = GRUState
+    state_bounds = {"h": HIDDEN_BOUND}
 
     def __init__(self, input_size: int, hidden_size: int = 128):
         super().__init__()

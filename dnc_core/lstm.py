@@ -7,7 +7,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from .core import RecurrentCore, check_finite, check_positive, state_spec_of
+from .core import HIDDEN_BOUND, RecurrentCore, check_finite, check_positive, state_spec_of
 
 
 class LSTMState(NamedTuple):
@@ -46,6 +46,7 @@ class LSTMCore(RecurrentCore):
 
     kind = "lstm"
     state_type = LSTMState
+    state_bounds = {"h": HIDDEN_BOUND}
 
     def __init__(self, input_size: int, hidden_size: int = 128, forget_bias: float = 1.0):
         super().__init__()

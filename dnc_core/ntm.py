@@ -42,7 +42,15 @@ import torch
 from torch import Tensor, nn
 
 from . import addressing as A
-from .core import RecurrentCore, apply_reset, check_finite, check_positive, state_spec_of
+from .core import (
+    HIDDEN_BOUND,
+    RecurrentCore,
+    apply_reset,
+    check_finite,
+    check_positive,
+    state_bound,
+    state_spec_of,
+)
 from .dnc import oneplus
 from .lstm import init_forget_bias
 
@@ -116,6 +124,11 @@ class NTMCore(RecurrentCore):
     kind = "ntm"
     state_type = NTMState
     debug_state = ("write_weights", "read_weights")
+    state_bounds = {
+        "h": HIDDEN_BOUND,
+        "write_weights": state_bound(0.0, 1.0, "the NTM's write weighting", "last_axis"),
+        "read_weights": state_bound(0.0, 1.0, "the NTM's read weighting", "last_axis"),
+    }
 
     def __init__(self, input_size: int, hidden_size: int = 64, memory_slots: int = 16,
                  word_size: int = 16, read_heads: int = 1, shift_range: int = 3,

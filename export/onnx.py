@@ -42,10 +42,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import Tensor, nn
-
-from dnc_core import ActorCritic
-from dnc_core.policy import deterministic_action
 from dnc_policy.contract import (
     CONTRACT_KEY,
     CONTRACT_VERSION,
@@ -58,6 +54,10 @@ from dnc_policy.contract import (
     write_contract,
 )
 from dnc_policy.contract import io_names as contract_io_names
+from torch import Tensor, nn
+
+from dnc_core import ActorCritic
+from dnc_core.policy import deterministic_action
 
 try:
     import fcntl
@@ -150,6 +150,7 @@ def build_contract(policy: ActorCritic, ckpt: dict, ckpt_sha256: str) -> dict:
                          "outputs": distribution_outputs(spec.kind)},
         "state": [{"name": n, "shape": list(s)} for n, s in policy.state_spec],
         "debug_state": list(policy.core.debug_state),
+        "state_bounds": {n: dict(b) for n, b in policy.core.state_bounds.items()},
         "inputs": inputs,
         "outputs": outputs,
         "core": {"kind": policy.core.kind, "config": policy.core.config()},

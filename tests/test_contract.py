@@ -96,6 +96,44 @@ def test_debug_state_must_name_state_entries():
         c.from_json(json.dumps({**minimal_contract(), "debug_state": "usage"}))
 
 
+def test_state_bounds_are_checked_entry_by_entry():
+    def with_bounds(**bounds):
+        return json.dumps({**minimal_contract(), "state_bounds": bounds})
+
+    h = {"low": -1.0, "high": 1.0, "sums": "none", "what": "h"}
+    ok = {"h": h, "memory": {**h, "sums": "last_axis", "low_tolerance": 1e-7}}
+    assert c.from_json(with_bounds(**ok))["state_bounds"] == ok
+    assert "state_bounds" not in c.from_json(json.dumps(minimal_contract()))  # optional (<1.2)
+    for bounds, message in [
+            ({"usage": h}, r"'state_bounds' .*names from 'state' \('usage' is not\)"),
+            ({"h": {**h, "low": 2.0}}, r"'state_bounds.h.high' .*>= low \(2.0\)"),
+            ({"h": {**h, "high": float("inf")}}, r"'state_bounds.h.high'.*finite number"),
+            ({"h": {**h, "low": "0"}}, r"'state_bounds.h.low'.*finite number"),
+            ({"h": {**h, "sums": "rows"}}, r"'state_bounds.h.sums'.*one of"),
+            ({"h": {**h, "sums": "link"}}, r"'none' or 'last_axis' for the shape \[8\]"),
+            ({"memory": {**h, "sums": "link"}}, r"for the shape \[2, 3\] \(a link matrix is"),
+            ({"h": {**h, "what": 3}}, r"'state_bounds.h.what'.*a string"),
+            ({"h": {**h, "low_tolerance": -1e-6}}, r"'state_bounds.h.low_tolerance'.*>= 0"),
+            ({"h": {k: v for k, v in h.items() if k != "sums"}}, r"lacks 'state_bounds.h.sums'"),
+            ({"h": [0, 1]}, r"'state_bounds.h'.*an object")]:
+        with pytest.raises(c.ContractError, match=message):
+            c.from_json(with_bounds(**bounds))
+
+
+def test_every_core_declares_bounds_the_contract_accepts():
+    """What each core of dnc_core declares is a valid contract entry, over its own state
+    names (the exporter writes it as it is; write_contract refuses an invalid one)."""
+    from dnc_core import CORES
+    for kind, cls in CORES.items():
+        core = cls(4)
+        state = [{"name": n, "shape": list(s)} for n, s in core.state_spec]
+        inputs, outputs = c.io_names([n for n, _ in core.state_spec], "discrete")
+        contract = {**minimal_contract(), "state": state, "inputs": inputs,
+                    "outputs": outputs, "state_bounds": dict(core.state_bounds)}
+        assert c.from_json(json.dumps(contract))["state_bounds"] == core.state_bounds, kind
+        assert "h" in core.state_bounds, kind  # every core's h is a tanh
+
+
 def test_the_contract_knows_the_policy_action_kinds():
     # dnc_core (pure PyTorch) cannot import the robot package: the two lists are guarded.
     assert c.ACTION_KINDS == POLICY_ACTION_KINDS

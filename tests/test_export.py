@@ -82,7 +82,8 @@ def test_contract_describes_the_checkpoint_and_the_graph(models, name):
     m = models(name)
     policy, ck = m.load()
     c = m.contract()
-    assert c["contract_version"] == "1.1"
+    assert c["contract_version"] == "1.2"
+    assert c["state_bounds"] == policy.core.state_bounds and "h" in c["state_bounds"]
     assert c["obs_dim"] == policy.obs_dim == ck["obs_dim"]
     assert c["observation_space"] == ck["observation_space"]
     assert c["action_space"] == ck["action_space"]

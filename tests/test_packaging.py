@@ -128,7 +128,8 @@ def test_the_two_distributions_have_different_names_and_their_own_modules(wheels
     robot = {n.split("/")[-1] for n in zipfile.ZipFile(wheels["robot"]).namelist()
              if n.startswith("dnc_policy/")}
     assert robot == {"__init__.py", "contract.py", "controller.py", "files.py", "node.py",
-                     "realtime.py", "runtime.py", "settings.py", "snapshots.py", "stats.py"}
+                     "realtime.py", "runtime.py", "settings.py", "snapshots.py", "stats.py",
+                     "statefile.py"}
 
 
 def test_the_root_install_alone_trains_saves_exports_and_runs_the_policy(wheels, tmp_path):

@@ -30,8 +30,8 @@ from dnc_policy.runtime import (
     ContractError,
     NonFiniteOutput,
     PolicyRuntime,
-    StateError,
 )
+from dnc_policy.statefile import StateError
 from dnc_policy.settings import parse_policy_settings
 from exported import env_observations
 from test_runtime import with_contract
@@ -104,7 +104,7 @@ def identity(rt) -> np.ndarray:
 
 def other_state(rt, seed=1) -> dict:
     """A valid state for ``rt`` that differs from its current one in every tensor, and
-    is one a DNC can be in (runtime.DNC_BOUNDS): usage and h stay in range, every
+    is one a DNC can be in (its contract's state_bounds): usage and h stay in range, every
     weighting over the slots (and the link matrix, diagonal 0) sums to at most 1."""
     rng = np.random.default_rng(seed)
     out = {}
@@ -361,6 +361,44 @@ def test_the_controller_refuses_an_out_of_range_snapshot_and_saves_a_valid_one(m
     fresh.load_state(path)  # the saved state is a valid one
     for k, v in fresh.snapshot().items():
         np.testing.assert_array_equal(v, c.runtime.snapshot()[k], err_msg=k)
+
+
+def test_the_ranges_come_from_the_contract_for_every_core(models, tmp_path):
+    """Not a DNC special case: a GRU's contract bounds its h to [-1, 1] (a tanh mix), and
+    a restored h of 1.5 is refused. A model exported before contract 1.2 declares no
+    bounds: the same state is accepted on shape and finiteness alone, and the node says
+    so in a warning when it loads a snapshot."""
+    model = models("gru").onnx
+    rt = PolicyRuntime(model)
+    assert rt.state_bounds == {"h": {"low": -1.0, "high": 1.0, "sums": "none",
+                                     "what": "the hidden state h, a tanh"}}
+    bad = {"h": np.full((1, 16), 0.2, np.float32)}
+    bad["h"][0, 3] = 1.5
+    with pytest.raises(StateError) as e:
+        rt.restore(bad)
+    assert_one_line(e.value, "'h'", "1 value(s) outside [-1, 1]", "1.5", "index (0, 3)")
+
+    def as_1_1(contract):
+        del contract["state_bounds"]
+        return {**contract, "contract_version": "1.1"}
+
+    old = with_contract(model, tmp_path / "old.onnx", as_1_1)
+    legacy = PolicyRuntime(old)
+    assert legacy.state_bounds == {}
+    legacy.restore(bad)
+    np.testing.assert_array_equal(legacy.snapshot()["h"], bad["h"])
+    path = tmp_path / "mem.npz"
+    legacy.save_state(path)
+    warnings = {}
+    for onnx_file in (old, model):
+        c, logs = logging_controller({"model_path": str(onnx_file),
+                                      "snapshot.path": str(path)})
+        c.close()
+        warnings[onnx_file] = [m for level, m in logs if level == "warn"]
+    assert warnings[model] == []
+    assert len(warnings[old]) == 1
+    assert_one_line(warnings[old][0], "contract (1.1) declares no state_bounds",
+                    "shape and finite values only")
 
 
 # -- 5c. a tick with NaN or Inf outputs raises and is undone -------------------------------

@@ -25,7 +25,7 @@ import re
 #: The ``metadata_props`` key that holds the JSON contract.
 CONTRACT_KEY = "dnc_policy.contract"
 #: The version ``export.onnx`` writes. A runtime reads every ``MAJOR.x`` of its major.
-CONTRACT_VERSION = "1.1"  # 1.1: debug_state
+CONTRACT_VERSION = "1.2"  # 1.1: debug_state; 1.2: state_bounds
 SUPPORTED_MAJOR = int(CONTRACT_VERSION.split(".")[0])
 OBS, RESET = "obs", "reset"
 STATE_IN, STATE_OUT = "state_in.", "state_out."
@@ -176,6 +176,8 @@ def check_contract(contract) -> None:
         unknown = [n for n in debug if n not in {s["name"] for s in state}]
         if unknown:
             raise _bad("debug_state", debug, f"names from 'state' ({unknown} are not)")
+    if "state_bounds" in contract:  # 1.2: the ranges the core's state always stays within
+        _check_state_bounds(contract["state_bounds"], {s["name"]: s["shape"] for s in state})
     _check_names(_need(contract, "inputs"), "inputs")
     _check_names(_need(contract, "outputs"), "outputs")
     core = _check_object(_need(contract, "core"), "core")
@@ -194,6 +196,43 @@ def check_contract(contract) -> None:
     for field in ("observation_space", "action_space", "obs_normalizer", "exporter"):
         if field in contract:
             _check_object(contract[field], field)
+
+
+#: What a ``state_bounds`` entry's ``sums`` may say beyond its range: nothing, the last
+#: axis sums to at most 1 (a weighting over memory slots), or a link matrix (square last
+#: two axes, every row and column summing to at most 1, a zero diagonal).
+BOUND_SUMS = ("none", "last_axis", "link")
+
+
+def _check_state_bounds(bounds, shapes: dict) -> None:
+    """``state_bounds``: ``{name: {low, high, sums, what[, low_tolerance]}}`` over names of
+    ``state`` (``shapes``: name -> shape), each a range a reader can check a state by."""
+    _check_object(bounds, "state_bounds")
+    for name, b in bounds.items():
+        field = f"state_bounds.{name}"
+        if name not in shapes:
+            raise _bad("state_bounds", sorted(bounds), f"names from 'state' ({name!r} is not)")
+        _check_object(b, field)
+        low, high = _need(b, "low", field + "."), _need(b, "high", field + ".")
+        for key, v in (("low", low), ("high", high)):
+            if not _is_number(v) or not math.isfinite(v):
+                raise _bad(f"{field}.{key}", v, "a finite number")
+        if low > high:
+            raise _bad(f"{field}.high", high, f"a number >= low ({low})")
+        sums = _need(b, "sums", field + ".")
+        if sums not in BOUND_SUMS:
+            raise _bad(f"{field}.sums", sums, f"one of {list(BOUND_SUMS)}")
+        shape = shapes[name]
+        if sums == "last_axis" and not shape:
+            raise _bad(f"{field}.sums", sums, "'none' for a scalar state tensor")
+        if sums == "link" and (len(shape) < 2 or shape[-1] != shape[-2]):
+            raise _bad(f"{field}.sums", sums, f"'none' or 'last_axis' for the shape {shape} "
+                                               "(a link matrix is square in its last two axes)")
+        if not isinstance(_need(b, "what", field + "."), str):
+            raise _bad(f"{field}.what", b["what"], "a string")
+        tol = b.get("low_tolerance", 0.0)
+        if not _is_number(tol) or not 0 <= tol < math.inf:
+            raise _bad(f"{field}.low_tolerance", tol, "a finite number >= 0")
 
 
 def read_contract(session) -> dict:

@@ -167,9 +167,15 @@ class PolicyController:
 
     def _restore(self, path: Path) -> None:
         """Restore the memory from ``path`` (at start-up). A file the runtime refuses
-        (another model, unreadable, wrong dtypes or shapes, NaN or Inf, a DNC memory
-        outside its ranges: it checks the whole file before changing anything) is moved aside to ``<name>.rejected`` and
-        the node keeps its current (empty) memory, logging why in one line."""
+        (another model, unreadable, wrong dtypes or shapes, NaN or Inf, a state outside
+        the ranges the contract declares: it checks the whole file before changing
+        anything) is moved aside to ``<name>.rejected`` and the node keeps its current
+        (empty) memory, logging why in one line."""
+        if not self.runtime.state_bounds:
+            self.log("warn", f"the model's contract ({self.contract['contract_version']}) "
+                             "declares no state_bounds: a restored memory is checked for "
+                             "shape and finite values only (export the model again to get "
+                             "range checks)")
         if not path.exists():
             self.log("info", f"no memory snapshot at {path} yet: starting with an empty memory")
             return

@@ -17,7 +17,6 @@ reads B and writes A. No state tensor is allocated or copied to the host per tic
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -32,39 +31,13 @@ from .contract import (
     STATE_IN,
     STATE_OUT,
     ContractError,
-    _describe,
     check_graph,
     read_contract,
 )
-from .files import atomic_write
+from .statefile import check_state, read_state_file, write_state_file
 
 DEFAULT_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider",
                      "CPUExecutionProvider")
-
-
-class StateError(ValueError):
-    """A state (a snapshot or a state file) that this runtime refuses; nothing was changed."""
-
-
-# The DNC's bounded state tensors (DESIGN.md §2, dnc_core/addressing.py), by state name,
-# for a contract whose core.kind is "dnc": name -> (low, high, what the bound is, whether
-# the last axis is a weighting over the memory slots (each >= 0, summing to at most 1)).
-# A state outside them is refused: a negative usage or write weight, say, makes the
-# allocation's log(1e-6 + (1 - 1e-6) u) NaN at the next tick, and the memory NaN for good.
-DNC_BOUNDS = {
-    "h": (-1.0, 1.0, "the DNC controller's h (o * tanh(c))", False),
-    "usage": (0.0, 1.0, "the DNC's usage", False),
-    "write_weights": (0.0, 1.0, "the DNC's write weighting", True),
-    "read_weights": (0.0, 1.0, "the DNC's read weighting", True),
-    "precedence": (0.0, 1.0, "the DNC's precedence weighting", True),
-    "link": (0.0, 1.0, "the DNC's temporal link matrix", True),
-}
-#: Rounding allowed beyond a bound, and beyond a sum of 1 (plus one float32 rounding
-#: step per summed slot).
-STATE_TOLERANCE = 1e-5
-#: Below 0, usage and write weights allow less: the allocation's log(1e-6 + (1 - 1e-6) u)
-#: is NaN for a usage below -1e-6 (a write weight is added to the usage).
-NEGATIVE_USAGE_TOLERANCE = 5e-7
 
 
 class NonFiniteOutput(ValueError):
@@ -158,6 +131,9 @@ class PolicyRuntime:
         self.obs_dim = int(self.contract["obs_dim"])
         self.action_spec = self.contract["action"]
         self.state_spec = [(s["name"], tuple(s["shape"])) for s in self.contract["state"]]
+        #: The ranges a restored or loaded state is checked against (contract 1.2; a model
+        #: exported before declares none: its state is checked for shape and finiteness).
+        self.state_bounds = dict(self.contract.get("state_bounds", {}))
         self.providers = self.session.get_providers()
         self._rng = np.random.default_rng(seed)
         self._build_bindings()
@@ -437,51 +413,11 @@ class PolicyRuntime:
                 if names is None or name in names}
 
     def check_state(self, values, source: str = "snapshot") -> dict[str, np.ndarray]:
-        """``values`` as ``{name: float32 [batch, *shape]}`` (C-contiguous), or a
-        :class:`StateError` (one line, naming the tensor) unless it has exactly this
-        model's state tensors, each of the right shape, of real numbers (bool, int or
-        float: not complex, string or object), all finite in float32, and, for a DNC
-        (``core.kind`` "dnc"), within the ranges its state can take (:data:`DNC_BOUNDS`:
-        usage in [0, 1], weightings >= 0 summing to at most 1, a link matrix in [0, 1]
-        with a zero diagonal, h in [-1, 1]; :data:`STATE_TOLERANCE` for rounding)."""
-        names = [n for n, _ in self.state_spec]
-        if not isinstance(values, Mapping):
-            raise StateError(f"{source} is {type(values).__name__}, expected a dict of the "
-                             f"state tensors {names}")
-        missing = [n for n in names if n not in values]
-        extra = sorted(repr(k) for k in values if k not in names)
-        if missing or extra:
-            raise StateError(f"{source} " + "; ".join(
-                ([f"lacks the state tensors {missing}"] if missing else [])
-                + ([f"has unknown entries {', '.join(extra)}"] if extra else []))
-                + f" (this model's state is {names})")
-        out = {}
-        for name, shape in self.state_spec:
-            want = (self.batch,) + shape
-            try:
-                arr = np.asarray(values[name])
-            except (TypeError, ValueError) as e:  # a ragged list, say
-                raise StateError(f"{source} tensor {name!r} is not an array: "
-                                 f"{_first_line(e)}") from None
-            if arr.dtype.kind not in "biuf":
-                raise StateError(f"{source} tensor {name!r} has dtype {arr.dtype}, expected "
-                                 "real numbers (float32)")
-            if arr.shape != want:
-                raise StateError(f"{source} tensor {name!r} has shape {arr.shape}, "
-                                 f"expected {want}")
-            with np.errstate(over="ignore", invalid="ignore"):
-                arr = np.ascontiguousarray(arr, dtype=np.float32)
-            finite = np.isfinite(arr)
-            if not finite.all():
-                first = np.unravel_index(int(np.argmin(finite)), arr.shape)
-                raise StateError(f"{source} tensor {name!r} has {arr.size - int(finite.sum())} "
-                                 f"NaN or Inf value(s) (in float32), first at index "
-                                 f"{tuple(int(i) for i in first)}: refused, the policy would "
-                                 "output NaN from then on")
-            if self.contract["core"]["kind"] == "dnc" and name in DNC_BOUNDS:
-                _check_dnc_bounds(name, arr, f"{source} tensor {name!r}")
-            out[name] = arr
-        return out
+        """``values`` as ``{name: float32 [batch, *shape]}``, or a :class:`StateError`
+        (one line, naming the tensor) unless it is a state this model can be in: its
+        tensors, shapes, finite real values, and the ranges the contract's
+        ``state_bounds`` declare (:func:`dnc_policy.statefile.check_state`)."""
+        return check_state(values, self.state_spec, self.batch, self.state_bounds, source)
 
     def restore(self, snapshot: dict[str, np.ndarray]) -> None:
         """Make ``snapshot`` (from :meth:`snapshot` or :meth:`load_state`) the state.
@@ -510,97 +446,18 @@ class PolicyRuntime:
         ``path`` (``.npz``) atomically: a temporary file in the same folder, fsync,
         rename. A crash leaves the old file or the new one. With ``snapshot`` given it
         reads nothing of the live state, so another thread may write it while ticks go on."""
-        arrays = dict(self.snapshot() if snapshot is None else snapshot)
-        arrays["__identity__"] = np.frombuffer(json.dumps(self.state_identity()).encode(), np.uint8)
-        return atomic_write(path, lambda f: np.savez(f, **arrays))
+        return write_state_file(path, self.snapshot() if snapshot is None else snapshot,
+                                self.state_identity())
 
     def load_state(self, path: str | os.PathLike) -> None:
         """Restore a state written by :meth:`save_state` for this model. The file is read
         with ``allow_pickle=False`` and checked whole (identity, names, dtypes, shapes,
-        finite values) before anything changes: a refused file raises
+        finite values, bounds) before anything changes: a refused file raises
         :class:`StateError` (a ValueError; one line saying why) and leaves the state,
         the pending reset and undo as they were."""
-        where = f"state file {str(path)!r}"
-        try:
-            data = np.load(path, allow_pickle=False)
-        except Exception as e:  # missing, empty, truncated zip, pickled, not an npz...
-            raise StateError(f"{where} could not be read: {type(e).__name__}: "
-                             f"{_first_line(e)}") from None
-        if not isinstance(data, np.lib.npyio.NpzFile):
-            raise StateError(f"{where} is a single .npy array, not the .npz archive "
-                             "PolicyRuntime.save_state writes")
-        try:
-            with data:
-                arrays = {k: data[k] for k in data.files}
-        except Exception as e:  # a bad CRC, a pickled (object) array, a corrupt header...
-            raise StateError(f"{where} could not be read: {type(e).__name__}: "
-                             f"{_first_line(e)}") from None
-        ident = arrays.pop("__identity__", None)
-        if ident is None:
-            raise StateError(f"{where} was not written by PolicyRuntime (no __identity__)")
-        try:
-            if ident.dtype != np.uint8 or ident.ndim != 1:
-                raise ValueError(f"dtype {ident.dtype}, shape {ident.shape}")
-            saved = json.loads(ident.tobytes().decode())
-        except (ValueError, RecursionError) as e:  # UnicodeDecodeError, JSONDecodeError
-            raise StateError(f"{where} has an unreadable __identity__: {type(e).__name__}: "
-                             f"{_first_line(e)}") from None
-        mine = self.state_identity()
-        if saved != mine:
-            if not isinstance(saved, dict):
-                raise StateError(f"{where} has an __identity__ of {_describe(saved)}, "
-                                 "expected an object")
-            try:
-                diff = "; ".join(f"{k}: file {json.dumps(saved.get(k))}, model "
-                                 f"{json.dumps(v)}" for k, v in mine.items()
-                                 if saved.get(k) != v) or _describe(saved)
-            except RecursionError:
-                diff = "its __identity__ is nested too deeply to show"
-            raise StateError(f"{where} belongs to another model or batch ({diff})")
-        self._write_state(self.check_state(arrays, where))
+        arrays = read_state_file(path, self.state_identity())
+        self._write_state(self.check_state(arrays, f"state file {str(path)!r}"))
         self._pending_reset[:] = 0.0
-
-
-def _index(flat: int, shape) -> tuple[int, ...]:
-    return tuple(int(i) for i in np.unravel_index(flat, shape))
-
-
-def _check_dnc_bounds(name: str, arr: np.ndarray, where: str) -> None:
-    """Raise :class:`StateError` (one line) unless the DNC state tensor ``name``
-    (finite float32 ``[batch, ...]``) is within :data:`DNC_BOUNDS`."""
-    low, high, what, weighting = DNC_BOUNDS[name]
-    tol = STATE_TOLERANCE
-    floor = low - (NEGATIVE_USAGE_TOLERANCE if name in ("usage", "write_weights") else tol)
-    bad = (arr < floor) | (arr > high + tol)
-    if bad.any():
-        first = int(np.argmax(bad))
-        raise StateError(f"{where} has {int(bad.sum())} value(s) outside [{low:g}, {high:g}], "
-                         f"first {float(arr.flat[first]):.6g} at index "
-                         f"{_index(first, arr.shape)}: refused, {what} is always within it "
-                         "(up to rounding); such a memory makes the policy's outputs NaN or "
-                         "meaningless")
-    if not weighting:
-        return
-    n = arr.shape[-1]
-    sum_tol = tol + n * 2.0 ** -23
-    # (label, sums, where the summed axis goes in the index shown)
-    checks = [("sums to", arr.sum(-1, dtype=np.float64), arr.ndim - 1)]
-    if name == "link" and arr.ndim == 3 and arr.shape[1] == n:
-        diag = np.abs(np.diagonal(arr, axis1=1, axis2=2))
-        if (diag > tol).any():
-            b, i = _index(int(np.argmax(diag > tol)), diag.shape)
-            raise StateError(f"{where} has a non-zero diagonal, {float(arr[b, i, i]):.6g} at "
-                             f"index {(b, i, i)}: refused, {what} has a zero diagonal")
-        checks = [("has a row summing to", checks[0][1], 2),
-                  ("has a column summing to", arr.sum(-2, dtype=np.float64), 1)]
-    for label, sums, axis in checks:
-        over = sums > 1.0 + sum_tol
-        if over.any():
-            idx = [str(i) for i in _index(int(np.argmax(over)), sums.shape)]
-            idx.insert(axis, ":")
-            raise StateError(f"{where} {label} {float(sums[over][0]):.6g} at index "
-                             f"({', '.join(idx)}): refused, {what} sums to at most 1 over "
-                             "the memory slots")
 
 
 def _block(shapes) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -615,8 +472,3 @@ def _count_nonfinite(arrays: Mapping[str, np.ndarray]) -> str:
     """``"value: 1, logits: 3"``: the tensors with NaN or Inf values and how many."""
     counts = {k: int((~np.isfinite(v)).sum()) for k, v in arrays.items()}
     return ", ".join(f"{k}: {n}" for k, n in counts.items() if n)
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else "(no message)"
