@@ -1,5 +1,6 @@
 """``python -m training.visualize``: one recorded episode of a policy (PyTorch checkpoint
-or exported ONNX through the runtime), its memory drawn as a PNG and a GIF.
+or exported ONNX through the runtime), its memory drawn as a PNG and a GIF
+(``training.memory_plots``).
 
 The policies are the ones ``test_export.py`` trains with the real trainer and exports,
 once per session: "dnc" (a small DNC on a length-3 T-maze), "nav" (an LSTM with Box
@@ -22,9 +23,8 @@ import test_ntm
 import torch
 from PIL import Image
 
-from training import visualize
+from training import memory_plots, visualize
 from training.evaluate import TorchActor, run_episodes
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -202,7 +202,7 @@ def test_lstm_core_plots_controller_activations(models, tmp_path, capsys):
     m = models("nav")  # LSTM core, Box actions, MemoryNav renders rgb_array
     rec = visualize.record_episode(m.checkpoint, seed=0)
     t = rec["meta"]["length"]
-    assert not visualize.has_memory(rec)
+    assert not memory_plots.has_memory(rec)
     assert rec["state.h"].shape == rec["state.c"].shape == (t, 16)
     assert "state.write_weights" not in rec and rec["action_mean"].shape == (t, 2)
     code, _, err = cli([m.onnx, "--out", tmp_path], capsys)
@@ -216,9 +216,9 @@ def test_gru_core_plots_its_hidden_state_only(models, tmp_path, capsys):
     m = models("gru")  # GRU core (state h only) on a length-3 T-maze
     rec = visualize.record_episode(m.checkpoint, seed=0)
     t = rec["meta"]["length"]
-    assert not visualize.has_memory(rec) and rec["meta"]["core"]["kind"] == "gru"
+    assert not memory_plots.has_memory(rec) and rec["meta"]["core"]["kind"] == "gru"
     assert rec["meta"]["state_names"] == ["h"] and rec["state.h"].shape == (t, 16)
-    assert "state.c" not in rec and visualize.unit_states(rec) == ["h"]
+    assert "state.c" not in rec and memory_plots.unit_states(rec) == ["h"]
     # The ONNX file through the runtime records the same hidden state.
     rec_onnx = visualize.record_episode(m.onnx, seed=0)
     np.testing.assert_allclose(rec_onnx["state.h"], rec["state.h"], atol=1e-5)
@@ -308,7 +308,8 @@ def replay_ntm_addressing(policy, rec: dict) -> tuple[np.ndarray, np.ndarray]:
             prev_w = torch.from_numpy(rec["state.write_weights"][t - 1] if t else ww0)[None]
             prev_r = torch.from_numpy(rec["state.read_weights"][t - 1] if t else rw0)[None]
             cmd = core.commands(torch.from_numpy(rec["state.h"][t])[None])
-            write = cmd.write._replace(shift=torch.from_numpy(rec["ntm.write_shift"][t])[None, None])
+            write = cmd.write._replace(
+                shift=torch.from_numpy(rec["ntm.write_shift"][t])[None, None])
             read = cmd.read._replace(shift=torch.from_numpy(rec["ntm.read_shift"][t])[None])
             out_w.append(address(prev_mem, prev_w[:, None], write)[0, 0].numpy())
             new_mem = torch.from_numpy(rec["state.memory"][t])[None]
@@ -323,8 +324,8 @@ def test_ntm_episode_records_its_weights_and_the_shifts_that_made_them(ntm_polic
     t = rec["meta"]["length"]
     cfg = ntm_policy.contract()["core"]["config"]
     n, w, r, s = cfg["memory_slots"], cfg["word_size"], cfg["read_heads"], cfg["shift_range"]
-    assert rec["meta"]["core"]["kind"] == "ntm" and visualize.memory_kind(rec) == "ntm"
-    assert visualize.has_memory(rec)
+    assert rec["meta"]["core"]["kind"] == "ntm" and memory_plots.memory_kind(rec) == "ntm"
+    assert memory_plots.has_memory(rec)
     shapes = {"h": (16,), "c": (16,), "memory": (n, w), "read_weights": (r, n),
               "write_weights": (n,), "read_vectors": (r, w)}
     assert rec["meta"]["state_names"] == list(shapes)
@@ -364,7 +365,7 @@ def test_ntm_picture_draws_the_recorded_weights_shifts_and_memory(ntm_policy, tm
 
     src = ntm_policy.checkpoint if kind == "checkpoint" else ntm_policy.onnx
     rec = visualize.record_episode(src, seed=1, render=False)
-    fig = visualize.memory_figure(rec)
+    fig = memory_plots.memory_figure(rec)
     try:
         d = drawn(fig)
         r = rec["state.read_weights"].shape[1]
@@ -379,14 +380,15 @@ def test_ntm_picture_draws_the_recorded_weights_shifts_and_memory(ntm_policy, tm
         # The episode's mean shift distributions, one bar per head and offset.
         ax = next(a for a in fig.axes if a.get_gid() == "mean_shift")
         heights = np.array([p.get_height() for p in ax.patches]).reshape(1 + r, -1)
-        want = np.concatenate([rec["ntm.write_shift"][None], rec["ntm.read_shift"].transpose(1, 0, 2)])
+        want = np.concatenate([rec["ntm.write_shift"][None],
+                               rec["ntm.read_shift"].transpose(1, 0, 2)])
         np.testing.assert_allclose(heights, want.mean(1), atol=1e-6)
         labels = [lab.get_text() for lab in next(a for a in fig.axes if a.get_gid()
                                                  == "write_shift").get_yticklabels()]
         assert labels == ["-1", "+0", "+1"]
     finally:
         plt.close(fig)
-    check_png(visualize.plot_memory(rec, tmp_path / "ntm.png"))
+    check_png(memory_plots.plot_memory(rec, tmp_path / "ntm.png"))
 
 
 @pytest.mark.parametrize("kind", ["checkpoint", "onnx"])
