@@ -154,14 +154,17 @@ class RecurrentCore(nn.Module):
         return torch.stack(features, dim=1), state
 
     def check_state(self, state: Sequence[Tensor], batch_size: int) -> None:
-        """Raise ``ValueError`` naming the first state tensor whose shape is wrong."""
+        """Raise ``ValueError`` naming the first state tensor whose shape is wrong
+        (tensors or arrays, in ``state_spec`` order; e.g. the sequence-start states a
+        replay buffer file holds, checked when a continual run resumes)."""
         if len(state) != len(self.state_spec):
             raise ValueError(f"state has {len(state)} tensors, expected {len(self.state_spec)}: "
                              f"{[n for n, _ in self.state_spec]}")
         for (name, shape), s in zip(self.state_spec, state):
             want = (batch_size,) + tuple(shape)
             if tuple(s.shape) != want:
-                raise ValueError(f"state tensor {name!r} has shape {tuple(s.shape)}, expected {want}")
+                raise ValueError(f"state tensor {name!r} has shape {tuple(s.shape)}, "
+                                 f"expected {want}")
 
     def config(self) -> dict:
         """The constructor arguments, enough to rebuild the core (stored in checkpoints)."""

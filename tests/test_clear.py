@@ -8,8 +8,15 @@ import torch
 
 from dnc_core import ActionSpec, ActorCritic, make_core
 from dnc_core.policy import ActionDistribution
-from training.clear import (ReplayBuffer, ReplayError, ReplayLoss, ReplaySettings,
-                            cloning_losses, replay_steps, vtrace)
+from training.clear import (
+    ReplayBuffer,
+    ReplayError,
+    ReplayLoss,
+    ReplaySettings,
+    cloning_losses,
+    replay_steps,
+    vtrace,
+)
 from training.config import TrainConfig
 from training.rollout import collect_rollout, compute_gae, start_carry
 from training.runner import build_policy, make_envs
@@ -199,7 +206,8 @@ def test_cloning_losses_are_zero_for_the_behaviour_policy_only(spec):
     valid = torch.ones(4, 5)
     kl, vc = cloning_losses(policy, dist, values, params, log_std, values, valid)
     assert abs(float(kl)) < 1e-6 and float(vc) == 0.0
-    other = ActionDistribution(spec, params + torch.randn(params.shape, generator=g), None if log_std is None else log_std[0])
+    other = ActionDistribution(spec, params + torch.randn(params.shape, generator=g),
+                               None if log_std is None else log_std[0])
     kl, vc = cloning_losses(policy, other, values + 1.0, params, log_std, values, valid)
     assert float(kl) > 1e-3 and float(vc) == pytest.approx(1.0)
 
@@ -235,7 +243,7 @@ def test_the_buffer_file_round_trips_and_sampling_continues(tmp_path):
     buf.add(r, task=1)  # 16 offered to 12 slots: the reservoir has drawn already
     buf.update_priorities(np.array([0, 3]), np.array([2.0, 5.0]))
     buf.save(tmp_path / "replay.npz", step=4096)
-    loaded, step = ReplayBuffer.load(tmp_path / "replay.npz", type(r.start_states))
+    loaded, step = ReplayBuffer.load(tmp_path / "replay.npz", policy.core)
     assert step == 4096 and loaded.size == 12 and loaded.offered == 16
     for name, a in buf.arrays.items():
         np.testing.assert_array_equal(loaded.arrays[name], a)
@@ -246,16 +254,16 @@ def test_the_buffer_file_round_trips_and_sampling_continues(tmp_path):
 
 
 def test_a_bad_buffer_file_is_a_one_line_error(tmp_path):
-    state = type(make_core("lstm", input_size=3, hidden_size=4).initial_state(1))
+    lstm = make_core("lstm", input_size=3, hidden_size=4)
     with pytest.raises(ReplayError, match="does not exist"):
-        ReplayBuffer.load(tmp_path / "none.npz", state)
+        ReplayBuffer.load(tmp_path / "none.npz", lstm)
     (tmp_path / "junk.npz").write_bytes(b"not a zip file")
     with pytest.raises(ReplayError, match="is not a replay file") as e:
-        ReplayBuffer.load(tmp_path / "junk.npz", state)
+        ReplayBuffer.load(tmp_path / "junk.npz", lstm)
     assert "\n" not in str(e.value)
     np.savez(tmp_path / "other.npz", meta=np.array('{"format": "x"}'))
     with pytest.raises(ReplayError, match="not a replay file"):
-        ReplayBuffer.load(tmp_path / "other.npz", state)
+        ReplayBuffer.load(tmp_path / "other.npz", lstm)
     cfg, envs, flatten, policy, carry = _setup()
     r, _ = _rollout(policy, envs, carry, flatten, cfg)
     envs.close()
@@ -264,8 +272,17 @@ def test_a_bad_buffer_file_is_a_one_line_error(tmp_path):
     buf.arrays["value"][0, 0] = np.nan
     buf.save(tmp_path / "nan.npz", 0)
     with pytest.raises(ReplayError, match="value holds a NaN"):
-        ReplayBuffer.load(tmp_path / "nan.npz", type(r.start_states))
+        ReplayBuffer.load(tmp_path / "nan.npz", policy.core)
     buf.arrays["value"][0, 0] = 0.0
     buf.save(tmp_path / "dnc.npz", 0)
     with pytest.raises(ReplayError, match="holds states with fields"):
-        ReplayBuffer.load(tmp_path / "dnc.npz", state)
+        ReplayBuffer.load(tmp_path / "dnc.npz", lstm)
+    # The same fields, another memory size (a resumed run whose config changed): refused
+    # by the core's own shape check, in one line naming the tensor.
+    bigger = make_core("dnc", input_size=policy.core.input_size, hidden_size=8,
+                       memory_slots=6, word_size=4, read_heads=1)
+    with pytest.raises(ReplayError, match=r"cannot take: state tensor 'memory' has shape "
+                                          r"\(8, 4, 4\), expected \(8, 6, 4\)") as e:
+        ReplayBuffer.load(tmp_path / "dnc.npz", bigger)
+    assert "\n" not in str(e.value)
+    ReplayBuffer.load(tmp_path / "dnc.npz", policy.core)  # its own core takes it

@@ -39,7 +39,7 @@ import torch
 from dnc_policy.files import atomic_write
 from torch import Tensor
 
-from dnc_core import ActorCritic
+from dnc_core import ActorCritic, RecurrentCore
 from dnc_core.policy import ActionDistribution
 from training.rollout import Rollout, masked_mean, sequence_major, sequence_starts
 
@@ -242,10 +242,13 @@ class ReplayBuffer:
         return atomic_write(Path(path), write)
 
     @classmethod
-    def load(cls, path: str | Path, state_type: Any) -> tuple["ReplayBuffer", int]:
-        """A buffer saved by :meth:`save` and the step it was saved at; ``state_type`` is
-        the policy's state tuple (its fields must be the saved ones)."""
+    def load(cls, path: str | Path, core: RecurrentCore) -> tuple["ReplayBuffer", int]:
+        """A buffer saved by :meth:`save` and the step it was saved at. ``core`` is the
+        policy's recurrent core: the stored sequence-start states must be states of it
+        (its state fields, each of its shape; :meth:`RecurrentCore.check_state`), so a
+        run resumed with another memory size is refused here, not deep in a replay."""
         path = Path(path)
+        state_type = core.state_type
         try:
             with np.load(path, allow_pickle=False) as z:
                 meta = json.loads(str(z["meta"]))
@@ -256,11 +259,13 @@ class ReplayBuffer:
             raise ReplayError(f"replay buffer {str(path)!r} is not a replay file: "
                               f"{' '.join(str(e).split())}") from None
         if not isinstance(meta, dict) or meta.get("format") != "dnc-policy-replay":
+            found = meta.get("format") if isinstance(meta, dict) else meta
             raise ReplayError(f"replay buffer {str(path)!r} is not a replay file "
-                              f"(format {meta.get('format') if isinstance(meta, dict) else meta!r})")
+                              f"(format {found!r})")
         buf = cls(meta["capacity"], meta["sampling"], meta["alpha"], meta["beta"])
         buf.rng.bit_generator.state = meta["rng"]
-        buf.size, buf.offered, buf.max_priority = meta["size"], meta["offered"], meta["max_priority"]
+        buf.size, buf.offered = meta["size"], meta["offered"]
+        buf.max_priority = meta["max_priority"]
         if arrays:
             if tuple(meta["state_names"]) != tuple(state_type._fields):
                 raise ReplayError(f"replay buffer {str(path)!r} holds states with fields "
@@ -273,6 +278,15 @@ class ReplayBuffer:
             if any(a.shape[0] != buf.capacity for a in arrays.values()):
                 raise ReplayError(f"replay buffer {str(path)!r}: arrays of a size other than "
                                   f"its capacity {buf.capacity}")
+            missing = [n for n in state_type._fields if "state_" + n not in arrays]
+            try:
+                if missing:
+                    raise ValueError(f"the state tensors {missing} are missing")
+                core.check_state([arrays["state_" + n] for n in state_type._fields],
+                                 buf.capacity)
+            except ValueError as e:
+                raise ReplayError(f"replay buffer {str(path)!r} holds states this policy's "
+                                  f"core cannot take: {e}") from None
             buf.arrays, buf.state_type = arrays, state_type
             buf.state_names = tuple(meta["state_names"])
         return buf, int(meta["step"])

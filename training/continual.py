@@ -505,9 +505,8 @@ def _resume_state(folder: Path | None, ccfg: ContinualConfig):
         return [], 0, None, ReplayBuffer(ccfg.replay.capacity, ccfg.replay.sampling,
                                          ccfg.replay.alpha, ccfg.replay.beta,
                                          seed=ccfg.task_config(0).seed)
-    state_type = type(first_policy(ccfg.task_config(0)).initial_state(1))
     try:
-        buffer, step = ReplayBuffer.load(replay, state_type)
+        buffer, step = ReplayBuffer.load(replay, first_policy(ccfg.task_config(0)).core)
     except ReplayError as e:
         raise ConfigError(str(e)) from None
     ckpt = folder / "train" / "checkpoints" / f"step_{step:010d}.pt"

@@ -147,6 +147,7 @@ def run_sim_loop(model: str | Path, episodes: int = 20, seed: int = 0,
                 node.wait(15)
             except subprocess.TimeoutExpired:
                 node.kill()
+                node.wait()  # reaped: its exit status goes into the error below
         node_log.close()
         bridge_log.close()
     out = ((logs / "policy_node.log").read_text(), (logs / "sim_bridge.log").read_text())
