@@ -419,3 +419,29 @@ def test_training_bench_times_each_variant_in_its_own_process(capsys):
     with pytest.raises(SystemExit):
         bench.main(["--variants", "LSTM"])
     assert "--variants: unknown ['LSTM']" in capsys.readouterr().err
+
+
+def test_memory_stats_follow_the_cores_debug_state():
+    """The memory/ scalars come from what each core names in debug_state (and its
+    state_bounds), not from DNC field names: a DNC logs usage and both weightings, an
+    NTM its two weightings, an LSTM or GRU nothing."""
+    import torch
+
+    from dnc_core import make_core
+    from training.runner import memory_stats
+    dnc = make_core("dnc", input_size=3, hidden_size=4, memory_slots=4, word_size=2)
+    s = dnc.initial_state(2)
+    s = s._replace(usage=torch.tensor([[0.9, 0.6, 0.1, 0.0], [1.0, 0.0, 0.0, 0.0]]),
+                   write_weights=torch.tensor([[0.5, 0.2, 0.0, 0.0], [0.0, 0.0, 0.1, 0.1]]))
+    got = memory_stats(dnc, s)
+    assert got == pytest.approx({
+        "memory/usage_mean": 0.325, "memory/usage_above_half": 3 / 8,
+        "memory/write_weights_focus": 0.3, "memory/write_weights_total": 0.45,
+        "memory/read_weights_focus": 0.0, "memory/read_weights_total": 0.0})
+    ntm = make_core("ntm", input_size=3, hidden_size=4, memory_slots=4, word_size=2)
+    assert sorted(memory_stats(ntm, ntm.reset_state(ntm.initial_state(1), torch.ones(1)))) == [
+        "memory/read_weights_focus", "memory/read_weights_total",
+        "memory/write_weights_focus", "memory/write_weights_total"]
+    for kind in ("lstm", "gru"):
+        core = make_core(kind, input_size=3, hidden_size=4)
+        assert memory_stats(core, core.initial_state(1)) == {}

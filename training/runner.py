@@ -129,15 +129,23 @@ def make_optimizer(cfg: TrainConfig, params) -> torch.optim.Optimizer:
     return torch.optim.Adam(params, lr=cfg.lr, eps=cfg.adam_eps)
 
 
-def memory_stats(state) -> dict:
-    """Scalars about the memory for logging (DNC states only)."""
-    if not hasattr(state, "usage"):
-        return {}
+def memory_stats(core, state) -> dict:
+    """Scalars about the addressed memory for logging, over the state entries the core
+    names in ``debug_state`` (none for an LSTM or GRU): for a weighting over the slots
+    (``state_bounds`` sums "last_axis") its focus, the mean largest weight, and its
+    total, the mean sum over the slots (a write weighting's total is how much is
+    written); for any other (a DNC's usage) its mean and the share of slots above 0.5."""
+    out = {}
     with torch.no_grad():
-        return {"memory/usage_mean": float(state.usage.mean()),
-                "memory/slots_used": float((state.usage > 0.5).float().mean()),
-                "memory/read_sharpness": float(state.read_weights.max(-1).values.mean()),
-                "memory/write_strength": float(state.write_weights.sum(-1).mean())}
+        for name in core.debug_state:
+            value = getattr(state, name)
+            if core.state_bounds.get(name, {}).get("sums") == "last_axis":
+                out[f"memory/{name}_focus"] = float(value.max(-1).values.mean())
+                out[f"memory/{name}_total"] = float(value.sum(-1).mean())
+            else:
+                out[f"memory/{name}_mean"] = float(value.mean())
+                out[f"memory/{name}_above_half"] = float((value > 0.5).float().mean())
+    return out
 
 
 def _all_reduce_(tensor: torch.Tensor, world: int) -> torch.Tensor:
@@ -333,7 +341,8 @@ def train(cfg: TrainConfig, update_fn: Update,
             if log:
                 fps = (global_step - first_step) / max(time.perf_counter() - start, 1e-9)
                 log.update(global_step, update, tracker, success, fps, lr, parts,
-                           memory_stats(carry.state), force=global_step >= cfg.total_steps)
+                           memory_stats(policy.core, carry.state),
+                           force=global_step >= cfg.total_steps)
             # Pooled figures: every process takes the same decision (no DDP deadlock).
             stop = (cfg.stop_at_success > 0 and n_success >= min(cfg.success_window, 20) * world
                     and success >= cfg.stop_at_success)
