@@ -258,18 +258,25 @@ def deterministic_action(spec: ActionSpec, params: Tensor) -> Tensor:
 
 
 class ActionDistribution:
-    """The action distribution for one :class:`ActionSpec`, over any leading dims."""
+    """The action distribution for one :class:`ActionSpec`, over any leading dims.
+
+    torch's argument validation is off (``validate_args=False``), always: it would raise
+    on NaN parameters, but only while no ``torch.compile`` has run in the process (which
+    turns it off globally), so behaviour would depend on what ran before. Non-finite
+    outputs are the callers' to catch: the trainers check every update, the parity check
+    counts them."""
 
     def __init__(self, spec: ActionSpec, params: Tensor, log_std: Tensor | None):
         self.spec = spec
         if spec.kind == "discrete":
-            self._dists = [Categorical(logits=params)]
+            self._dists = [Categorical(logits=params, validate_args=False)]
         elif spec.kind == "multi_discrete":
-            self._dists = [Categorical(logits=p) for p in torch.split(params, list(spec.nvec), -1)]
+            self._dists = [Categorical(logits=p, validate_args=False)
+                           for p in torch.split(params, list(spec.nvec), -1)]
         elif spec.kind == "multi_binary":
-            self._dist = Bernoulli(logits=params)
+            self._dist = Bernoulli(logits=params, validate_args=False)
         else:
-            self._dist = Normal(params, log_std.expand_as(params).exp())
+            self._dist = Normal(params, log_std.expand_as(params).exp(), validate_args=False)
         self.params = params
 
     def sample(self) -> Tensor:
