@@ -35,7 +35,7 @@ functions) through each row's own bound session: ``--parity-steps`` steps of the
 checkpoint's env at that batch, driven by the PyTorch policy on the CPU, resets at
 episode starts and at random steps; each side carries its own state. A row passes when
 values, distribution parameters and actions agree within export's tolerance
-(``export.onnx.TOLERANCE``) and nothing is NaN; the largest state difference is shown
+(``export.parity.TOLERANCE``) and nothing is NaN; the largest state difference is shown
 too. FP16 rows are reported, not required to pass.
 
 Exit status: 0 when the table is printed and every required parity check passed; 1 with
@@ -62,19 +62,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from dnc_policy.contract import STATE_IN, STATE_OUT, distribution_outputs
+
 from export.onnx import (
     MAX_PARITY_STEPS,
-    TOLERANCE,
-    ParityReport,
     _batch_sizes,
     build_contract,
-    check_parity,
     export_policy,
     output_problem,
     sha256_of,
 )
+from export.parity import TOLERANCE, ParityReport, check_parity
 from training.evaluate import SEED_MAX, bounded_int
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -205,7 +203,7 @@ def time_steps(bound: BoundSession, steps: int, warmup: int, seed: int = 0) -> l
 def check_bound_parity(policy, bound: BoundSession, env_id: str, env_kwargs: dict,
                        steps: int = 1000, seed: int = 0, reset_prob: float = 0.02
                        ) -> ParityReport:
-    """:func:`export.onnx.check_parity` through ``bound`` (its batch) instead of export's
+    """:func:`export.parity.check_parity` through ``bound`` (its batch) instead of export's
     plain CPU session: the same episodes, random resets, report and tolerances; the
     session is this row's own (IOBinding, device buffers, CUDA graphs)."""
     dist_names = distribution_outputs(policy.action.kind)

@@ -8,7 +8,7 @@ control of the temporal link distributions (§3.3), each a DNCCore option, off b
   the paper, reset, batch independence, memory invariants, finite gradients, the config
   round trip into a checkpoint, one-line errors for bad option values.
 - The all-three core exported to ONNX: parity with PyTorch over 1000 steps at batch 1
-  and 4 (``export.onnx.check_parity``, what the exporter and tests/test_export.py use),
+  and 4 (``export.parity.check_parity``, what the exporter and tests/test_export.py use),
   and the robot runtime running it unchanged.
 """
 
@@ -522,7 +522,7 @@ def test_export_without_interface_clipping_has_parity_and_no_clip(tmp_path):
     the runtime reads the option back from the contract."""
     from dnc_policy.runtime import PolicyRuntime
 
-    from export.onnx import check_parity
+    from export.parity import check_parity
 
     policy, ck, path = export_dnc(tmp_path, clip=0.0)
     for batch in (1, 4):
@@ -561,7 +561,7 @@ def test_sparse_reads_through_onnx_runtime_from_states_without_ties(tmp_path):
 
 @pytest.mark.parametrize("batch", [1, 4])
 def test_all_three_export_parity_over_1000_steps(all_three_export, batch):
-    from export.onnx import check_parity
+    from export.parity import check_parity
 
     policy, ck, path = all_three_export
     r = check_parity(policy, path, ck["env"], ck["env_kwargs"], steps=1000, batch=batch)

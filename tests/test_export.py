@@ -27,7 +27,8 @@ from exported import CORE_OF, KINDS, SPECS, STATE_NAMES, env_observations, ort_f
 from export import evaluate as onnx_evaluate
 from export import onnx as onnx_export
 from dnc_policy.contract import CONTRACT_KEY
-from export.onnx import build_contract, check_parity, export_policy, sha256_of
+from export.onnx import build_contract, export_policy, sha256_of
+from export.parity import check_parity
 from training import evaluate as torch_evaluate
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -27,7 +27,8 @@ from test_onnx_step import export_step
 from dnc_core import CORES, NTMCore, NTMState, make_core
 from dnc_core import addressing as A
 from dnc_core.ntm import INITIAL_MEMORY
-from export.onnx import build_contract, check_parity, export_policy, sha256_of
+from export.onnx import build_contract, export_policy, sha256_of
+from export.parity import check_parity
 from training import checkpoint as ckpt_io
 from training.a2c import train
 from training.config import ConfigError, resolve

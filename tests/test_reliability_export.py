@@ -34,7 +34,8 @@ from dnc_core import ActionSpec, ActorCritic, make_core
 from export import evaluate as onnx_evaluate
 from export import onnx as onnx_export
 from dnc_policy.contract import CONTRACT_KEY
-from export.onnx import build_contract, check_parity, export_policy, sha256_of
+from export.onnx import build_contract, export_policy, sha256_of
+from export.parity import check_parity
 from training import checkpoint as ckpt_io
 from training import evaluate as torch_evaluate
 from training.spaces import describe_space

@@ -239,7 +239,7 @@ class TorchActor:
     reset [B] float32)`` -> env actions ``[B, ...]``, the memory carried in ``state``
     and the tick's heads kept in ``out`` (a PolicyOutput). The one PyTorch tick loop of
     evaluation (here), the memory pictures (training.visualize) and the export's parity
-    check (export.onnx.check_parity)."""
+    check (export.parity.check_parity)."""
 
     def __init__(self, policy, batch: int, deterministic: bool = True):
         self.policy, self.deterministic = policy, deterministic
