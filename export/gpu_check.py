@@ -638,7 +638,8 @@ def fresh_checkpoint(out: Path, seed: int) -> Path:
 
     from training.config import TrainConfig
     from training.envs import make_env
-    from training.runner import build_policy, save_checkpoint
+    from training.run_files import save_checkpoint
+    from training.runner import build_policy
     from training.spaces import ObsFlattener, action_spec
 
     cfg = dataclasses.replace(TrainConfig.default("ppo"), seed=seed).validate()

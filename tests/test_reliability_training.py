@@ -24,7 +24,8 @@ from training import checkpoint as ckpt_io
 from training.a2c import a2c_update, train
 from training.a2c import main as a2c_main
 from training.config import ConfigError, TrainConfig, resolve
-from training.runner import build_policy, save_checkpoint
+from training.run_files import save_checkpoint
+from training.runner import build_policy
 from training.runner import train as run_train
 from training.spaces import ObsFlattener, action_spec
 

@@ -364,7 +364,7 @@ def test_async_vector_env_trains_like_sync(tmp_path):
 
 
 def test_runs_started_together_get_their_own_folders(tmp_path):
-    from training.runner import new_run_dir
+    from training.run_files import new_run_dir
     cfg = resolve(None, [f"run_dir={tmp_path}"])
     folders = {new_run_dir(cfg) for _ in range(3)}
     assert len(folders) == 3 and all(f.is_dir() and "_dnc_s1_" in f.name for f in folders)

@@ -362,7 +362,7 @@ def run_label(ccfg: ContinualConfig, seed: int) -> str:
 
 
 def new_folder(ccfg: ContinualConfig, seed: int) -> Path:
-    from training.runner import unique_folder
+    from training.run_files import unique_folder
     return unique_folder(Path(ccfg.train.get("run_dir", "runs")) / run_label(ccfg, seed))
 
 
