@@ -147,6 +147,21 @@ def test_the_docs_table_lists_every_policy_parameter_and_no_other():
     assert sorted(named) == sorted(POLICY_PARAMETERS)
 
 
+def test_the_docs_table_lists_every_bridge_parameter_with_its_default():
+    """docs/ROS.md's sim bridge table is BRIDGE_PARAMETERS: each name once, with the
+    default the bridge declares."""
+    import json
+
+    from dnc_policy_tools.sim_bridge import BRIDGE_PARAMETERS
+    text = (PKG.parents[2] / "docs" / "ROS.md").read_text()
+    table = text[text.index("| bridge parameter | default | meaning |"):]
+    rows = [r.split("|") for r in table[:table.index("\n\n")].splitlines()[2:]]
+    shown = {r[1].strip().strip("`"): r[2].strip().strip("`") for r in rows}
+    declared = {n: (p.default or '""') if isinstance(p.default, str) else json.dumps(p.default)
+                for n, p in BRIDGE_PARAMETERS.items()}
+    assert len(rows) == len(shown) and shown == declared
+
+
 def test_config_files_use_only_known_parameters_with_valid_values():
     from dnc_policy.settings import parse_policy_settings
     from dnc_policy_tools.sim_bridge import BRIDGE_PARAMETERS
