@@ -8,6 +8,12 @@ model (``checkpoints/latest.pt`` of its run folder) when its sha256 matches the
 contract's. With a CUDA-enabled onnxruntime, ``--gpu`` also times the CUDA provider with
 and without CUDA graphs against the CPU provider at batch 1 and 64.
 Targets (issue 5, CPU): runtime p50 <= 40 us and >= 5x faster than eager.
+
+``--options`` compares onnxruntime session settings (:data:`VARIANTS`: graph optimisation
+level, intra-op threads with and without spinning, parallel execution), each through
+``PolicyRuntime.step`` and through a plain ``session.run`` with numpy feeds, interleaved;
+``--profile TICKS`` prints onnxruntime's own profile (``enable_profiling``): node time per
+tick by op type.
 """
 
 from __future__ import annotations
@@ -69,6 +75,112 @@ def time_runtime_vs_eager(rt: PolicyRuntime, policy, steps: int, chunk: int = 25
     return times
 
 
+#: The session settings ``--options`` compares, each against the runtime's defaults
+#: (``dnc_policy.runtime.SESSION_DEFAULTS``, one intra-op thread).
+VARIANTS: dict[str, tuple[int, dict]] = {
+    "default (all, sequential, 1 thread)": (1, {}),
+    "graph optimisation: disable": (1, {"graph_optimization": "disable"}),
+    "graph optimisation: basic": (1, {"graph_optimization": "basic"}),
+    "graph optimisation: extended": (1, {"graph_optimization": "extended"}),
+    "2 intra-op threads, spinning": (2, {"allow_spinning": True}),
+    "2 intra-op threads, no spinning": (2, {"allow_spinning": False}),
+    "parallel execution, 2 inter-op threads": (1, {"execution_mode": "parallel",
+                                                   "inter_op_threads": 2}),
+}
+
+
+def plain_run(model: Path, threads: int, session: dict):
+    """A plain ``InferenceSession.run`` of one tick with numpy feeds and fetches (what a
+    user without the runtime writes), carrying the state: a callable ``(obs) -> None``."""
+    import onnxruntime as ort
+
+    from dnc_policy.contract import OBS, RESET, STATE_IN, STATE_OUT, read_contract
+    from dnc_policy.runtime import session_options
+
+    sess = ort.InferenceSession(str(model), session_options(threads, session),
+                                providers=["CPUExecutionProvider"])
+    contract = read_contract(sess)
+    names = [s["name"] for s in contract["state"]]
+    feed = {RESET: np.zeros(1, np.float32), **{
+        STATE_IN + s["name"]: np.zeros((1, *s["shape"]), np.float32)
+        for s in contract["state"]}}
+    outputs = contract["outputs"]
+    where = [outputs.index(STATE_OUT + n) for n in names]
+
+    def run(obs):
+        feed[OBS] = obs
+        res = sess.run(outputs, feed)
+        for n, i in zip(names, where):
+            feed[STATE_IN + n] = res[i]
+    return run
+
+
+def options_table(model: Path, steps: int, chunk: int = 250) -> list[dict]:
+    """Every :data:`VARIANTS` entry through ``PolicyRuntime.step`` and through a plain
+    ``session.run``, all interleaved chunk by chunk so that each sees the same load;
+    ``[{variant, runtime_p50, runtime_p99, plain_p50, plain_p99}]`` in microseconds."""
+    rng = np.random.default_rng(0)
+    sides = {}
+    for name, (threads, session) in VARIANTS.items():
+        rt = PolicyRuntime(model, providers=["CPUExecutionProvider"], threads=threads,
+                           session=session)
+        sides[name, "runtime"] = rt.step
+        sides[name, "plain"] = plain_run(model, threads, session)
+    obs = rng.standard_normal((64, rt.obs_dim)).astype(np.float32)
+    times = {key: [] for key in sides}
+    for fn in sides.values():
+        for i in range(100):  # warm-up
+            fn(obs[None, i % 64])
+    done = 0
+    while done < steps:
+        for key, fn in sides.items():
+            for i in range(chunk):
+                x = obs[None, i % 64]
+                t = time.perf_counter()
+                fn(x)
+                times[key].append(time.perf_counter() - t)
+        done += chunk
+    rows = []
+    for name in VARIANTS:
+        r50, r99 = _percentiles(times[name, "runtime"])
+        p50, p99 = _percentiles(times[name, "plain"])
+        rows.append({"variant": name, "runtime_p50": r50, "runtime_p99": r99,
+                     "plain_p50": p50, "plain_p99": p99})
+    return rows
+
+
+def profile_ops(model: Path, ticks: int, folder: Path) -> tuple[list[tuple], float, int]:
+    """onnxruntime's own profile (``enable_profiling``) of ``ticks`` plain runs with the
+    runtime's default settings: ``([(op type, nodes, us per tick, share)], node time per
+    tick in us, nodes run per tick)``, op types by time."""
+    import json
+
+    import onnxruntime as ort
+
+    from dnc_policy.contract import OBS, RESET, STATE_IN, read_contract
+    from dnc_policy.runtime import session_options
+    opts = session_options(1)
+    opts.enable_profiling = True
+    opts.profile_file_prefix = str(folder / "ort_profile")
+    sess = ort.InferenceSession(str(model), opts, providers=["CPUExecutionProvider"])
+    contract = read_contract(sess)
+    feed = {OBS: np.zeros((1, contract["obs_dim"]), np.float32),
+            RESET: np.zeros(1, np.float32),
+            **{STATE_IN + s["name"]: np.zeros((1, *s["shape"]), np.float32)
+               for s in contract["state"]}}
+    for _ in range(ticks):
+        sess.run(None, feed)
+    trace = json.loads(Path(sess.end_profiling()).read_text())
+    per_op: dict[str, list[float]] = {}
+    for ev in trace:
+        if ev.get("cat") == "Node" and ev.get("name", "").endswith("_kernel_time"):
+            per_op.setdefault(ev["args"]["op_name"], []).append(float(ev["dur"]))
+    total = sum(sum(v) for v in per_op.values()) / ticks
+    rows = sorted(((op, len(v) // ticks, sum(v) / ticks, sum(v) / ticks / total)
+                   for op, v in per_op.items()), key=lambda r: -r[2])
+    return rows, total, sum(len(v) for v in per_op.values()) // ticks
+
+
 def gpu_table(model: str, steps: int) -> None:
     import onnxruntime as ort
 
@@ -106,15 +218,46 @@ def main(argv=None) -> None:
     p.add_argument("--checkpoint", help="the PyTorch side (default: next to the model)")
     p.add_argument("--steps", type=int, default=5000)
     p.add_argument("--gpu", action="store_true", help="also time the CUDA provider")
+    p.add_argument("--options", action="store_true",
+                   help="instead: onnxruntime session settings side by side, each through "
+                        "PolicyRuntime.step and a plain session.run")
+    p.add_argument("--profile", type=int, default=0, metavar="TICKS",
+                   help="instead: onnxruntime's profile of TICKS plain runs, time per op "
+                        "type")
     a = p.parse_args(argv)
+    if a.steps < 1 or a.profile < 0:
+        p.error("--steps must be >= 1 and --profile >= 0")
     import onnx
 
     torch.set_num_threads(1)
     model = Path(a.model)
     rt = PolicyRuntime(model, providers=["CPUExecutionProvider"], batch=1, threads=1)
+    nodes = len(onnx.load(str(model)).graph.node)
+    if a.options:
+        print(f"export.bench --options: {model} ({nodes} nodes), batch 1, {a.steps} ticks "
+              "per row and side, interleaved in chunks of 250")
+        print(f"  {'session settings':40s} {'PolicyRuntime.step':>22s} {'plain session.run':>22s}"
+              f" {'step/run':>9s}")
+        print(f"  {'':40s} {'p50 us':>10s} {'p99 us':>11s} {'p50 us':>10s} {'p99 us':>11s}")
+        for r in options_table(model, a.steps):
+            print(f"  {r['variant']:40s} {r['runtime_p50']:10.1f} {r['runtime_p99']:11.1f} "
+                  f"{r['plain_p50']:10.1f} {r['plain_p99']:11.1f} "
+                  f"{r['runtime_p50'] / r['plain_p50']:9.2f}")
+        print("  target: PolicyRuntime.step p50 <= 40 us")
+        return
+    if a.profile:
+        import tempfile
+        with tempfile.TemporaryDirectory() as tmp:
+            rows, total, per_tick = profile_ops(model, a.profile, Path(tmp))
+        print(f"export.bench --profile: {model}, {a.profile} plain runs, onnxruntime's "
+              f"profile: {per_tick} nodes run per tick, {total:.1f} us of node time per tick "
+              "(the profiler's own timing adds to every node: read the shares)")
+        print(f"  {'op type':16s} {'nodes':>6s} {'us/tick':>9s} {'share':>7s}")
+        for op, n, us, share in rows:
+            print(f"  {op:16s} {n:6d} {us:9.1f} {share:7.1%}")
+        return
     policy, where = _find_checkpoint(model, rt.contract, a.checkpoint)
     times = time_runtime_vs_eager(rt, policy, a.steps)
-    nodes = len(onnx.load(str(model)).graph.node)
     core = rt.contract["core"]
     print(f"export.bench: {model} ({core['kind']} {core['config']}), batch 1, 1 thread, "
           f"{a.steps} steps each, interleaved")
@@ -125,7 +268,8 @@ def main(argv=None) -> None:
         print(f"  PyTorch eager: skipped: {where}")
     else:
         e50, e99 = _percentiles(times["eager"])
-        print(f"  PyTorch eager step ({Path(where).name})       p50 {e50:7.1f} us   p99 {e99:7.1f} us")
+        print(f"  PyTorch eager step ({Path(where).name})       p50 {e50:7.1f} us   "
+              f"p99 {e99:7.1f} us")
         print(f"  eager / runtime (p50): {e50 / r50:.1f}x")
     print("  targets: runtime p50 <= 40 us, >= 5x faster than eager")
     if a.gpu:

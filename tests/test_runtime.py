@@ -510,3 +510,58 @@ def test_sampled_distribution_matches_the_distribution_outputs(models, name):
         assert _chi2(counts, q) < 25, (counts / n, q)
         if j == 0:  # and the test would notice a uniform sampler
             assert _chi2(counts, np.full(len(q), 1 / len(q))) > 40
+
+
+def test_session_settings_apply_and_bad_ones_are_one_line_errors(models):
+    """PolicyRuntime(session=...) reaches onnxruntime's SessionOptions (the settings
+    export.bench --options compares), every setting gives the same ticks, and an unknown
+    key or value is a ValueError naming it."""
+    import onnxruntime as ort
+
+    from dnc_policy.runtime import SESSION_DEFAULTS, session_options
+    opts = session_options(2, {"graph_optimization": "basic", "execution_mode": "parallel",
+                               "inter_op_threads": 3, "allow_spinning": False})
+    assert (opts.intra_op_num_threads, opts.inter_op_num_threads) == (2, 3)
+    assert opts.graph_optimization_level == ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    assert opts.execution_mode == ort.ExecutionMode.ORT_PARALLEL
+    assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    default = session_options()
+    assert default.graph_optimization_level == ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    assert default.get_session_config_entry("session.intra_op.allow_spinning") == "1"
+    assert SESSION_DEFAULTS["execution_mode"] == "sequential"
+    obs = obs_stream(models, "dnc", 40, 1)
+    ticks = {}
+    for setting in ({}, {"graph_optimization": "disable"}, {"execution_mode": "parallel",
+                                                           "inter_op_threads": 2}):
+        rt = PolicyRuntime(models("dnc").onnx, session=setting)
+        ticks[str(setting)] = [tick_record(rt, o) for o in obs]
+    first = ticks.pop("{}")
+    for other in ticks.values():
+        for a, b in zip(first, other):
+            for k in a:
+                np.testing.assert_allclose(a[k], b[k], atol=1e-5, err_msg=k)
+    for bad, words in [({"graph_optimisation": "all"}, "unknown setting(s) ['graph_optimisation']"),
+                       ({"graph_optimization": "max"}, "graph_optimization 'max'"),
+                       ({"execution_mode": "async"}, "execution_mode 'async'"),
+                       ({"inter_op_threads": 0}, "inter_op_threads 0"),
+                       ({"allow_spinning": "yes"}, "allow_spinning 'yes'")]:
+        with pytest.raises(ValueError) as e:
+            PolicyRuntime(models("dnc").onnx, session=bad)
+        assert words in str(e.value) and "\n" not in str(e.value)
+
+
+def test_export_bench_compares_session_settings_and_profiles_the_ops(models, capsys):
+    """export.bench --options prints every variant's runtime and plain-run figures;
+    --profile sums onnxruntime's own node events by op type (shares add up to 100%)."""
+    from export import bench
+    bench.main([str(models("dnc").onnx), "--options", "--steps", "250"])
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line[2:42].strip() in bench.VARIANTS]
+    assert [r[2:42].strip() for r in rows] == list(bench.VARIANTS)
+    for r in rows:
+        numbers = [float(x) for x in r[42:].split()]
+        assert len(numbers) == 5 and all(x > 0 for x in numbers)
+    rows, total, per_tick = bench.profile_ops(models("dnc").onnx, 20, models("dnc").onnx.parent)
+    assert per_tick == sum(n for _, n, _, _ in rows) > 20 and total > 0
+    assert sum(share for *_, share in rows) == pytest.approx(1.0)
+    assert {"Gemm", "Softmax"} <= {op for op, *_ in rows}

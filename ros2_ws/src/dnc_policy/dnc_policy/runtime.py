@@ -51,6 +51,55 @@ class NonFiniteOutput(ValueError):
 CUDA_GRAPH_OPTIONS = ("enable_cuda_graph", "trt_cuda_graph_enable")
 
 
+#: onnxruntime session settings of a tick (``PolicyRuntime(session=...)``): the graph
+#: optimisation level ("disable", "basic", "extended", "all"), the execution mode
+#: ("sequential", "parallel": independent nodes on ``inter_op_threads``), and whether idle
+#: intra-op pool threads spin (only with ``threads`` > 1: spinning trades a core's worth of
+#: CPU for a faster wake-up).
+SESSION_DEFAULTS: dict[str, Any] = {"graph_optimization": "all", "execution_mode": "sequential",
+                                    "inter_op_threads": 1, "allow_spinning": True}
+
+
+def session_options(threads: int = 1, session: Mapping[str, Any] | None = None):
+    """The ``onnxruntime.SessionOptions`` of a tick: ``threads`` intra-op threads and
+    :data:`SESSION_DEFAULTS` updated by ``session``; a ``ValueError`` naming a key or
+    value it does not know."""
+    import onnxruntime as ort
+
+    session = dict(session or {})
+    unknown = sorted(set(session) - set(SESSION_DEFAULTS))
+    if unknown:
+        raise ValueError(f"session: unknown setting(s) {unknown}; known: "
+                         f"{sorted(SESSION_DEFAULTS)}")
+    cfg = {**SESSION_DEFAULTS, **session}
+    levels = {"disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+              "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+              "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+              "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
+    modes = {"sequential": ort.ExecutionMode.ORT_SEQUENTIAL,
+             "parallel": ort.ExecutionMode.ORT_PARALLEL}
+    if cfg["graph_optimization"] not in levels:
+        raise ValueError(f"session: graph_optimization {cfg['graph_optimization']!r}, "
+                         f"expected one of {list(levels)}")
+    if cfg["execution_mode"] not in modes:
+        raise ValueError(f"session: execution_mode {cfg['execution_mode']!r}, expected one "
+                         f"of {list(modes)}")
+    for key, value in (("threads", threads), ("inter_op_threads", cfg["inter_op_threads"])):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"session: {key} {value!r}, expected an integer >= 1")
+    if not isinstance(cfg["allow_spinning"], bool):
+        raise ValueError(f"session: allow_spinning {cfg['allow_spinning']!r}, expected "
+                         "true or false")
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = cfg["inter_op_threads"]
+    opts.graph_optimization_level = levels[cfg["graph_optimization"]]
+    opts.execution_mode = modes[cfg["execution_mode"]]
+    opts.add_session_config_entry("session.intra_op.allow_spinning",
+                                  "1" if cfg["allow_spinning"] else "0")
+    return opts
+
+
 def pick_providers(requested: Sequence | None, model_path: Path) -> list:
     """Requested providers (names or ``(name, options)``), or TensorRT > CUDA > CPU,
     filtered by what this onnxruntime build has. TensorRT gets an engine cache next to
@@ -101,11 +150,15 @@ class PolicyRuntime:
             an action sampled from the distribution outputs.
         threads: onnxruntime intra-op threads (1 suits a control loop).
         seed: seed of the sampling RNG.
+        session: onnxruntime session settings beyond ``threads``, by the names of
+            :data:`SESSION_DEFAULTS` (graph optimisation level, execution mode, inter-op
+            threads, whether idle intra-op threads spin); the defaults are the ones
+            ``python -m export.bench MODEL --options`` measured best for one tick.
     """
 
     def __init__(self, path: str | os.PathLike, providers: Sequence | None = None,
                  batch: int = 1, deterministic: bool = True, threads: int = 1,
-                 seed: int | None = None):
+                 seed: int | None = None, session: Mapping[str, Any] | None = None):
         import onnxruntime as ort
 
         self.path = Path(path)
@@ -113,10 +166,7 @@ class PolicyRuntime:
             raise FileNotFoundError(f"ONNX model {str(self.path)!r} does not exist")
         if batch < 1:
             raise ValueError(f"batch must be >= 1, got {batch}")
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts = session_options(threads, session)
         try:
             self.session = ort.InferenceSession(str(self.path), opts,
                                                 providers=pick_providers(providers, self.path))
@@ -152,8 +202,9 @@ class PolicyRuntime:
         # Host-side inputs (copied in place each tick) and outputs (read each tick).
         self._obs_host = np.zeros((b, self.obs_dim), np.float32)
         self._reset_host = np.zeros(b, np.float32)
-        self._obs = buffer((b, self.obs_dim)) if on_gpu else ort.OrtValue.ortvalue_from_numpy(self._obs_host)
-        self._reset = buffer((b,)) if on_gpu else ort.OrtValue.ortvalue_from_numpy(self._reset_host)
+        host = ort.OrtValue.ortvalue_from_numpy
+        self._obs = buffer((b, self.obs_dim)) if on_gpu else host(self._obs_host)
+        self._reset = buffer((b,)) if on_gpu else host(self._reset_host)
         head = [o for o in self.contract["outputs"] if not o.startswith(STATE_OUT)]
         shapes = {o.name: ([b if not isinstance(d, int) else d for d in o.shape], o.type)
                   for o in self.session.get_outputs() if o.name in head}
@@ -187,7 +238,8 @@ class PolicyRuntime:
             io = self.session.io_binding()
             io.bind_ortvalue_input(OBS, self._obs)
             io.bind_ortvalue_input(RESET, self._reset)
-            for (name, _), s_in, s_out in zip(self.state_spec, self._states[src], self._states[dst]):
+            for (name, _), s_in, s_out in zip(self.state_spec, self._states[src],
+                                              self._states[dst]):
                 io.bind_ortvalue_input(STATE_IN + name, s_in)
                 io.bind_ortvalue_output(STATE_OUT + name, s_out)
             for name, arr in self.outputs.items():
