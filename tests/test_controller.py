@@ -37,7 +37,7 @@ def test_defaults_parse_and_every_parameter_has_a_description():
     s = parse_policy_settings({"model_path": "m.onnx"})
     assert (s.tick_mode, s.rate_hz, s.obs_timeout_s, s.qos_depth) == \
         ("on_observation", 50.0, 0.5, 1)  # depth 1: a backlog is dropped, not acted on late
-    assert s.executor == "single_threaded"
+    assert s.executor == "auto"  # events where rclpy has it (docs/BENCHMARKS.md's figures)
     assert parse_policy_settings({"model_path": "m", "executor": "events"}).executor == "events"
     assert not s.obs_reliable and s.action_reliable
     assert s.providers is None and s.cmd_vel is None and s.autostart
@@ -60,8 +60,8 @@ def test_defaults_parse_and_every_parameter_has_a_description():
     ({"obs_timout_ms": 5.0}, "unknown parameter 'obs_timout_ms' (did you mean 'obs_timeout_ms'?)"),
     ({"cmd_vel.enabled": True, "cmd_vel.linear_index": -1}, "'cmd_vel.linear_index' = -1"),
     ({"executor": "multi_threaded"},
-     "'executor' = 'multi_threaded': expected one of single_threaded, events"),
-    ({"executor": 1}, "'executor' = 1: expected one of single_threaded, events"),
+     "'executor' = 'multi_threaded': expected one of auto, single_threaded, events"),
+    ({"executor": 1}, "'executor' = 1: expected one of auto, single_threaded, events"),
 ])
 def test_a_bad_value_names_the_parameter_and_what_was_expected(values, message):
     with pytest.raises(SettingsError) as e:

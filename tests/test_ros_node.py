@@ -698,9 +698,10 @@ def cpu_percent(pid: int, seconds: float, spin=None) -> float:
 IDLE_CPU_LIMIT = 15.0  # % of a core; an idle node uses ~1% (a 50 Hz watchdog timer)
 
 
-@pytest.mark.parametrize("executor", ["events", "single_threaded"])
+@pytest.mark.parametrize("executor", ["events", "single_threaded", "auto"])
 def test_the_executor_parameter_acts_then_idles_after_its_peer_leaves(procs, tmaze, executor):
-    """The node on each executor answers as the offline runtime; idle, with its peer
+    """The node on each executor (`auto`, the default, is `events` with this rclpy)
+    answers as the offline runtime; idle, with its peer
     present and after the peer has gone, it uses almost no CPU (rclpy 9's
     EventsExecutor busy-waits in spin() and in spin_once() without a timeout: the node
     never calls those); SIGINT still publishes the safe action (the EventsExecutor
@@ -720,8 +721,9 @@ def test_the_executor_parameter_acts_then_idles_after_its_peer_leaves(procs, tma
             assert action.tolist() == np.asarray(rt.step(o), np.float32).reshape(-1).tolist()
         peer.spin_until(lambda: policy_diag(peer).get("ticks") == "10", 10, "diagnostics")
         d = policy_diag(peer)
-        assert d["executor"] == executor
-        assert d["obs_age_from"] == ("callback" if executor == "events" else "dds_reception")
+        used = "events" if executor == "auto" else executor
+        assert d["executor"] == used
+        assert d["obs_age_from"] == ("callback" if used == "events" else "dds_reception")
         refused = set_parameter(peer, "executor", "single_threaded")
         assert not refused.successful and "read at start-up" in refused.reason
         present = cpu_percent(node.p.pid, 3.0, peer.spin)
@@ -761,10 +763,12 @@ def set_parameter(peer, name: str, value: str):
     return peer.call(SetParameters, "/dnc_policy/set_parameters", req).results[0]
 
 
+@pytest.mark.parametrize("executor,warned", [("events", 1), ("auto", 0)])
 def test_without_the_events_executor_the_node_warns_once_and_runs_single_threaded(
-        ws, peer, tmaze, tmp_path):
-    """Humble's rclpy has no rclpy.experimental: made unimportable here, the node logs
-    one warning and acts on rclpy's SingleThreadedExecutor."""
+        ws, peer, tmaze, tmp_path, executor, warned):
+    """Humble's rclpy has no rclpy.experimental: made unimportable here, the node acts on
+    rclpy's SingleThreadedExecutor; asked for `events` it logs one warning, under the
+    default `auto` none."""
     import subprocess
     import sys
 
@@ -776,7 +780,7 @@ def test_without_the_events_executor_the_node_warns_once_and_runs_single_threade
     with open(log, "w") as f:
         proc = subprocess.Popen(
             [sys.executable, "-c", code,
-             *ros_args(node_params(tmaze, executor="events", diagnostics_period_s=0.2))],
+             *ros_args(node_params(tmaze, executor=executor, diagnostics_period_s=0.2))],
             env=ws.env, stdout=f, stderr=subprocess.STDOUT)
     try:
         peer.wait_for_node()
@@ -795,7 +799,8 @@ def test_without_the_events_executor_the_node_warns_once_and_runs_single_threade
             proc.wait()
     text = log.read_text()
     warnings = [ln for ln in text.splitlines() if "rclpy.experimental.EventsExecutor is not" in ln]
-    assert len(warnings) == 1 and "WARN" in warnings[0] and "single_threaded" in warnings[0], text
+    assert len(warnings) == warned, text
+    assert all("WARN" in w and "single_threaded" in w for w in warnings), text
 
 
 def test_a_bad_executor_value_stops_the_node_at_start_up(procs, tmaze):
@@ -803,7 +808,7 @@ def test_a_bad_executor_value_stops_the_node_at_start_up(procs, tmaze):
                  wait_active=False)
     assert node.wait(60) == 1
     assert ("start-up failed: parameter 'executor' = 'multi_threaded': expected one of "
-            "single_threaded, events") in node.text()
+            "auto, single_threaded, events") in node.text()
 
 
 def random_observations(rt: PolicyRuntime, n: int, seed: int) -> np.ndarray:

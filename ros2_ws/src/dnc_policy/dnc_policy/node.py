@@ -105,12 +105,14 @@ def make_executor(kind: str, context=None, warn=None):
     """``(executor, kind in use)`` for the ``executor`` parameter's value: ``events`` is
     ``rclpy.experimental.EventsExecutor`` where this rclpy has it; otherwise (Humble, an
     rclpy before 7.1.4) ``warn`` is called with one line and a SingleThreadedExecutor is
-    used, as for ``single_threaded``."""
-    if kind == "events":
+    used, as for ``single_threaded``. ``auto`` (the node's default, chosen from the
+    bench's figures, docs/BENCHMARKS.md) is ``events`` where it exists and
+    ``single_threaded`` without a warning where it does not."""
+    if kind in ("events", "auto"):
         try:
             from rclpy.experimental import EventsExecutor
         except ImportError as e:
-            if warn is not None:
+            if warn is not None and kind == "events":
                 warn(f"executor 'events': rclpy.experimental.EventsExecutor is not in this "
                      f"rclpy ({e}; it came with Jazzy's rclpy 7.1.4): using single_threaded")
         else:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 TICK_MODES = ("on_observation", "timer")
-EXECUTORS = ("single_threaded", "events")
+EXECUTORS = ("auto", "single_threaded", "events")
 RELIABILITIES = ("best_effort", "reliable")
 PROVIDER_NAMES = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 
@@ -39,11 +39,12 @@ POLICY_PARAMETERS: dict[str, Param] = {
     "model_path": Param("", "policy.onnx written by `python -m export.onnx` (required)"),
     "autostart": Param(True, "configure and activate at start-up (false: wait for a "
                              "lifecycle manager)"),
-    "executor": Param("single_threaded", "what runs the node's callbacks: single_threaded "
-                                         "(rclpy's SingleThreadedExecutor) or events "
-                                         "(rclpy.experimental.EventsExecutor; Jazzy from "
-                                         "rclpy 7.1.4, Kilted; where it is missing, a "
-                                         "warning and single_threaded); read at start-up"),
+    "executor": Param("auto", "what runs the node's callbacks: auto (events where this rclpy "
+                              "has it, else single_threaded), single_threaded (rclpy's "
+                              "SingleThreadedExecutor) or events "
+                              "(rclpy.experimental.EventsExecutor; Jazzy from rclpy 7.1.4, "
+                              "Kilted; where it is missing, a warning and single_threaded); "
+                              "read at start-up"),
     "tick_mode": Param("on_observation", "on_observation: one tick per observation; timer: "
                                          "tick at rate_hz with the latest observation"),
     "rate_hz": Param(50.0, "tick rate in timer mode; in on_observation mode the rate at "
@@ -136,7 +137,7 @@ class PolicySettings:
     cpu_affinity: tuple[int, ...] = ()  # empty: off
     fifo_priority: int = 0  # 0: off
     mlockall: bool = False
-    executor: str = "single_threaded"
+    executor: str = "auto"
 
 
 def check_names(given: Iterable[str], known: Iterable[str], what: str = "parameter") -> None:

@@ -71,9 +71,9 @@ BRIDGE_PARAMETERS: dict[str, Param] = {
     "wait_for_policy_s": Param(60.0, "how long to wait for the policy node to appear"),
     "summary_path": Param("", "write the summary (and per-episode details) here as JSON"),
     "record_actions": Param(False, "keep every action in the summary file"),
-    "executor": Param("single_threaded", "single_threaded or events, as the policy node's "
-                                         "`executor` (a warning and single_threaded where "
-                                         "rclpy has no EventsExecutor)"),
+    "executor": Param("single_threaded", "single_threaded, events or auto, as the policy "
+                                         "node's `executor` (events without an "
+                                         "EventsExecutor: a warning and single_threaded)"),
 }
 FOREIGN = ("use_sim_time", "start_type_description_service")
 
