@@ -257,14 +257,20 @@ def deterministic_action(spec: ActionSpec, params: Tensor) -> Tensor:
     return params
 
 
+class NonFiniteDistribution(ValueError):
+    """Sampling from an action distribution whose parameters hold NaN or Inf (a policy
+    whose outputs diverged, even with finite weights)."""
+
+
 class ActionDistribution:
     """The action distribution for one :class:`ActionSpec`, over any leading dims.
 
     torch's argument validation is off (``validate_args=False``), always: it would raise
     on NaN parameters, but only while no ``torch.compile`` has run in the process (which
-    turns it off globally), so behaviour would depend on what ran before. Non-finite
-    outputs are the callers' to catch: the trainers check every update, the parity check
-    counts them."""
+    turns it off globally), so behaviour would depend on what ran before. Instead,
+    :meth:`sample` refuses non-finite parameters itself (:class:`NonFiniteDistribution`),
+    and the trainers check the weights after every update; log-probabilities and
+    entropies of such parameters are NaN, which that check then finds."""
 
     def __init__(self, spec: ActionSpec, params: Tensor, log_std: Tensor | None):
         self.spec = spec
@@ -277,9 +283,19 @@ class ActionDistribution:
             self._dist = Bernoulli(logits=params, validate_args=False)
         else:
             self._dist = Normal(params, log_std.expand_as(params).exp(), validate_args=False)
-        self.params = params
+        self.params, self.log_std = params, log_std
 
     def sample(self) -> Tensor:
+        """An action per row; :class:`NonFiniteDistribution` (one line) if a parameter is
+        NaN or infinite (torch would raise a traceback from the sampler, or, for a Box,
+        return NaN actions)."""
+        params = self.params if self.spec.kind != "box" else torch.cat(
+            [self.params.flatten(), self.log_std.flatten()])
+        if not bool(torch.isfinite(params).all()):
+            bad = int((~torch.isfinite(params)).sum())
+            raise NonFiniteDistribution(
+                f"the {self.spec.kind} action distribution has {bad} non-finite "
+                f"parameter(s) of {params.numel()}: the policy's outputs diverged")
         k = self.spec.kind
         if k == "discrete":
             return self._dists[0].sample()

@@ -34,7 +34,7 @@ TMAZE_KWARGS = ("length", "cue_steps", "step_penalty", "bump_penalty", "wrong_re
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    """A checkpoint with the keys the trainers write (training/runner.py save_checkpoint)."""
+    """A checkpoint with the keys the trainers write (training/run_files.py save_checkpoint)."""
     torch.manual_seed(0)
     policy = ActorCritic(make_core("lstm", input_size=4, hidden_size=8), 4, ActionSpec.discrete(3))
     with torch.no_grad():

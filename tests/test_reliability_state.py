@@ -389,13 +389,19 @@ def test_the_ranges_come_from_the_contract_for_every_core(models, tmp_path):
     np.testing.assert_array_equal(legacy.snapshot()["h"], bad["h"])
     path = tmp_path / "mem.npz"
     legacy.save_state(path)
-    warnings = {}
+    warnings, errors = {}, {}
     for onnx_file in (old, model):
         c, logs = logging_controller({"model_path": str(onnx_file),
                                       "snapshot.path": str(path)})
+        if onnx_file == old:  # restored: the memory is the state with h = 1.5
+            np.testing.assert_array_equal(c.runtime.snapshot()["h"], bad["h"])
         c.close()
         warnings[onnx_file] = [m for level, m in logs if level == "warn"]
-    assert warnings[model] == []
+        errors[onnx_file] = [m for level, m in logs if level == "error"]
+    assert errors[old] == [] and len(errors[model]) == 1
+    assert_one_line(errors[model][0], "'h'", "outside [-1, 1]")
+    assert warnings[model] == []  # and the 1.2 model refused the snapshot of h = 1.5:
+    assert (tmp_path / "mem.npz.rejected").exists()
     assert len(warnings[old]) == 1
     assert_one_line(warnings[old][0], "contract (1.1) declares no state_bounds",
                     "shape and finite values only")

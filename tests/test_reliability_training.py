@@ -191,6 +191,32 @@ def test_save_checkpoint_refuses_non_finite_weights_and_writes_nothing(tmp_path)
     assert not (tmp_path / "run").exists()
 
 
+def test_finite_weights_whose_outputs_diverge_stop_the_run_in_one_line(tmp_path):
+    """After the 3rd update the weights are huge but finite (the weight check passes):
+    the LSTM's gates saturate open (h near 1 in every unit) and the actor's weights are
+    3e38, so the next rollout's logits overflow to inf, and sampling from them is refused
+    in one line, not a traceback from torch's sampler, whatever ran in the process
+    before."""
+    count = [0]
+
+    def update(learner, rollout):
+        parts = a2c_update(learner, rollout)
+        count[0] += 1
+        if count[0] == 3:
+            with torch.no_grad():
+                learner.policy.core.cell.bias_ih.fill_(20.0)
+                learner.policy.actor.weight.fill_(3e38)
+        return parts
+
+    with pytest.raises(ckpt_io.NonFiniteError) as e:
+        run_train(tiny(tmp_path), update, progress=False)
+    message = str(e.value)
+    assert "\n" not in message, message
+    assert message.startswith("training diverged at update 4: the discrete action "
+                              "distribution has "), message
+    assert "non-finite parameter(s) of" in message and "no checkpoint yet" not in message
+
+
 def test_a_diverging_config_is_one_error_line_and_every_checkpoint_stays_finite(tmp_path):
     """A real divergence: Adam at lr 1e30 blows the weights up within a few updates."""
     out = cli(["--set", f"run_dir={tmp_path}", *sets(TINY),

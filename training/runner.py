@@ -43,6 +43,7 @@ from torch import nn
 
 import sim  # noqa: F401  (registers the dnc/ envs)
 from dnc_core import CORES, ActorCritic, make_core
+from dnc_core.policy import NonFiniteDistribution
 from training import checkpoint as ckpt_io
 from training.config import ConfigError, TrainConfig, compile_enabled, resolve
 from training.envs import env_spec, make_env
@@ -295,12 +296,9 @@ def train(cfg: TrainConfig, update_fn: Update,
                 rollout, carry = collect_rollout(policy, envs, carry, cfg.rollout_steps,
                                                  flatten, action_space, cfg.window, tracker)
                 parts = update_fn(learner, rollout)
-            except ValueError as e:  # torch.distributions refusing NaN / inf parameters
-                if "Expected parameter" not in str(e):
-                    raise
+            except NonFiniteDistribution as e:  # finite weights, diverged outputs
                 raise ckpt_io.NonFiniteError(
-                    f"training diverged at update {update + 1}: the policy's action "
-                    f"distribution has non-finite parameters ({str(e).splitlines()[0][:120]}); "
+                    f"training diverged at update {update + 1}: {e}; "
                     + (f"the last good checkpoint is {str(good)!r} (resume it with a lower "
                        f"lr or max_grad_norm)" if good else "no checkpoint yet")) from None
             if cfg.normalize_obs:  # after the update: constant within a rollout

@@ -171,7 +171,7 @@ class PolicyController:
         the ranges the contract declares: it checks the whole file before changing
         anything) is moved aside to ``<name>.rejected`` and the node keeps its current
         (empty) memory, logging why in one line."""
-        if not self.runtime.state_bounds:
+        if "state_bounds" not in self.contract:  # exported before contract 1.2
             self.log("warn", f"the model's contract ({self.contract['contract_version']}) "
                              "declares no state_bounds: a restored memory is checked for "
                              "shape and finite values only (export the model again to get "

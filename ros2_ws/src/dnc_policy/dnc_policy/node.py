@@ -24,8 +24,9 @@ everything. ``autostart`` (default true) runs configure and activate at start-up
 SIGINT/SIGTERM: the safe action is published and the memory saved before exit.
 
 The ``executor`` parameter (read at start-up) picks rclpy's SingleThreadedExecutor or
-``rclpy.experimental.EventsExecutor`` (Jazzy from rclpy 7.1.4, Kilted); where the latter
-is missing (Humble) the node warns once and uses the former. Each tick reuses messages
+``rclpy.experimental.EventsExecutor`` (Jazzy from rclpy 7.1.4, Kilted); the default,
+``auto``, is the latter where this rclpy has it and the former where it does not (Humble);
+``events`` where it is missing warns once and uses the former. Each tick reuses messages
 made at configure (:class:`TickOutput`); the observation subscription keeps only the
 newest message by default (``qos.depth`` 1), so a backlog is dropped, not acted on late.
 

@@ -34,6 +34,7 @@ from .contract import (
     check_graph,
     read_contract,
 )
+from .statefile import StateError as StateError  # what restore and load_state raise
 from .statefile import check_state, read_state_file, write_state_file
 
 DEFAULT_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider",
