@@ -289,13 +289,13 @@ class ActionDistribution:
         """An action per row; :class:`NonFiniteDistribution` (one line) if a parameter is
         NaN or infinite (torch would raise a traceback from the sampler, or, for a Box,
         return NaN actions)."""
-        params = self.params if self.spec.kind != "box" else torch.cat(
-            [self.params.flatten(), self.log_std.flatten()])
-        if not bool(torch.isfinite(params).all()):
-            bad = int((~torch.isfinite(params)).sum())
+        parts = (self.params,) if self.log_std is None else (self.params, self.log_std)
+        if not all(bool(torch.isfinite(t).all()) for t in parts):  # no copy per step
+            bad = sum(int((~torch.isfinite(t)).sum()) for t in parts)
             raise NonFiniteDistribution(
                 f"the {self.spec.kind} action distribution has {bad} non-finite "
-                f"parameter(s) of {params.numel()}: the policy's outputs diverged")
+                f"parameter(s) of {sum(t.numel() for t in parts)}: the policy's outputs "
+                "diverged")
         k = self.spec.kind
         if k == "discrete":
             return self._dists[0].sample()

@@ -89,21 +89,29 @@ VARIANTS: dict[str, tuple[int, dict]] = {
 }
 
 
+def zero_feed(contract: dict) -> dict:
+    """A batch-1 feed of the contract's inputs: observation, reset and every state
+    tensor, all zeros (the initial state)."""
+    from dnc_policy.contract import OBS, RESET, STATE_IN
+    return {OBS: np.zeros((1, contract["obs_dim"]), np.float32),
+            RESET: np.zeros(1, np.float32),
+            **{STATE_IN + s["name"]: np.zeros((1, *s["shape"]), np.float32)
+               for s in contract["state"]}}
+
+
 def plain_run(model: Path, threads: int, session: dict):
     """A plain ``InferenceSession.run`` of one tick with numpy feeds and fetches (what a
     user without the runtime writes), carrying the state: a callable ``(obs) -> None``."""
     import onnxruntime as ort
 
-    from dnc_policy.contract import OBS, RESET, STATE_IN, STATE_OUT, read_contract
+    from dnc_policy.contract import OBS, STATE_IN, STATE_OUT, read_contract
     from dnc_policy.runtime import session_options
 
     sess = ort.InferenceSession(str(model), session_options(threads, session),
                                 providers=["CPUExecutionProvider"])
     contract = read_contract(sess)
     names = [s["name"] for s in contract["state"]]
-    feed = {RESET: np.zeros(1, np.float32), **{
-        STATE_IN + s["name"]: np.zeros((1, *s["shape"]), np.float32)
-        for s in contract["state"]}}
+    feed = zero_feed(contract)
     outputs = contract["outputs"]
     where = [outputs.index(STATE_OUT + n) for n in names]
 
@@ -157,17 +165,13 @@ def profile_ops(model: Path, ticks: int, folder: Path) -> tuple[list[tuple], flo
 
     import onnxruntime as ort
 
-    from dnc_policy.contract import OBS, RESET, STATE_IN, read_contract
+    from dnc_policy.contract import read_contract
     from dnc_policy.runtime import session_options
     opts = session_options(1)
     opts.enable_profiling = True
     opts.profile_file_prefix = str(folder / "ort_profile")
     sess = ort.InferenceSession(str(model), opts, providers=["CPUExecutionProvider"])
-    contract = read_contract(sess)
-    feed = {OBS: np.zeros((1, contract["obs_dim"]), np.float32),
-            RESET: np.zeros(1, np.float32),
-            **{STATE_IN + s["name"]: np.zeros((1, *s["shape"]), np.float32)
-               for s in contract["state"]}}
+    feed = zero_feed(read_contract(sess))
     for _ in range(ticks):
         sess.run(None, feed)
     trace = json.loads(Path(sess.end_profiling()).read_text())

@@ -279,9 +279,10 @@ class ReplayBuffer:
                 raise ReplayError(f"replay buffer {str(path)!r}: arrays of a size other than "
                                   f"its capacity {buf.capacity}")
             missing = [n for n in state_type._fields if "state_" + n not in arrays]
+            if missing:
+                raise ReplayError(f"replay buffer {str(path)!r} lacks the state tensors "
+                                  f"{missing}")
             try:
-                if missing:
-                    raise ValueError(f"the state tensors {missing} are missing")
                 core.check_state([arrays["state_" + n] for n in state_type._fields],
                                  buf.capacity)
             except ValueError as e:

@@ -12,8 +12,9 @@ over forgetting without, each task's counted from 0 up, Continual World's signed
 beside it; final success with replay over the single-task run's, per task; forward
 transfer against the single-task run, per task, paired by seed); the cores side by
 side; and which runs are unfinished. Parameters are counted on the policy each run's
-config builds, so the small files alone (no checkpoints) rebuild the report. ``--out`` also writes the markdown there, with a PNG of
-every task's success over the run per mode (seeds as thin lines, the mean thick).
+config builds, so the small files alone (no checkpoints) rebuild the report. ``--out``
+also writes the markdown there, with a PNG of every task's success over the run per
+mode (seeds as thin lines, the mean thick).
 """
 
 from __future__ import annotations
