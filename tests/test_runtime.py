@@ -565,8 +565,11 @@ def test_export_bench_compares_session_settings_and_profiles_the_ops(models, cap
     assert [r[2:42].strip() for r in rows] == list(bench.VARIANTS)
     for r in rows:
         r50, r99, p50, p99, ratio = (float(x) for x in r[42:].split())
+        # the ratio is printed to 0.01 from the unrounded p50s, which are printed to 0.1:
+        # allow both roundings
+        slack = 0.005 + 0.05 * (1 + r50 / p50) / (p50 - 0.05) + 1e-9
         assert 0 < r50 <= r99 and 0 < p50 <= p99 and ratio == pytest.approx(r50 / p50,
-                                                                            abs=0.006)
+                                                                            abs=slack)
     rows, total, per_tick = bench.profile_ops(model, 20, tmp_path)
     nodes = onnx.load(str(model)).graph.node
     assert per_tick == sum(n for _, n, _, _ in rows) and 0.8 * len(nodes) <= per_tick <= len(nodes)
