@@ -118,7 +118,7 @@ def test_end_to_end_tiny_study(tmp_path):
             assert len(csvs) == 1
             s = summarize_run(csvs[0], 0.0, min_episodes=1)
             assert s.total_steps == 4096  # the budget override and stop_at_success=0 held
-            assert s.total_steps // (16 * 32) == len(s.steps)  # log_every=1: a row per update
+            assert s.total_steps // (4 * 32) == len(s.steps)  # log_every=1: a row per update
             assert (csvs[0].parent / "code_version.txt").read_text().strip()
     assert all(s.reached for core in ("dnc", "lstm") for s in summaries[core])
     # --no-train re-summarises the same runs without training.
@@ -167,7 +167,7 @@ def test_every_task_gives_its_cores_the_same_settings():
         paths = compare_runs.config_paths([task], cores)
         differ = compare_runs.settings_differ([TrainConfig.load(p) for p in paths.values()])
         assert differ == practices.get(task, []), task
-    a, b = TrainConfig(), TrainConfig().override(["lr=0.002", "core=lstm"])
+    a, b = TrainConfig(), TrainConfig().override(["lr=0.003", "core=lstm"])
     assert compare_runs.settings_differ([a, b]) == ["lr"]  # the core itself may differ
     assert compare_runs.settings_differ([a, b], cores_too=True) == ["core", "core_config", "lr"]
     assert compare_runs.settings_differ([a.to_dict(), {**a.to_dict(), "seed": 7}]) == []
