@@ -15,8 +15,9 @@ One update per rollout, top to bottom (the loop around it, shared with
    cut the λ-chain, NEXT_STEP autoreset rows get no advantage.
 2. Replay the rollout with gradients as sequences of ``bptt`` steps per env, each from
    the state the rollout had at its start, resets applied at every step.
-3. :func:`a2c_loss` over the valid rows: policy gradient with advantages (normalised
-   over the valid rows), value loss, entropy bonus.
+3. :func:`a2c_loss` over the valid rows: policy gradient with advantages (optionally
+   normalised over the valid rows: ``normalize_advantages``, off by default), value loss,
+   entropy bonus.
 4. One gradient step, gradient norm clipped to ``max_grad_norm``.
 """
 

@@ -3,8 +3,9 @@
 
 Env steps per second of the whole training loop (env stepping, the rollout's forward
 passes, the replay and update) on the default task (the T-maze) with 2 threads, for A2C
-(16 envs x 32 steps) and for PPO at its defaults (16 envs x 32 steps, 20 epochs of 2
-minibatches), each with the DNC (eager and with ``compile``), the DNC with the three
+(16 envs x 32 steps, as in issue 4's target; A2C's default has 4 envs since 2015ee2)
+and for PPO at its defaults (16 envs x 32 steps, 20 epochs of 2 minibatches), each
+with the DNC (eager and with ``compile``), the DNC with the three
 improvements of Csordás & Schmidhuber (``DNC-MDS``), the NTM, the LSTM and the GRU
 (the T-maze's default sizes: 64 units, 16 slots of 16). Each variant is a real training
 run in its own process (``python -m training.<algo>``); the rate is taken from its

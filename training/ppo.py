@@ -20,7 +20,8 @@ One update per rollout, top to bottom:
    each, replays them with gradients from their stored start states (reset mask at
    every step), so the first minibatch of the first epoch reproduces the rollout's
    log-probs and values exactly (ratio 1).
-4. :func:`ppo_loss`: advantages normalised per minibatch over valid rows; clipped
+4. :func:`ppo_loss`: advantages optionally normalised per minibatch over valid rows
+   (``normalize_advantages``, off by default); clipped
    surrogate ``max(-A r, -A clip(r, 1 ± ε))``; value loss, clipped around the old value
    when ``clip_value`` > 0; entropy bonus; gradient norm clipped.
 5. Early stop of the epochs once the approximate KL (``mean((r - 1) - log r)``, pooled
