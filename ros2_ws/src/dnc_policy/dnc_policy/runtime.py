@@ -437,6 +437,16 @@ class PolicyRuntime:
         return picks[0] if kind == "discrete" else np.stack(picks, -1)
 
     # -- state -------------------------------------------------------------------------
+    @property
+    def buffer_set(self) -> int:
+        """Which of the two state buffer sets (0 or 1) holds the current state: a tick
+        reads it and writes the other; :meth:`undo_step`, :meth:`reset`,
+        :meth:`restore` and :meth:`load_state` switch too. On the CPU onnxruntime's
+        results may differ in the last bit between the two (their addresses differ), so
+        a replay that must match another runtime bit for bit starts on the same set
+        (``dnc_policy_tools.bench``'s shadow)."""
+        return self._current
+
     def undo_step(self) -> None:
         """Go back to the state before the last :meth:`step` (its input state is still in
         the other buffer set, so this copies nothing), for a caller that refuses that
