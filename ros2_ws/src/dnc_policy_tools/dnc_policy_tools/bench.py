@@ -6,7 +6,9 @@ this process at ``--rate`` Hz for ``--duration`` seconds each, alternating in ch
 ``--chunk`` seconds so both see the same machine load. For each it prints the
 observation-to-action round trip p50/p99/max, missed ticks (no action before the next
 observation was due, or none at all) and the node's CPU use, then the p50 ratio and
-the targets (p99 <= 1 ms, no missed tick at 1 kHz, p50 within 1.5x the echo node).
+the targets (p99 <= 1 ms, no missed tick at 1 kHz, p50 within 1.5x the echo node, the
+acted-on observation's age p99 <= 2 ticks; with ``--hog``, p50 and p99 within 2x the
+echo node's).
 
 - ``--executor single_threaded|events``: the executor of both nodes (their ``executor``
   parameter; the policy node falls back to single_threaded where rclpy has no
