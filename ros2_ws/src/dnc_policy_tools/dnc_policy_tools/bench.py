@@ -19,6 +19,11 @@ echo node's).
   driver's own endpoints are reliable, depth 1000. The policy node's own figures of how
   old each acted-on observation was (``obs_age_*`` in /diagnostics, read after each
   chunk) are printed for every chunk.
+- idle CPU: after the chunks, each node's CPU over ``--idle`` s with the driver present
+  and sending nothing, then over ``--idle`` s after the driver's node is gone.
+- ``--alloc N``: instead of all that, N ticks in this process under tracemalloc (the
+  node's observation callback without DDS: controller, runtime, message fill) and the
+  bytes allocated per tick after a warm-up.
 
 Which observation an answer acts on: the echo node's answers are its observations, so
 they pair by content. The policy node's memory is reset (``~/reset_memory``) before each
@@ -26,15 +31,12 @@ chunk and a shadow of it (:class:`ShadowPolicy`: the same model in this process,
 node's runtime settings) replays the chunk: each answer pairs with the first observation
 after the last paired one whose step gives exactly (bit for bit) the answered action;
 the observations skipped are the ones the node dropped. That is exact for a model with a
-continuous (Box) action, whose actions identify the observation; a discrete action does
-not (many observations give the same one), so for such a model the answers pair in
-order, and only in chunks where none was dropped (others count as ``unpaired chunks``).
-Round trips under load (``--hog``, ``--depth 1``) need a Box-action model.
-- idle CPU: after the chunks, each node's CPU over ``--idle`` s with the driver present
-  and sending nothing, then over ``--idle`` s after the driver's node is gone.
-- ``--alloc N``: instead of all that, N ticks in this process under tracemalloc (the
-  node's observation callback without DDS: controller, runtime, message fill) and the
-  bytes allocated per tick after a warm-up.
+continuous (Box) action whose actions stay inside its bounds (the graph clips them: a
+policy saturated at a bound gives the same action for many observations); a discrete
+action repeats across observations, so for such a model the answers pair in order, and
+only in chunks where none was dropped (others count as ``unpaired chunks``). A chunk the
+shadow cannot replay but in which nothing was dropped pairs in order too. Round trips
+under load (``--hog``, ``--depth 1``) need a Box-action model.
 
 QoS is reliable; the watchdog is off. The nodes run on ROS domain ``--domain`` (default:
 one derived from this process id), localhost only, so a robot on the network is not
@@ -310,7 +312,7 @@ class Target:
         pairs = self._pair(got, sent, keys, len(obs_msgs))
         if pairs is None:  # which answer is whose is unknown
             self.unpaired_chunks += 1
-            self.missed += len(sent) - len(got)
+            self.missed += max(0, len(sent) - len(got))
         else:
             answered = dict(pairs)
             for i, t in enumerate(sent):
@@ -346,12 +348,17 @@ class Target:
         observation it acted on: with a Box-action model its shadow tells which; with
         another, matched in order when there is one per observation, else None."""
         if not self.by_content:
+            if not got:
+                self.unpaired_why = "no answers in a chunk"
+                return None
             if self.shadow is not None and self.shadow.exact:
                 idx = self.shadow.pair([d for _, d in got], len(sent))
-                if idx is None:
+                if idx is not None:
+                    return [(k, t) for k, (t, _) in zip(idx, got)]
+                if len(got) != len(sent):
                     self.unpaired_why = self.shadow.failure
                     return None
-                return [(k, t) for k, (t, _) in zip(idx, got)]
+                # nothing dropped: the answers pair in order whatever the shadow found
             if len(got) != len(sent):
                 self.unpaired_why = ("dropped observations and a discrete action: which "
                                      "answer is whose is unknown")
@@ -397,7 +404,8 @@ class Target:
 class ShadowPolicy:
     """The policy node's steps replayed in this process, to tell which observation each
     of its answers acted on across the ones it dropped (module docstring). The node's
-    runtime settings as the bench starts it: deterministic actions, one thread, CPU."""
+    runtime settings as the bench starts it: deterministic actions, one thread, and the
+    same default choice of execution provider."""
 
     def __init__(self, model: str, obs_msgs: list, window: int = 1000):
         from dnc_policy.runtime import PolicyRuntime
@@ -407,7 +415,7 @@ class ShadowPolicy:
         self.obs = [np.asarray(m.data, np.float32)[None] for m in obs_msgs]
         # as the node's controller passes its buffer: float32, the runtime's action shape
         self._action = np.zeros(self.rt.outputs["action"].shape, np.float32)
-        self.window = window  # how many dropped in a row are searched past
+        self.window = window  # candidates tried per answer (window - 1 dropped in a row)
         self.failure = ""  # why the last pair() returned None
         self._failed: tuple[int, str] = (0, "")
 
@@ -448,8 +456,9 @@ class ShadowPolicy:
                     break
                 rt.undo_step()
             else:
-                self._failed = (a, f"answer {a} of {len(answers)} matches none of "
-                                   f"observations {j}..{min(n_sent, j + self.window) - 1}")
+                last = min(n_sent, j + self.window) - 1
+                tried = f"observations {j}..{last}" if last >= j else "observations (none left)"
+                self._failed = (a, f"answer {a} of {len(answers)} matches none of {tried}")
                 return None
         return out
 
@@ -642,7 +651,7 @@ def main(argv=None) -> dict:
               f"{r['p99_us']:8.1f} {r['max_us']:9.1f} {r['missed']:7d} {r['cpu_percent']:6.1f} "
               f"{r.get('idle_cpu_percent', float('nan')):7.1f} "
               f"{r.get('idle_cpu_after_peer_left_percent', float('nan')):7.1f}")
-    print(f"policy: answers paired with observations {pol['pairing']} "
+    print(f"policy: answers paired with observations by {pol['pairing']} "
           f"({pol['paired_chunks']} of {pol['chunks']} chunks); {pol['dropped']} "
           "observations dropped in the paired chunks (counted as missed)")
     if pol["paired_chunks"] < pol["chunks"]:
