@@ -121,21 +121,30 @@ def get_model(name: str, tmp_path_factory) -> Model:
     """Train (real trainer), tweak and export the named policy once per session."""
     if name not in _MODELS:
         base = tmp_path_factory.mktemp(f"model_{name}")
-        threads = torch.get_num_threads()
-        try:
-            cfg = resolve(None, SPECS[name] + ["threads=1", "seed=1",
-                                               "checkpoint_every=100000000",
-                                               f"run_dir={base}"])
-            result = train(cfg, progress=False, run_dir=base / "run")
-            ckpt = Path(result["checkpoint"])
-            _tweak_checkpoint(name, ckpt)
-            policy, ck = ckpt_io.load_policy(ckpt)
-            out = export_policy(policy, build_contract(policy, ck, sha256_of(ckpt)),
-                                base / "export" / f"{name}.onnx")
-        finally:
-            torch.set_num_threads(threads)
+        ckpt, out = train_and_export(SPECS[name], base, f"{name}.onnx",
+                                     tweak=lambda path: _tweak_checkpoint(name, path))
         _MODELS[name] = Model(name, base / "run", ckpt, out)
     return _MODELS[name]
+
+
+def train_and_export(overrides: list[str], base: Path, onnx_name: str,
+                     tweak=None) -> tuple[Path, Path]:
+    """Train with A2C (``overrides`` over the embedded default, one thread, seed 1) in
+    ``base/run``, call ``tweak(checkpoint)`` if given, export to ``base/export``:
+    ``(checkpoint, onnx file)``."""
+    threads = torch.get_num_threads()
+    try:
+        cfg = resolve(None, overrides + ["threads=1", "seed=1", "checkpoint_every=100000000",
+                                         f"run_dir={base}"])
+        ckpt = Path(train(cfg, progress=False, run_dir=base / "run")["checkpoint"])
+        if tweak is not None:
+            tweak(ckpt)
+        policy, ck = ckpt_io.load_policy(ckpt)
+        out = export_policy(policy, build_contract(policy, ck, sha256_of(ckpt)),
+                            base / "export" / onnx_name)
+    finally:
+        torch.set_num_threads(threads)
+    return ckpt, out
 
 
 def env_observations(env_id: str, env_kwargs: dict, n: int, seed: int = 0) -> np.ndarray:

@@ -9,17 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from dnc_policy.controller import PolicyController
 from dnc_policy.runtime import PolicyRuntime
 from dnc_policy.settings import parse_policy_settings
 from dnc_policy_tools import bench
-
-import sim  # noqa: F401  (registers the dnc/ envs)
-from export.onnx import build_contract, export_policy, sha256_of
-from training import checkpoint as ckpt_io
-from training.a2c import train
-from training.config import resolve
+from exported import FEW, train_and_export
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -28,20 +22,10 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 def nav_dnc(tmp_path_factory) -> Path:
     """A small DNC with a Box action (MemoryNav), a few updates, exported: continuous
     actions identify the observation a tick acted on."""
-    base = tmp_path_factory.mktemp("nav_dnc")
-    threads = torch.get_num_threads()
-    try:
-        cfg = resolve(None, [
-            "core=dnc", "core_config={hidden_size: 16, memory_slots: 8, word_size: 8, "
-            "read_heads: 1}", "env=dnc/MemoryNav-v0", "env_kwargs.max_steps=40",
-            "num_envs=4", "rollout_steps=16", "total_steps=1024", "threads=1", "seed=1",
-            "checkpoint_every=100000000", f"run_dir={base}"])
-        ckpt = Path(train(cfg, progress=False, run_dir=base / "run")["checkpoint"])
-        policy, ck = ckpt_io.load_policy(ckpt)
-        return export_policy(policy, build_contract(policy, ck, sha256_of(ckpt)),
-                             base / "nav_dnc.onnx")
-    finally:
-        torch.set_num_threads(threads)
+    return train_and_export(
+        ["core=dnc", "core_config={hidden_size: 16, memory_slots: 8, word_size: 8, "
+         "read_heads: 1}", "env=dnc/MemoryNav-v0", "env_kwargs.max_steps=40"] + FEW,
+        tmp_path_factory.mktemp("nav_dnc"), "nav_dnc.onnx")[1]
 
 
 def node_chunks(model: Path, chunks: int, n: int, seed: int = 0):

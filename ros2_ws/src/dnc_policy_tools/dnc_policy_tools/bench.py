@@ -326,6 +326,13 @@ class Target:
                     self.missed += 1
         self.sent += sent
 
+    @property
+    def pairing(self) -> str:
+        """How answers pair with observations (module docstring)."""
+        if self.by_content:
+            return "content"
+        return "shadow" if self.shadow is not None and self.shadow.exact else "in order"
+
     def _reset_memory(self, executor) -> None:
         """The policy node's ~/reset_memory, answered before the chunk starts (the
         shadow's replay starts from a reset memory too)."""
@@ -351,7 +358,7 @@ class Target:
             if not got:
                 self.unpaired_why = "no answers in a chunk"
                 return None
-            if self.shadow is not None and self.shadow.exact:
+            if self.pairing == "shadow":
                 idx = self.shadow.pair([d for _, d in got], len(sent))
                 if idx is not None:
                     return [(k, t) for k, (t, _) in zip(idx, got)]
@@ -384,9 +391,7 @@ class Target:
                "max_us": float(r.max()) if r.size else float("nan"),
                "paired_chunks": self.chunks - self.unpaired_chunks, "chunks": self.chunks,
                "dropped": self.dropped, "unpaired_why": self.unpaired_why,
-               "pairing": ("content" if self.by_content else
-                           "shadow" if self.shadow is not None and self.shadow.exact
-                           else "in order"),
+               "pairing": self.pairing,
                "cpu_percent": 100.0 * self.cpu / max(self.wall, 1e-9), **self.idle_cpu}
         if self.ages:
             def col(key):
@@ -417,7 +422,6 @@ class ShadowPolicy:
         self._action = np.zeros(self.rt.outputs["action"].shape, np.float32)
         self.window = window  # candidates tried per answer (window - 1 dropped in a row)
         self.failure = ""  # why the last pair() returned None
-        self._failed: tuple[int, str] = (0, "")
 
     def pair(self, answers: list[bytes], n_sent: int) -> list[int] | None:
         """The observation index (0..n_sent-1, observation ``i`` being
@@ -436,14 +440,16 @@ class ShadowPolicy:
             self.rt.reset()
             if self.rt.buffer_set != start:
                 self.rt.reset()
-            out = self._replay(answers, n_sent)
+            out, failed = self._replay(answers, n_sent)
             if out is not None:
                 return out
-            failures.append(self._failed)
+            failures.append(failed)
         self.failure = max(failures)[1]  # that of the replay that got furthest
         return None
 
-    def _replay(self, answers: list[bytes], n_sent: int) -> list[int] | None:
+    def _replay(self, answers: list[bytes], n_sent: int):
+        """``(indices, None)``, or ``(None, (answer number, why))`` for the first answer
+        that matches no observation."""
         rt, cycle, out = self.rt, len(self.obs), []
         j = 0
         for a, data in enumerate(answers):
@@ -458,9 +464,8 @@ class ShadowPolicy:
             else:
                 last = min(n_sent, j + self.window) - 1
                 tried = f"observations {j}..{last}" if last >= j else "observations (none left)"
-                self._failed = (a, f"answer {a} of {len(answers)} matches none of {tried}")
-                return None
-        return out
+                return None, (a, f"answer {a} of {len(answers)} matches none of {tried}")
+        return out, None
 
 
 def _policy_status(msg) -> dict | None:
