@@ -746,6 +746,10 @@ def test_the_executor_parameter_acts_then_idles_after_its_peer_leaves(procs, tma
     peer = Peer("second_peer")
     try:
         peer.wait_for_node()
+        # a round trip first: the peer seeing the node's writer does not mean the node's
+        # writer has matched the peer's reader yet (discovery is not symmetric), and a
+        # safe action sent before that match is lost
+        assert peer.send(np.zeros(rt.obs_dim, np.float32))[0] == "action"
         n = len(peer.actions)
         node.p.send_signal(signal.SIGINT)
         peer.spin_until(lambda: len(peer.actions) > n, 10, "the safe action at SIGINT")
