@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from training import compare, compare_report, compare_runs, compare_stats
 from training.compare_stats import episode_ratio, summarize_run
@@ -375,3 +376,38 @@ def test_fast_adaptation_evaluates_steps_per_trial_and_caches_them(tmp_path):
     cache.write_text(json.dumps(data))
     again = compare.main(args + ["--out", str(tmp_path / "b")])
     assert again["summaries"]["ppo_maze", "trials"]["gru"][0]["episodes"] == 99
+
+
+def test_stop_at_threshold_ends_each_run_at_the_row_the_table_counts(tmp_path, capsys):
+    """--stop-at-threshold: the trainer stops at the first update where the table's test
+    holds (rolling success >= the threshold with >= --min-episodes finished), not
+    earlier (its default stop needs only 20 episodes) and not later; the report says
+    "stopped" instead of a lowest success after it, and does not flag the run as one
+    that missed its budget."""
+    out, runs = tmp_path / "out", tmp_path / "runs"
+    result = compare.main(["--tasks", "tmaze", "--cores", "lstm", "--seeds", "1",
+                           "--budget", "16384", "--threshold", "0.3", "--min-episodes", "30",
+                           "--stop-at-threshold", "--jobs", "1", "--out", str(out),
+                           "--runs-dir", str(runs)])
+    (csv_path,) = (runs / "tmaze" / "lstm" / "seed1").glob("*/metrics.csv")
+    rows = list(csv.DictReader(open(csv_path)))
+    ok = [int(r["episodes"]) >= 30 and r["success"] != "" and float(r["success"]) >= 0.3
+          for r in rows]
+    assert ok[-1] and not any(ok[:-1])  # stopped at the first row that counts
+    assert int(rows[-1]["global_step"]) < 16384
+    s = result["summaries"]["tmaze"]["lstm"][0]
+    assert s.reached and s.episodes_to_threshold == int(rows[-1]["episodes"])
+    md = (out / "compare.md").read_text()
+    (row,) = [line for line in md.splitlines() if line.startswith("| lstm")]
+    assert row.split("|")[9].strip() == "stopped"
+    assert "did not spend this budget" not in md and "Runs stop at the threshold" in md
+    cfg = yaml.safe_load((csv_path.parent / "config.yaml").read_text())
+    assert (cfg["stop_at_success"], cfg["stop_min_episodes"]) == (0.3, 30)
+    # a full window is the most the trainer can count
+    with pytest.raises(SystemExit) as e:
+        compare.main(["--tasks", "tmaze", "--cores", "lstm", "--seeds", "1",
+                      "--min-episodes", "101", "--stop-at-threshold",
+                      "--out", str(tmp_path / "never"), "--runs-dir", str(tmp_path / "r2")])
+    assert e.value.code == 2
+    assert "--min-episodes must be in [1, 100]" in capsys.readouterr().err
+    assert not (tmp_path / "r2").exists()

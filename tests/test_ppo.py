@@ -142,6 +142,9 @@ def test_config_checks_for_ppo():
         resolve(None, ["num_minibatches=999"], algo="ppo")
     with pytest.raises(ConfigError, match="clip_coef: must be a finite number"):
         resolve(None, ["clip_coef=.inf"], algo="ppo")
+    with pytest.raises(ConfigError, match=r"stop_min_episodes: must be <= success_window "
+                                          r"\(50\), got 51"):
+        resolve(None, ["success_window=50", "stop_min_episodes=51"], algo="ppo")
     with pytest.raises(ConfigError, match="this config is for 'a2c'"):
         train(resolve(None, []))
 

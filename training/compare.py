@@ -130,6 +130,11 @@ def arguments() -> argparse.ArgumentParser:
     p.add_argument("--budget", metavar="N[,TASK=N...]",
                    help="env steps per run, overriding the configs' total_steps; TASK=N "
                         "sets one task's (e.g. 600000,maze=1000000)")
+    p.add_argument("--stop-at-threshold", action="store_true",
+                   help="stop each run once it reaches its task's threshold (after "
+                        "--min-episodes episodes, the test the table uses) instead of "
+                        "spending the whole budget: for studies of episodes to threshold "
+                        "at large budgets; the table then has no 'lowest success after'")
     p.add_argument("--jobs", type=int, default=2, help="training processes at once")
     p.add_argument("--compile", action="store_true",
                    help="train with compile=true (torch.compile of the core's step: the "
@@ -188,6 +193,10 @@ def main(argv=None) -> dict:
             p.error(f"--eval-lengths: {', '.join(no_length)} take no `length` argument")
     for (task, core), c in configs.items():  # the same budget for every core of a task
         budgets[task] = budgets[task] or c.total_steps
+        if a.stop_at_threshold and not 1 <= a.min_episodes <= c.success_window:
+            p.error(f"--stop-at-threshold: --min-episodes must be in [1, {c.success_window}] "
+                    f"(the success_window of {_shown(paths[task, core])}), got "
+                    f"{a.min_episodes}")
     baselines: dict[str, list[dict]] = {}
     for item in a.baseline:  # checked before any training starts
         task, sep, file = item.partition("=")
@@ -201,7 +210,8 @@ def main(argv=None) -> dict:
 
     # Train every (task, core, seed), or find the newest run of each.
     runs = [Run(task, core, seed, paths[task, core],
-                Path(a.runs_dir) / task / core / f"seed{seed}", budgets[task], a.compile)
+                Path(a.runs_dir) / task / core / f"seed{seed}", budgets[task], a.compile,
+                thresholds[task] if a.stop_at_threshold else 0.0, a.min_episodes)
             for task in tasks for seed in seeds for core in cores]
     start = time.perf_counter()
     if a.no_train:
@@ -228,8 +238,8 @@ def main(argv=None) -> dict:
             f" ({elapsed / 60:.1f} min wall, {a.jobs} jobs)"),
         "", (f"Threshold: rolling success (last 100 episodes) >= the task's threshold "
              f"({', '.join(f'{t}: {thresholds[t]:g}' for t in tasks)}), counted "
-             f"once at least {a.min_episodes} episodes have finished. Every run spends its "
-             f"whole budget (stop_at_success=0), one torch thread per run"
+             f"once at least {a.min_episodes} episodes have finished. "
+             f"{stop_line(metrics)}, one torch thread per run"
              f"{', the core step compiled (compile=true)' if a.compile else ''}. Seeds "
              f"1..{a.seeds}. Wall times are for {a.jobs} runs sharing the machine at once."),
         ""]
@@ -241,6 +251,10 @@ def main(argv=None) -> dict:
         # Describe the runs by the configs they were trained with (their config.yaml),
         # which may differ from today's config files under --no-train.
         used = {core: [run_config(metrics[task, core, s]) for s in seeds] for core in cores}
+        for core in cores:  # a run that stopped at the threshold has no "after"
+            for r, u in zip(results[core], used[core]):
+                if r.reached and u.get("stop_at_success", 0) > 0:
+                    r.lowest_after = None
         c = used[cores[0]][0]
         env_line = describe_runs(task, cores, seeds, metrics, used, paths, configs,
                                  budgets[task], results)
@@ -333,13 +347,27 @@ def describe_runs(task: str, cores: list[str], seeds, metrics: dict, used: dict,
         line += (f" **The config files have changed since these runs (keys: "
                  f"{', '.join(changed)}); the settings above are the runs' own.**")
     per_update = c["num_envs"] * c["rollout_steps"]
-    short = sorted({r.total_steps for rs in results.values() for r in rs
-                    if not budget <= r.total_steps < budget + per_update})
+    short = sorted({r.total_steps for core, rs in results.items()
+                    for r, u in zip(rs, used[core])
+                    if not budget <= r.total_steps < budget + per_update
+                    and not (r.reached and u.get("stop_at_success", 0) > 0)})
     if short:  # e.g. --no-train over runs trained with another budget, or cut short
         line += f" **Runs that did not spend this budget: {short} env steps.**"
     versions = sorted({run_code_version(metrics[task, core, seed]) for core in cores
                        for seed in seeds})
     return line + f" Code version(s) at launch: {', '.join(versions)}."
+
+
+def stop_line(metrics: dict) -> str:
+    """How the runs ended (from their own config.yaml), for the threshold line."""
+    stops = sorted({(u.get("stop_at_success", 0), u.get("stop_min_episodes", 20))
+                    for u in map(run_config, metrics.values())})
+    if stops == [(0, 20)] or all(x == 0 for x, _ in stops):
+        return "Every run spends its whole budget (stop_at_success=0)"
+    return ("Runs stop at the threshold or at their budget (--stop-at-threshold; "
+            "stop_at_success, stop_min_episodes: "
+            + ", ".join(f"{x:g}, {n}" for x, n in stops)
+            + "), so a reached run has no lowest success after it")
 
 
 def _shown(path: Path) -> str:

@@ -136,6 +136,14 @@ def _mean_std(values) -> str:
     std = np.std(values, ddof=1) if len(values) > 1 else 0.0
     return f"{np.mean(values):,.0f} ± {std:,.0f}"
 
+def _after(r: RunSummary) -> str:
+    """The lowest success after reaching the threshold; "stopped" for a run that stopped
+    there, "—" for an unreached one."""
+    if not r.reached:
+        return "—"
+    return "stopped" if r.lowest_after is None else f"{r.lowest_after:.2f}"
+
+
 def task_report(task: str, results: dict[str, list[RunSummary]], threshold: float,
                 env_line: str, baseline: list[dict] | None = None) -> str:
     """The markdown section of one task: a table over cores and the ratio line."""
@@ -157,7 +165,7 @@ def task_report(task: str, results: dict[str, list[RunSummary]], threshold: floa
             f"| {_mean_std([r.steps_to_threshold for r in reached])} | {per_seed} "
             f"| {np.mean(finals):.3f} ± {np.std(finals, ddof=1) if len(finals) > 1 else 0:.3f} "
             f"| {np.mean([r.wall_s for r in runs]):.0f} "
-            f"| {', '.join(f'{r.lowest_after:.2f}' if r.reached else '—' for r in runs)} "
+            f"| {', '.join(_after(r) for r in runs)} "
             f"| {_returns([r.final_return for r in runs])} |")
     if baseline:
         lines.append(baseline_row(baseline, threshold))

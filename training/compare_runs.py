@@ -74,6 +74,10 @@ class Run:
     folder: Path  # <runs-dir>/<task>/<core>/seed<k>; a2c makes a timestamped run inside
     total_steps: int
     compile: bool = False  # torch.compile the core's step (the same model, faster)
+    # stop at this rolling success once stop_min_episodes have finished (0: spend the
+    # whole budget, the default)
+    stop_at: float = 0.0
+    stop_min_episodes: int = 20
 
 
 def settings_differ(configs: list[TrainConfig | dict], cores_too: bool = False) -> list[str]:
@@ -81,7 +85,7 @@ def settings_differ(configs: list[TrainConfig | dict], cores_too: bool = False) 
     that differ between configs (TrainConfig or dicts such as a run's config.yaml):
     empty when every core of a task gets the same env, A2C settings and budget."""
     ignore = {"seed", "run_dir", "threads", "device", "compile", "vector_env", "log_every",
-              "checkpoint_every", "stop_at_success"}
+              "checkpoint_every", "stop_at_success", "stop_min_episodes"}
     ignore |= set() if cores_too else {"core", "core_config"}
     dicts = [c if isinstance(c, dict) else c.to_dict() for c in configs]
     keys = sorted(set().union(*dicts) - ignore)
@@ -108,7 +112,8 @@ def train_command(run: Run) -> list[str]:
     algo = TrainConfig.load(run.config).algo  # the trainer the config was written for
     cmd = [sys.executable, "-m", f"training.{algo}", "--config", str(run.config),
            "--seed", str(run.seed), "--no-progress", "--set", "threads=1",
-           "--set", "stop_at_success=0", "--set", "log_every=1",
+           "--set", f"stop_at_success={run.stop_at:g}",
+           "--set", f"stop_min_episodes={run.stop_min_episodes}", "--set", "log_every=1",
            "--set", f"run_dir={run.folder}"]
     # compile set either way, so that every row of a task has the same setting (the
     # trainers' "auto" would compile the DNC and NTM rows alone)
