@@ -8,7 +8,7 @@ import torch
 from gymnasium import spaces
 
 from training.a2c import a2c_loss
-from training.rollout import (EpisodeTracker, collect_rollout, compute_gae, replay,
+from training.rollout import (Context, EpisodeTracker, collect_rollout, compute_gae, replay,
                               rollout_advantages, start_carry, to_sequences)
 from training.runner import build_policy, make_envs
 from training.config import TrainConfig
@@ -238,6 +238,73 @@ def test_bptt_window_cuts_the_gradient_but_not_the_memory():
     logp, _, _ = replay(policy, policy, seq)
     (g,) = torch.autograd.grad(logp[4, 3], obs)  # env 0, window 2, last step
     assert g[4, 0].abs().sum() > 0 and g[[0, 1, 2, 3, 5]].abs().sum() == 0
+    envs.close()
+
+
+# -- the context before a gradient window (bptt_context) --------------------------------------
+def test_bptt_context_carries_the_gradient_into_the_previous_rollout_within_an_episode():
+    # Episodes of 6 steps + 1 autoreset row; rollouts of 4, one window each, context 4.
+    # r1: episode 1 steps 0-3; r2: its steps 4, 5, the autoreset row, episode 2 step 0.
+    cfg, envs, flatten, policy = chain_setup(truncate=False, length=6, num_envs=1)
+    carry = start_carry(policy, envs, [0], torch.device("cpu"))
+    r1, carry = collect(policy, envs, carry, 4, flatten)
+    r2, _ = collect(policy, envs, carry, 4, flatten)
+    r2.context = Context.of(r1, 4)
+    seq = to_sequences(r2, torch.ones_like(r2.rewards))
+    assert seq.obs.shape[:2] == (1, 8)
+    torch.testing.assert_close(seq.obs[0], torch.cat([r1.obs[:, 0], r2.obs[:, 0]]))
+    assert seq.valid[0, :4].sum() == 0 and (seq.valid[0, 4:] == r2.valid[:, 0]).all()
+    assert seq.advantages[0, :4].sum() == 0 and (seq.advantages[0, 4:] == 1).all()
+    for a, b in zip(seq.start_state, r1.start_states):  # the state before r1's first step
+        torch.testing.assert_close(a[0], b[0, 0], rtol=0, atol=0)
+    with torch.no_grad():  # the same weights: the rollout's own numbers (PPO's ratio 1)
+        logp, _, value = replay(policy, policy, seq)
+    torch.testing.assert_close(logp[0, 4:], r2.logp[:, 0], rtol=0, atol=1e-5)
+    torch.testing.assert_close(value[0, :4], r1.value[:, 0], rtol=0, atol=1e-5)
+    obs = seq.obs.clone().requires_grad_(True)
+    seq.obs = obs
+    logp, _, value = replay(policy, policy, seq)
+    # Episode 1's last action (r2's row 1) depends on its first observation, in r1...
+    (g,) = torch.autograd.grad(logp[0, 5], obs, retain_graph=True)
+    assert g[0, 0].abs().sum() > 0
+    # ...and episode 2's first step on nothing before it (exactly zero).
+    (g,) = torch.autograd.grad(logp[0, 7] + value[0, 7], obs)
+    assert g[0, 7].abs().sum() > 0 and g[0, :7].abs().sum() == 0
+    # Without the context the window starts at r2 (the stored state is a leaf).
+    r2.context = None
+    assert to_sequences(r2, torch.ones_like(r2.rewards)).obs.shape[:2] == (1, 4)
+    envs.close()
+
+
+def test_bptt_context_of_later_windows_comes_from_the_same_rollout():
+    # Rollout 8 as windows of 4 with a context of 4, two envs in one long episode.
+    cfg, envs, flatten, policy = chain_setup(truncate=False, length=50, num_envs=2)
+    carry = start_carry(policy, envs, [0, 1], torch.device("cpu"))
+    r1, carry = collect(policy, envs, carry, 8, flatten, 4)
+    r2, _ = collect(policy, envs, carry, 8, flatten, 4)
+    r2.context = Context.of(r1, 4)
+    seq = to_sequences(r2, torch.zeros_like(r2.rewards))
+    assert len(seq) == 2 * 2 and seq.obs.shape[1] == 8
+    for b in range(2):  # sequence k * B + b: env b's window k with the 4 steps before it
+        torch.testing.assert_close(seq.obs[b], torch.cat([r1.obs[4:, b], r2.obs[:4, b]]))
+        torch.testing.assert_close(seq.obs[2 + b], r2.obs[:, b])
+        for s, s1, s2 in zip(seq.start_state, r1.start_states, r2.start_states):
+            torch.testing.assert_close(s[b], s1[1, b], rtol=0, atol=0)
+            torch.testing.assert_close(s[2 + b], s2[0, b], rtol=0, atol=0)
+    with torch.no_grad():
+        logp, _, _ = replay(policy, policy, seq)
+    for k in range(2):
+        for b in range(2):
+            torch.testing.assert_close(logp[k * 2 + b, 4:], r2.logp[4 * k:4 * k + 4, b],
+                                       rtol=0, atol=1e-5)
+    # A run's first rollout has nothing before it: its context is inert, because every
+    # env's memory resets at its first step, and a rollout that does not is refused.
+    r1.context = Context.before_first(r1, 4)
+    with torch.no_grad():
+        logp, _, _ = replay(policy, policy, to_sequences(r1, torch.zeros_like(r1.rewards)))
+    torch.testing.assert_close(logp[:2, 4:], r1.logp[:4].T, rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match="must start with every env reset"):
+        Context.before_first(r2, 4)
     envs.close()
 
 

@@ -145,6 +145,11 @@ def test_config_checks_for_ppo():
     with pytest.raises(ConfigError, match=r"stop_min_episodes: must be <= success_window "
                                           r"\(50\), got 51"):
         resolve(None, ["success_window=50", "stop_min_episodes=51"], algo="ppo")
+    with pytest.raises(ConfigError, match=r"bptt_context: 12 must be a multiple of the "
+                                          r"gradient window \(8: bptt"):
+        resolve(None, ["rollout_steps=32", "bptt=8", "bptt_context=12"], algo="ppo")
+    with pytest.raises(ConfigError, match=r"bptt_context: 64 .* at most rollout_steps \(32\)"):
+        resolve(None, ["rollout_steps=32", "bptt_context=64"], algo="ppo")
     with pytest.raises(ConfigError, match="this config is for 'a2c'"):
         train(resolve(None, []))
 
@@ -188,3 +193,32 @@ def test_compile_auto_compiles_a_long_dnc_run_and_says_so(tmp_path, monkeypatch,
     assert results["auto"]["global_step"] == results["false"]["global_step"] == 128
     np.testing.assert_allclose(results["auto"]["param_checksum"],
                                results["false"]["param_checksum"], rtol=1e-4)
+
+
+def test_the_trainer_hands_each_rollout_the_last_steps_of_the_one_before(tmp_path):
+    """bptt_context: the runner gives the first rollout an inert context and every later
+    one the previous rollout's last steps, with their stored window-start states; PPO
+    updates on the longer sequences."""
+    from training.ppo import ppo_update
+    from training.runner import train as run
+
+    seen = []
+
+    def update(learner, r):
+        seen.append((r.context, r.obs.clone(), r.resets.clone(),
+                     tuple(s.clone() for s in r.start_states)))
+        return ppo_update(learner, r)
+
+    cfg = resolve(None, ["env_kwargs.length=6", "threads=1", "num_envs=2", "rollout_steps=16",
+                         "bptt=8", "bptt_context=8", "update_epochs=2", "num_minibatches=2",
+                         "stop_at_success=0", "total_steps=96", f"run_dir={tmp_path}"],
+                  algo="ppo")
+    run(cfg, update, progress=False)
+    assert len(seen) == 3
+    first = seen[0][0]
+    assert (first.obs == 0).all() and (first.resets == 1).all()
+    for (_, obs, resets, starts), (ctx, *_) in zip(seen, seen[1:]):
+        torch.testing.assert_close(ctx.obs, obs[8:], rtol=0, atol=0)
+        torch.testing.assert_close(ctx.resets, resets[8:], rtol=0, atol=0)
+        for a, b in zip(ctx.start_states, starts):
+            torch.testing.assert_close(a, b[1:], rtol=0, atol=0)

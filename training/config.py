@@ -64,6 +64,12 @@ class TrainConfig:
     # reset mask cuts the gradient at every episode start. 0 = the whole rollout.
     # Must divide rollout_steps. See docs/TRAINING.md.
     bptt: int = 0
+    # Context: steps replayed, without a loss of their own, before each gradient window,
+    # from the stored state at the context's start (those before the rollout are the
+    # previous rollout's last steps): a window's gradient then reaches observations up
+    # to this many steps before it, e.g. a cue written in the previous rollout.
+    # A multiple of the window, at most rollout_steps; 0 = off. See docs/TRAINING.md.
+    bptt_context: int = 0
     gamma: float = 0.99
     gae_lambda: float = 0.95
     lr: float = 2e-3  # A2C's; PPO's is 1e-3 (ALGO_DEFAULTS)
@@ -140,8 +146,8 @@ class TrainConfig:
         for key in ("lr", "adam_eps", "max_grad_norm", "clip_coef"):
             if getattr(self, key) <= 0:
                 raise ConfigError(f"{key}: must be > 0, got {getattr(self, key)}")
-        for key in ("value_coef", "entropy_coef", "head_hidden", "bptt", "clip_value",
-                    "target_kl"):
+        for key in ("value_coef", "entropy_coef", "head_hidden", "bptt", "bptt_context",
+                    "clip_value", "target_kl"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"{key}: must be >= 0, got {getattr(self, key)}")
         if not 0 <= self.seed <= MAX_SEED:  # what torch and numpy seeding take
@@ -150,6 +156,10 @@ class TrainConfig:
         if self.rollout_steps % self.window != 0:
             raise ConfigError(f"bptt: {self.bptt} must divide rollout_steps "
                               f"({self.rollout_steps}); 0 means the whole rollout")
+        if self.bptt_context % self.window or self.bptt_context > self.rollout_steps:
+            raise ConfigError(f"bptt_context: {self.bptt_context} must be a multiple of the "
+                              f"gradient window ({self.window}: bptt, or rollout_steps when "
+                              f"bptt is 0) and at most rollout_steps ({self.rollout_steps})")
         if self.algo == "ppo" and self.num_minibatches > self.num_envs * self.sequences_per_env:
             raise ConfigError(f"num_minibatches: {self.num_minibatches} is more than the "
                               f"{self.num_envs * self.sequences_per_env} sequences of a rollout "

@@ -138,10 +138,43 @@ class Rollout:
     log_std: Tensor | None  # [head_size] its Gaussian log-std (box actions), else None
     next_obs: Tensor  # [B, obs_dim] obs_T, the observation after the rollout
     next_reset: Tensor  # [B] the reset mask obs_T is taken with
+    # the steps before it that bptt_context replays (set by the trainer; None: off)
+    context: "Context | None" = None
 
     @property
     def steps(self) -> int:
         return self.rewards.shape[0]
+
+
+@dataclass
+class Context:
+    """The last ``C`` steps of each env before a rollout (``bptt_context``), time-major,
+    with the stored states at their window starts: what a window at the rollout's start
+    replays first, so that its gradient reaches back into the previous rollout."""
+
+    obs: Tensor  # [C, B, obs_dim]
+    resets: Tensor  # [C, B]
+    start_states: Any  # state tuple, each [C // window, B, ...]
+
+    @staticmethod
+    def of(r: "Rollout", steps: int) -> "Context":
+        """The last ``steps`` steps of rollout ``r``: the next rollout's context."""
+        k = steps // r.window
+        return Context(r.obs[r.steps - steps:], r.resets[r.steps - steps:],
+                       type(r.start_states)(*(s[s.shape[0] - k:] for s in r.start_states)))
+
+    @staticmethod
+    def before_first(r: "Rollout", steps: int) -> "Context":
+        """A context for a rollout with nothing before it (the run's first, or the first
+        after a resume): its first step resets every env's memory (the carry starts
+        with reset 1), so what the context replays cannot reach it; zeros."""
+        if not bool((r.resets[0] == 1).all()):
+            raise ValueError("a rollout without a context must start with every env reset")
+        k = steps // r.window
+        return Context(r.obs.new_zeros((steps, *r.obs.shape[1:])),
+                       r.resets.new_ones((steps, *r.resets.shape[1:])),
+                       type(r.start_states)(*(s[:1].expand(k, *s.shape[1:]).clone()
+                                              for s in r.start_states)))
 
 
 def start_carry(policy: ActorCritic, envs: gym.vector.VectorEnv, seeds: list[int],
@@ -248,12 +281,38 @@ def sequence_starts(r: Rollout) -> Any:
 
 
 def to_sequences(r: Rollout, advantages: Tensor) -> Sequences:
-    """Cut a rollout (and its advantages ``[T, B]``) into its replay sequences."""
-    def seq(x: Tensor) -> Tensor:
-        return sequence_major(x, r.window)
+    """Cut a rollout (and its advantages ``[T, B]``) into its replay sequences.
 
-    return Sequences(seq(r.obs), seq(r.actions), seq(r.resets), seq(r.valid), seq(r.logp),
-                     seq(r.value), seq(advantages), seq(advantages + r.value), sequence_starts(r))
+    With a context (``r.context``, ``C`` steps), sequence ``k * B + b`` is env ``b``'s
+    ``C`` steps before window ``k`` (from the context where they precede the rollout)
+    and then the window: ``L = C + window`` steps from the stored state at the context's
+    start. The context rows have ``valid`` 0 (no loss of their own) and zero actions,
+    advantages and targets; the gradient of a window's loss flows back through them."""
+    if r.context is None:
+        def seq(x: Tensor) -> Tensor:
+            return sequence_major(x, r.window)
+
+        return Sequences(seq(r.obs), seq(r.actions), seq(r.resets), seq(r.valid),
+                         seq(r.logp), seq(r.value), seq(advantages),
+                         seq(advantages + r.value), sequence_starts(r))
+    c, w = r.context, r.window
+    n = c.obs.shape[0]
+
+    def seq(x: Tensor, before: Tensor | None = None) -> Tensor:
+        """``[T, B, ...]`` -> ``[K * B, C + w, ...]``: each window with the ``C`` steps
+        before it (``before``: the context's; zeros where it is None)."""
+        before = x.new_zeros((n, *x.shape[1:])) if before is None else before
+        full = torch.cat([before, x])
+        k = r.steps // w
+        parts = torch.stack([full[i * w:i * w + n + w] for i in range(k)])  # [K, L, B, ...]
+        return parts.transpose(1, 2).reshape(k * x.shape[1], n + w, *x.shape[2:])
+
+    starts = type(r.start_states)(*(torch.cat([a, b]) for a, b in
+                                    zip(c.start_states, r.start_states)))
+    starts = type(starts)(*(s[:r.steps // w].reshape(-1, *s.shape[2:]) for s in starts))
+    return Sequences(seq(r.obs, c.obs), seq(r.actions), seq(r.resets, c.resets),
+                     seq(r.valid), seq(r.logp), seq(r.value), seq(advantages),
+                     seq(advantages + r.value), starts)
 
 
 def minibatches(n: int, count: int, generator: torch.Generator | None = None

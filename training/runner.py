@@ -47,7 +47,7 @@ from dnc_core.policy import NonFiniteDistribution
 from training import checkpoint as ckpt_io
 from training.config import ConfigError, TrainConfig, compile_enabled, resolve
 from training.envs import env_spec, make_env
-from training.rollout import EpisodeTracker, Rollout, collect_rollout, start_carry
+from training.rollout import Context, EpisodeTracker, Rollout, collect_rollout, start_carry
 from training.run_files import (RunLogger, load_training_state, new_run_dir, restore_episodes,
                                 restore_rng, save_checkpoint, write_config)
 from training.spaces import ObsFlattener, action_spec
@@ -250,6 +250,7 @@ def train(cfg: TrainConfig, update_fn: Update,
     envs = make_envs(cfg, env_seed)
     try:
         carry = start_carry(policy, envs, [env_seed + i for i in range(cfg.num_envs)], device)
+        tail = None  # bptt_context: the last rollout's last steps (none before the first)
     except (ValueError, gym.error.Error) as e:
         envs.close()
         raise ConfigError(f"env_kwargs: {cfg.env} refuses {cfg.env_kwargs}: "
@@ -295,6 +296,9 @@ def train(cfg: TrainConfig, update_fn: Update,
             try:
                 rollout, carry = collect_rollout(policy, envs, carry, cfg.rollout_steps,
                                                  flatten, action_space, cfg.window, tracker)
+                if cfg.bptt_context:  # the previous rollout's last steps, replayed first
+                    rollout.context = tail or Context.before_first(rollout, cfg.bptt_context)
+                    tail = Context.of(rollout, cfg.bptt_context)
                 parts = update_fn(learner, rollout)
             except NonFiniteDistribution as e:  # finite weights, diverged outputs
                 raise ckpt_io.NonFiniteError(
