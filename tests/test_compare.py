@@ -161,9 +161,10 @@ def test_per_task_thresholds_and_budgets():
 
 def test_every_task_gives_its_cores_the_same_settings():
     from training.config import TrainConfig
-    # ppo_tmaze_dm compares deepmind/dnc's training practices: its rows differ in exactly
-    # the setting each one tries.
-    practices = {"ppo_tmaze_dm": ["optimizer"]}
+    # ppo_tmaze_dm compares deepmind/dnc's training practices, and ppo_tmaze100's dnc-ctx
+    # row a context before each gradient window: their rows differ in exactly the setting
+    # each one tries.
+    practices = {"ppo_tmaze_dm": ["optimizer"], "ppo_tmaze100": ["bptt_context"]}
     for task, cores in compare_runs.available_configs().items():
         paths = compare_runs.config_paths([task], cores)
         differ = compare_runs.settings_differ([TrainConfig.load(p) for p in paths.values()])
