@@ -122,6 +122,14 @@ def test_end_to_end_tiny_study(tmp_path):
             assert s.total_steps // (4 * 32) == len(s.steps)  # log_every=1: a row per update
             assert (csvs[0].parent / "code_version.txt").read_text().strip()
     assert all(s.reached for core in ("dnc", "lstm") for s in summaries[core])
+    # --resume with the same arguments keeps every finished run: nothing is trained again
+    folders = sorted(runs.glob("tmaze/*/seed*/*/"))
+    kept = compare.main(["--tasks", "tmaze", "--seeds", "2", "--budget", "4096",
+                         "--threshold", "0.0", "--min-episodes", "1", "--resume",
+                         "--out", str(tmp_path / "kept"), "--runs-dir", str(runs)])
+    assert sorted(runs.glob("tmaze/*/seed*/*/")) == folders
+    assert [s.episodes_to_threshold for s in kept["summaries"]["tmaze"]["dnc"]] == [
+        s.episodes_to_threshold for s in summaries["dnc"]]
     # --no-train re-summarises the same runs without training.
     again = compare.main(["--tasks", "tmaze", "--seeds", "2", "--no-train",
                           "--out", str(tmp_path / "again"), "--runs-dir", str(runs)])
@@ -412,3 +420,45 @@ def test_stop_at_threshold_ends_each_run_at_the_row_the_table_counts(tmp_path, c
     assert e.value.code == 2
     assert "--min-episodes must be in [1, 100]" in capsys.readouterr().err
     assert not (tmp_path / "r2").exists()
+
+
+def test_resume_keeps_finished_runs_continues_cut_short_ones_and_retrains_changed_ones(
+        tmp_path):
+    """--resume (:func:`compare_runs.prior_run`): no run is "train"; a run killed after a
+    checkpoint is continued in its folder to the budget (steps logged once each); then
+    it is "done" and kept; a run of other settings (here a stop threshold) is not it."""
+    import signal
+    import subprocess
+    import time
+
+    config = tmp_path / "t_lstm.yaml"
+    config.write_text("env: dnc/TMaze-v0\nenv_kwargs: {length: 4}\ncore: lstm\n"
+                      "core_config: {hidden_size: 8}\nnum_envs: 2\nrollout_steps: 16\n"
+                      "checkpoint_every: 256\n")
+    run = compare_runs.Run("t", "lstm", 1, config, tmp_path / "runs" / "seed1", 30_000)
+    assert compare_runs.prior_run(run) == ("train", None)
+    run.folder.mkdir(parents=True)
+    proc = subprocess.Popen(compare_runs.train_command(run), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        end = time.monotonic() + 120
+        while not list(run.folder.glob("*/checkpoints/*.pt")) and time.monotonic() < end:
+            time.sleep(0.2)
+        time.sleep(1.0)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    (cut,) = (p for p in run.folder.iterdir() if p.is_dir())
+    rows = list(csv.DictReader(open(cut / "metrics.csv")))
+    assert rows and int(rows[-1]["global_step"]) < 30_000, "the run was not cut short"
+    assert compare_runs.prior_run(run) == ("resume", cut)
+    metrics = compare_runs.execute(run, cut)
+    assert metrics == cut / "metrics.csv"
+    assert [p for p in run.folder.iterdir() if p.is_dir()] == [cut]
+    steps = [int(r["global_step"]) for r in csv.DictReader(open(metrics))]
+    assert steps[-1] >= 30_000 and steps == sorted(set(steps))  # each step logged once
+    assert "resumed at" in (cut / "code_version.txt").read_text()
+    assert compare_runs.prior_run(run) == ("done", metrics)
+    other = compare_runs.Run("t", "lstm", 1, config, run.folder, 30_000, stop_at=0.5,
+                             stop_min_episodes=50)
+    assert compare_runs.prior_run(other) == ("train", None)

@@ -5,13 +5,19 @@
     python -m training.compare --tasks tmaze --budget 4096 --seeds 2 --out /tmp/r
     python -m training.compare --budget 600000,maze=1000000 --threshold 0.9,maze=0.5
     python -m training.compare --no-train                       # re-summarise runs/compare
+    python -m training.compare --tasks ppo_tmaze100 --cores dnc,lstm,gru --budget 2000000 \
+        --stop-at-threshold --resume        # stop each run at 0.9; continue after a break
 
 A task ``T`` and a core ``C`` name the config ``training/configs/T_C.yaml``. Every
 (task, core, seed) is one ``python -m training.<algo>`` subprocess (the trainer the
 config names) with ``threads=1``,
-``stop_at_success=0`` (every run spends the whole budget), ``log_every=1`` (one metrics
-row per update) and ``run_dir=<runs-dir>/<task>/<core>/seed<k>``; ``--jobs`` of them run
-at once. From each run's ``metrics.csv`` (:func:`summarize_run`):
+``stop_at_success=0`` (every run spends the whole budget; with ``--stop-at-threshold``
+it stops at the first update where the threshold test below holds), ``log_every=1``
+(one metrics row per update) and ``run_dir=<runs-dir>/<task>/<core>/seed<k>``;
+``--jobs`` of them run at once. ``--resume`` keeps the finished runs of the same
+settings in ``--runs-dir``, continues those cut short from their newest checkpoint and
+trains the rest, so that a study of hours survives interruption. From each run's
+``metrics.csv`` (:func:`summarize_run`):
 
 - episodes to threshold: the ``episodes`` column of the first row whose rolling success
   (over the last ``success_window`` = 100 episodes) is >= ``--threshold``, counting only
@@ -86,6 +92,7 @@ from training.compare_runs import (
     latest_metrics,
     load_baseline,
     parameter_count,
+    prior_run,
     run_code_version,
     run_config,
     settings_differ,
@@ -135,6 +142,12 @@ def arguments() -> argparse.ArgumentParser:
                         "--min-episodes episodes, the test the table uses) instead of "
                         "spending the whole budget: for studies of episodes to threshold "
                         "at large budgets; the table then has no 'lowest success after'")
+    p.add_argument("--resume", action="store_true",
+                   help="keep the runs in --runs-dir that this study would train and that "
+                        "finished, continue those cut short from their newest checkpoint, "
+                        "and train the rest: a long study survives interruption (a resumed "
+                        "run starts fresh episodes, so it is not bit-identical to an "
+                        "uninterrupted one)")
     p.add_argument("--jobs", type=int, default=2, help="training processes at once")
     p.add_argument("--compile", action="store_true",
                    help="train with compile=true (torch.compile of the core's step: the "
@@ -217,7 +230,7 @@ def main(argv=None) -> dict:
     if a.no_train:
         metrics = {(r.task, r.core, r.seed): latest_metrics(r.folder) for r in runs}
     else:
-        metrics = train(runs, a.jobs)
+        metrics = train(runs, a.jobs, a.resume)
     # Evaluate the final checkpoints: one process per run (torch on one thread each).
     evaluated = in_processes(evaluate_lengths, metrics, a.jobs, "lengths", lengths,
                              a.eval_episodes) if lengths else {}
@@ -292,14 +305,25 @@ def main(argv=None) -> dict:
     return {"markdown": out / "compare.md", "summaries": summaries, "seconds": elapsed}
 
 
-def train(runs: list[Run], jobs: int) -> dict[tuple[str, str, int], Path]:
+def train(runs: list[Run], jobs: int, resume: bool = False
+          ) -> dict[tuple[str, str, int], Path]:
     """Train every run, ``jobs`` trainer subprocesses at once, longest budget first (better
-    packing); ``{(task, core, seed): metrics.csv}``."""
-    metrics = {}
-    order = sorted(runs, key=lambda r: -r.total_steps)
+    packing); ``{(task, core, seed): metrics.csv}``. With ``resume``, a finished run of
+    the same config is kept and a cut-short one continued (:func:`prior_run`)."""
+    metrics, todo = {}, []
+    for r in sorted(runs, key=lambda r: -r.total_steps):
+        what, path = prior_run(r) if resume else ("train", None)
+        if resume:
+            print(f"{r.task}/{r.core}/seed{r.seed}: "
+                  + {"done": f"finished, kept ({path})", "resume": f"continued ({path})",
+                     "train": "trained"}[what], file=sys.stderr, flush=True)
+        if what == "done":
+            metrics[r.task, r.core, r.seed] = path
+        else:
+            todo.append((r, path))
     with ThreadPoolExecutor(jobs) as pool, \
-            tqdm(total=len(runs), unit="run", desc="compare") as bar:
-        futures = {pool.submit(execute, r): r for r in order}
+            tqdm(total=len(todo), unit="run", desc="compare") as bar:
+        futures = {pool.submit(execute, r, path): r for r, path in todo}
         for fut in as_completed(futures):
             r = futures[fut]
             metrics[r.task, r.core, r.seed] = fut.result()

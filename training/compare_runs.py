@@ -136,20 +136,75 @@ def code_version() -> str:
     return head + ("+dirty" if dirty else "")
 
 
-def execute(run: Run) -> Path:
-    """Train one run in a subprocess; return its new ``metrics.csv``. The code version
-    at launch goes to ``code_version.txt`` in the run's folder."""
+# Config keys a run may differ in from the config a study would train it with and still
+# count as that run (--resume): where it ran, not what it learned.
+_PLACE = ("run_dir", "device", "vector_env")
+
+
+def prior_run(run: Run) -> tuple[str, Path | None]:
+    """What ``training.compare --resume`` does with a run's seed folder, from its newest
+    run: ``("done", metrics.csv)`` when that was trained with exactly the config this
+    run would get and finished (spent the budget, or stopped at its stop_at_success);
+    ``("resume", run folder)`` when it matches but was cut short (it continues from its
+    newest checkpoint); ``("train", None)`` otherwise (no run, no checkpoint yet, or
+    other settings: a new run beside it)."""
+    import csv
+
+    try:
+        metrics = latest_metrics(run.folder)
+    except FileNotFoundError:
+        return "train", None
+    cmd = train_command(run)
+    sets = [cmd[i + 1] for i, x in enumerate(cmd) if x == "--set"]
+    import yaml
+
+    want = yaml.safe_load(yaml.safe_dump(TrainConfig.load(run.config).override(  # as written
+        sets + [f"seed={run.seed}", f"total_steps={run.total_steps}"]).to_dict()))
+    try:
+        got = run_config(metrics)
+        with open(metrics, newline="") as f:
+            rows = list(csv.DictReader(f))
+    except (OSError, ValueError):
+        return "train", None
+    if not isinstance(got, dict) or any(got.get(k) != v for k, v in want.items()
+                                        if k not in _PLACE):
+        return "train", None
+    if rows:
+        last = rows[-1]
+        spent = int(last["global_step"]) >= run.total_steps
+        stopped = (run.stop_at > 0 and last["success"] not in ("", "nan")
+                   and float(last["success"]) >= run.stop_at
+                   and int(last["episodes"]) >= run.stop_min_episodes)
+        if spent or stopped:
+            return "done", metrics
+    if not any((metrics.parent / "checkpoints").glob("*.pt")):
+        return "train", None
+    return "resume", metrics.parent
+
+
+def execute(run: Run, resume: Path | None = None) -> Path:
+    """Train one run in a subprocess (or continue the cut-short run ``resume`` from its
+    newest checkpoint); return its ``metrics.csv``. The code version at launch goes to
+    ``code_version.txt`` in the run's folder (a resume adds the one it continued at)."""
     run.folder.mkdir(parents=True, exist_ok=True)
     before = set(run.folder.iterdir())
     version = code_version()
     log = run.folder / "train.log"
-    with open(log, "w") as f:
-        rc = subprocess.run(train_command(run), stdout=f, stderr=subprocess.STDOUT,
+    cmd = train_command(run) if resume is None else [
+        sys.executable, "-m", f"training.{TrainConfig.load(run.config).algo}", "--resume",
+        str(resume), "--no-progress", "--set", "threads=1"]
+    with open(log, "a" if resume else "w") as f:
+        rc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT,
                             env={**os.environ, "OMP_NUM_THREADS": "1"}, check=False).returncode
     if rc != 0:
         tail = "\n".join(log.read_text().splitlines()[-15:])
         raise RuntimeError(f"{run.task}/{run.core}/seed{run.seed} failed (exit {rc}); "
                            f"{log}:\n{tail}")
+    if resume is not None:
+        was = run_code_version(resume / "metrics.csv")
+        if was != version:
+            (resume / "code_version.txt").write_text(f"{was}, resumed at {version}\n")
+        return resume / "metrics.csv"
     new = [p for p in set(run.folder.iterdir()) - before if (p / "metrics.csv").is_file()]
     if len(new) != 1:
         raise RuntimeError(f"expected one new run folder in {run.folder}, found {new}")
