@@ -158,16 +158,20 @@ def prior_run(run: Run) -> tuple[str, Path | None]:
     sets = [cmd[i + 1] for i, x in enumerate(cmd) if x == "--set"]
     import yaml
 
-    want = yaml.safe_load(yaml.safe_dump(TrainConfig.load(run.config).override(  # as written
-        sets + [f"seed={run.seed}", f"total_steps={run.total_steps}"]).to_dict()))
-    try:
-        got = run_config(metrics)
+    from training.config import ConfigError
+
+    def written(cfg: TrainConfig) -> dict:  # as config.yaml holds it
+        return yaml.safe_load(yaml.safe_dump(cfg.to_dict()))
+
+    want = written(TrainConfig.load(run.config).override(
+        sets + [f"seed={run.seed}", f"total_steps={run.total_steps}"]))
+    try:  # loaded as a config: a key added since the run has its default, the old way
+        got = written(TrainConfig.load(metrics.parent / "config.yaml"))
         with open(metrics, newline="") as f:
             rows = list(csv.DictReader(f))
-    except (OSError, ValueError):
+    except (OSError, ValueError, ConfigError):
         return "train", None
-    if not isinstance(got, dict) or any(got.get(k) != v for k, v in want.items()
-                                        if k not in _PLACE):
+    if any(got.get(k) != v for k, v in want.items() if k not in _PLACE):
         return "train", None
     if rows:
         last = rows[-1]
