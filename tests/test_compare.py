@@ -354,6 +354,16 @@ def test_each_memory_row_is_compared_with_the_better_of_lstm_and_gru(tmp_path):
     md = compare_report.task_report("t", {"dnc": results["dnc"], "lstm": results["lstm"]}, 0.9,
                                     "env")
     assert "**DNC/LSTM episodes to 0.9: 0.34** (mean over seeds" in md
+    # A variant (a training practice, e.g. -ctx) is compared with the LSTM and GRU rows
+    # of the same practice where the table has them, never with the plain ones.
+    ctx = {**results, "dnc-ctx": [run("c1", 400), run("c2", 400)],
+           "lstm-ctx": [run("lc1", 300), run("lc2", 300)],
+           "gru-ctx": [run("gc1", 800), run("gc2", 800)]}
+    assert compare_stats.ratio_pairs(ctx) == [("dnc", "gru"), ("dnc-mds", "gru"),
+                                              ("dnc-ctx", "lstm-ctx")]
+    md = compare_report.task_report("t", ctx, 0.9, "env")
+    assert ("**DNC-CTX/LSTM-CTX episodes to 0.9: 1.33** (lstm-ctx: the better of gru-ctx, "
+            "lstm-ctx by mean episodes)") in md
 
 
 def test_fast_adaptation_evaluates_steps_per_trial_and_caches_them(tmp_path):

@@ -11,8 +11,8 @@ import numpy as np
 
 from training.compare_stats import (
     CLAIMED_RATIO,
-    RNN_ROWS,
     RunSummary,
+    baselines_of,
     censored_episodes,
     episode_ratio,
     permutation_p,
@@ -184,8 +184,9 @@ def task_report(task: str, results: dict[str, list[RunSummary]], threshold: floa
             test = (f"The difference of the means is {'' if p < 0.05 else 'not '}"
                     f"significant at 5% (two-sided exact permutation test, p = {p:.3f}, "
                     f"{len(dnc)} vs {len(lstm)} seeds).")
-        best = (f" ({rnn}: the better of {', '.join(sorted(RNN_ROWS & results.keys()))} by mean "
-                f"episodes)" if len(RNN_ROWS & results.keys()) > 1 else "")
+        rnns = baselines_of(mem, results)
+        best = (f" ({rnn}: the better of {', '.join(sorted(rnns))} by mean "
+                f"episodes)" if len(rnns) > 1 else "")
         lines.append(f"**{mem.upper()}/{rnn.upper()} episodes to {threshold:g}: {ratio:.2f}**"
                      f"{best} (mean over seeds; {counted}; the claim is ≈ {CLAIMED_RATIO}) — "
                      f"{verdict(ratio, dnc, lstm, (mem.upper(), rnn.upper()))}. {test}")

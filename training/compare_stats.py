@@ -132,15 +132,33 @@ def verdict(ratio: float, dnc: list[RunSummary], lstm: list[RunSummary],
 RNN_ROWS = {"lstm", "gru"}  # the plain recurrent baselines of the claim
 
 
+def _label(row: str) -> str:
+    """A row's variant label (``dnc-ctx`` -> ``ctx``; a plain core: "")."""
+    return row.split("-", 1)[1] if "-" in row else ""
+
+
+def baselines_of(row: str, results: dict[str, list]) -> list[str]:
+    """The LSTM and GRU rows a memory row is compared with: those of its own variant
+    label where there are any (``dnc-ctx`` against ``lstm-ctx`` and ``gru-ctx``: the same
+    training practice), else the plain ``lstm`` and ``gru``."""
+    rnns = [k for k in results if k.split("-", 1)[0] in RNN_ROWS]
+    same = [k for k in rnns if _label(k) == _label(row)]
+    return same or [k for k in rnns if k in RNN_ROWS]
+
+
 def ratio_pairs(results: dict[str, list]) -> list[tuple[str, str]]:
-    """(memory row, baseline row) for the claim's ratio lines: every row that is not a
-    plain LSTM or GRU against the better of those present (fewer mean episodes to the
-    threshold, unreached seeds counted at their total)."""
-    rnns = [k for k in results if k in RNN_ROWS]
-    if not rnns:
-        return []
-    best = min(rnns, key=lambda k: (np.mean(censored_episodes(results[k])), k))
-    return [(k, best) for k in results if k not in RNN_ROWS]
+    """(memory row, baseline row) for the claim's ratio lines: every row that is not an
+    LSTM or GRU against the better of its baselines (:func:`baselines_of`; fewer mean
+    episodes to the threshold, unreached seeds counted at their total)."""
+    pairs = []
+    for k in results:
+        if k.split("-", 1)[0] in RNN_ROWS:
+            continue
+        rnns = baselines_of(k, results)
+        if rnns:
+            pairs.append((k, min(rnns, key=lambda r: (np.mean(censored_episodes(results[r])),
+                                                      r))))
+    return pairs
 
 
 
