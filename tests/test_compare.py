@@ -453,8 +453,7 @@ def test_resume_keeps_finished_runs_continues_cut_short_ones_and_retrains_change
     try:
         end = time.monotonic() + 120
         while not list(run.folder.glob("*/checkpoints/*.pt")) and time.monotonic() < end:
-            time.sleep(0.2)
-        time.sleep(1.0)
+            time.sleep(0.1)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()

@@ -265,8 +265,8 @@ def main(argv=None) -> dict:
         # which may differ from today's config files under --no-train.
         used = {core: [run_config(metrics[task, core, s]) for s in seeds] for core in cores}
         for core in cores:  # a run that stopped at the threshold has no "after"
-            for r, u in zip(results[core], used[core]):
-                if r.reached and u.get("stop_at_success", 0) > 0:
+            for r in results[core]:
+                if stopped_there(r, budgets[task]):
                     r.lowest_after = None
         c = used[cores[0]][0]
         env_line = describe_runs(task, cores, seeds, metrics, used, paths, configs,
@@ -371,15 +371,21 @@ def describe_runs(task: str, cores: list[str], seeds, metrics: dict, used: dict,
         line += (f" **The config files have changed since these runs (keys: "
                  f"{', '.join(changed)}); the settings above are the runs' own.**")
     per_update = c["num_envs"] * c["rollout_steps"]
-    short = sorted({r.total_steps for core, rs in results.items()
-                    for r, u in zip(rs, used[core])
+    short = sorted({r.total_steps for rs in results.values() for r in rs
                     if not budget <= r.total_steps < budget + per_update
-                    and not (r.reached and u.get("stop_at_success", 0) > 0)})
+                    and not stopped_there(r, budget)})
     if short:  # e.g. --no-train over runs trained with another budget, or cut short
         line += f" **Runs that did not spend this budget: {short} env steps.**"
     versions = sorted({run_code_version(metrics[task, core, seed]) for core in cores
                        for seed in seeds})
     return line + f" Code version(s) at launch: {', '.join(versions)}."
+
+
+def stopped_there(r, budget: int) -> bool:
+    """A run that ended before its budget at the row where it reached the threshold: it
+    stopped there (--stop-at-threshold), so it has no "after" and did not miss its
+    budget."""
+    return r.reached and r.steps_to_threshold == r.total_steps < budget
 
 
 def stop_line(metrics: dict) -> str:
