@@ -325,7 +325,8 @@ def train(cfg: TrainConfig, update_fn: Update,
                            memory_stats(policy.core, carry.state),
                            force=global_step >= cfg.total_steps)
             # Pooled figures: every process takes the same decision (no DDP deadlock).
-            stop = (cfg.stop_at_success > 0 and n_success >= cfg.stop_min_episodes * world
+            needed = min(cfg.success_window, cfg.stop_min_episodes) * world
+            stop = (cfg.stop_at_success > 0 and n_success >= needed
                     and success >= cfg.stop_at_success)
             if rank == 0 and (global_step - last_ckpt_step >= cfg.checkpoint_every
                               or global_step >= cfg.total_steps or stop):
