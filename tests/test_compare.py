@@ -364,6 +364,12 @@ def test_each_memory_row_is_compared_with_the_better_of_lstm_and_gru(tmp_path):
     md = compare_report.task_report("t", ctx, 0.9, "env")
     assert ("**DNC-CTX/LSTM-CTX episodes to 0.9: 1.33** (lstm-ctx: the better of gru-ctx, "
             "lstm-ctx by mean episodes)") in md
+    # A core variant trained with the context (dnc-mds-ctx) is compared with the -ctx
+    # baselines too, and the plain variant (dnc-mds) still with the plain ones.
+    ctx["dnc-mds-ctx"] = [run("mc1", 150), run("mc2", 150)]
+    assert compare_stats.ratio_pairs(ctx)[-2:] == [("dnc-ctx", "lstm-ctx"),
+                                                   ("dnc-mds-ctx", "lstm-ctx")]
+    assert compare_stats.baselines_of("dnc-mds", ctx) == ["lstm", "gru"]
 
 
 def test_fast_adaptation_evaluates_steps_per_trial_and_caches_them(tmp_path):

@@ -140,10 +140,14 @@ def _label(row: str) -> str:
 def baselines_of(row: str, results: dict[str, list]) -> list[str]:
     """The LSTM and GRU rows a memory row is compared with: those of its own variant
     label where there are any (``dnc-ctx`` against ``lstm-ctx`` and ``gru-ctx``: the same
-    training practice), else the plain ``lstm`` and ``gru``."""
+    training practice), else those whose label ends the row's (``dnc-mds-ctx``, a core
+    variant trained with the context, against ``lstm-ctx`` and ``gru-ctx``), else the
+    plain ``lstm`` and ``gru``."""
     rnns = [k for k in results if k.split("-", 1)[0] in RNN_ROWS]
-    same = [k for k in rnns if _label(k) == _label(row)]
-    return same or [k for k in rnns if k in RNN_ROWS]
+    label = _label(row)
+    same = [k for k in rnns if _label(k) == label]
+    ending = [k for k in rnns if _label(k) and label.endswith("-" + _label(k))]
+    return same or ending or [k for k in rnns if k in RNN_ROWS]
 
 
 def ratio_pairs(results: dict[str, list]) -> list[tuple[str, str]]:
