@@ -8,8 +8,9 @@ import torch
 from gymnasium import spaces
 
 from training.a2c import a2c_loss
-from training.rollout import (Context, EpisodeTracker, collect_rollout, compute_gae, replay,
-                              rollout_advantages, start_carry, to_sequences)
+from training.rollout import (Context, EpisodeTracker, RewardScaler, collect_rollout,
+                              compute_gae, replay, rollout_advantages, start_carry,
+                              to_sequences)
 from training.runner import build_policy, make_envs
 from training.config import TrainConfig
 from training.spaces import ObsFlattener, action_spec, to_env_actions
@@ -121,6 +122,34 @@ def test_rollout_masks_autoreset_rows_and_sets_resets(truncate):
     assert (r.obs[[3, 7], :, 0] == 3.0).all() and (r.obs[[4, 8], :, 0] == 0.0).all()
     assert tracker.episodes == 4 and list(tracker.returns) == [3.0] * 4
     assert list(tracker.successes) == [1.0] * 4
+    envs.close()
+
+
+@pytest.mark.parametrize("truncate", [False, True])
+def test_reward_scaler_divides_by_the_std_of_the_discounted_return_carried_per_env(truncate):
+    # normalize_rewards, on the real vector env: episodes of 3 rewards of 1 (γ = 0.9), so
+    # the discounted returns of the real rows are 1, 1.9, 2.71, 1, ... whichever way the
+    # episode ends, and rollouts of 5 steps cut episodes: the return carries over.
+    cfg, envs, flatten, policy = chain_setup(truncate, length=3)
+    carry = start_carry(policy, envs, [0, 1], torch.device("cpu"))
+    scaler = RewardScaler(2, 0.9)
+    r1, carry = collect(policy, envs, carry, 5, flatten)
+    r2, carry = collect(policy, envs, carry, 5, flatten)
+    # Rows of the two rollouts: 1, 1.9, 2.71, (autoreset), 1 | 1.9, 2.71, (autoreset), 1, 1.9
+    first, second = [1.0, 1.9, 2.71, 1.0], [1.9, 2.71, 1.0, 1.9]
+    raw1, raw2 = r1.rewards.clone(), r2.rewards.clone()
+    scaler.scale_(r1)
+    g = np.array(first * 2)  # both envs
+    assert float(scaler.stats.count) == 8
+    np.testing.assert_allclose(float(scaler.stats.mean[0]), g.mean(), rtol=1e-12)
+    np.testing.assert_allclose(float(scaler.stats.var[0]), g.var(), rtol=1e-12)
+    torch.testing.assert_close(r1.rewards, raw1 / np.sqrt(g.var() + 1e-8))
+    scaler.scale_(r2)
+    g = np.array((first + second) * 2)
+    assert float(scaler.stats.count) == 16
+    np.testing.assert_allclose(float(scaler.stats.var[0]), g.var(), rtol=1e-12)
+    torch.testing.assert_close(r2.rewards, raw2 / np.sqrt(g.var() + 1e-8))
+    assert (r2.rewards * (1 - r2.valid)).abs().sum() == 0  # an autoreset row stays 0
     envs.close()
 
 

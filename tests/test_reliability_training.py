@@ -81,6 +81,23 @@ def copy_run(base_run: Path, tmp_path: Path, name="run") -> Path:
     return Path(shutil.copytree(base_run, tmp_path / name))
 
 
+def test_normalize_rewards_statistics_are_checkpointed_and_continued_by_a_resume(tmp_path):
+    # Off by default: no statistics in the checkpoint.
+    plain = train(tiny(tmp_path / "plain", "total_steps=32"), progress=False)
+    assert ckpt_io.load(plain["checkpoint"])["reward_norm"] is None
+    # On: a session of 64 env steps folds in at most 64 returns (one per real row), so a
+    # resumed run holding more than 64 has continued the first session's statistics.
+    first = train(tiny(tmp_path / "norm", "normalize_rewards=true", "total_steps=64"),
+                  progress=False)
+    n1 = float(ckpt_io.load(first["checkpoint"])["reward_norm"]["count"])
+    assert 0 < n1 <= 64
+    cfg = TrainConfig.from_dict(ckpt_io.load(first["checkpoint"])["config"])
+    again = train(cfg.override(["total_steps=128"]), resume=first["run_dir"], progress=False)
+    norm = ckpt_io.load(again["checkpoint"])["reward_norm"]
+    assert 64 < float(norm["count"]) <= n1 + 64
+    assert float(norm["var"][0]) > 0
+
+
 # -- 1. resume writes the run it was given -------------------------------------------------
 def test_resume_continues_in_the_folder_given_never_the_one_stored(tmp_path, monkeypatch):
     work, elsewhere = tmp_path / "a", tmp_path / "b"
@@ -410,6 +427,18 @@ def test_broken_checkpoint_contents_are_one_line_checkpoint_errors(base_run, tmp
       "infinite values")),
     (lambda ck: ck["optimizer_state"]["state"][3]["exp_avg_sq"].fill_(float("inf")),
      "cannot be resumed: optimiser state 'core.cell.bias_hh.exp_avg_sq' holds NaN"),
+    (lambda ck: ck.update(reward_norm=[1.0]),
+     "cannot be resumed: reward_norm is list [1.0], expected None or a dict of mean, var, count"),
+    (lambda ck: ck.update(reward_norm={"mean": torch.zeros(1, dtype=torch.float64),
+                                       "var": torch.tensor([-1.0], dtype=torch.float64),
+                                       "count": torch.tensor(3.0, dtype=torch.float64)}),
+     "reward_norm['var'] is Tensor tensor([-1.], dtype=torch.float64), expected a finite "
+     "float64 tensor of shape [1] >= 0"),
+    (lambda ck: ck.update(reward_norm={"mean": torch.zeros(2, dtype=torch.float64),
+                                       "var": torch.ones(1, dtype=torch.float64),
+                                       "count": torch.tensor(3.0, dtype=torch.float64)}),
+     "reward_norm['mean'] is Tensor tensor([0., 0.], dtype=torch.float64), expected a "
+     "finite float64 tensor of shape [1]"),
     (lambda ck: ck.update(episodes="x"), "cannot be resumed: episodes is str 'x', expected a dict"),
     (lambda ck: ck["episodes"].update(count="x"),
      "episodes['count'] is 'x', expected an integer >= 0"),

@@ -336,10 +336,10 @@ def _is_number(value: Any) -> bool:
 def training_state_problem(ckpt: dict) -> str | None:
     """What is wrong with the fields only ``--resume`` uses (None when nothing is): the
     update counter, the optimiser state's layout, the RNG states (tried on the generator,
-    then the generator put back) and the episode figures. Whether the optimiser state
-    fits the policy, and holds no NaN or infinity (named by the parameter it belongs to),
-    is checked when it is loaded into the optimiser (:func:`training.runner.train`),
-    still before anything is written."""
+    then the generator put back), the reward scaler's statistics and the episode
+    figures. Whether the optimiser state fits the policy, and holds no NaN or infinity
+    (named by the parameter it belongs to), is checked when it is loaded into the
+    optimiser (:func:`training.runner.train`), still before anything is written."""
     update = ckpt["update"]
     if not _is_count(update):
         return f"update is {update!r}, expected an integer >= 0"
@@ -380,6 +380,18 @@ def training_state_problem(ckpt: dict) -> str | None:
                 return f"cuda_rng_state is not a CUDA generator state: {_one_line(e)}"
             finally:
                 torch.cuda.set_rng_state(saved)
+    norm = ckpt.get("reward_norm")  # normalize_rewards' statistics (None: off, or older)
+    if norm is not None:
+        shapes = {"mean": (1,), "var": (1,), "count": ()}
+        if not isinstance(norm, dict) or set(norm) != set(shapes):
+            return f"reward_norm is {_describe(norm)}, expected None or a dict of mean, var, count"
+        for name, shape in shapes.items():
+            v = norm[name]
+            if not (isinstance(v, torch.Tensor) and v.dtype == torch.float64
+                    and tuple(v.shape) == shape and bool(torch.isfinite(v).all())
+                    and bool((v >= 0).all() or name == "mean")):
+                return (f"reward_norm[{name!r}] is {_describe(v)}, expected a finite float64 "
+                        f"tensor of shape {list(shape)}" + ("" if name == "mean" else " >= 0"))
     episodes = ckpt.get("episodes")
     if episodes is None:  # older checkpoints: the figures start from 0 and empty
         return None

@@ -82,6 +82,10 @@ class TrainConfig:
     entropy_coef: float = 0.01
     max_grad_norm: float = 0.5
     normalize_obs: bool = True
+    # Divide rewards by the running std of the discounted return (gymnasium's
+    # NormalizeReward, SB3's VecNormalize): for envs of large returns (CartPolePO's 500),
+    # whose value loss would otherwise drown the policy's. See docs/TRAINING.md.
+    normalize_rewards: bool = False
     # Per-update (A2C) or per-minibatch (PPO) advantage normalisation: off for both
     # trainers, whose defaults learned faster and more stably without it (issue11.md)
     normalize_advantages: bool = False

@@ -68,6 +68,49 @@ def rollout_advantages(r: "Rollout", gamma: float, lam: float) -> Tensor:
                        gamma, lam)
 
 
+class RewardScaler:
+    """``normalize_rewards``: every reward divided by the running standard deviation of
+    the discounted return, as gymnasium's ``NormalizeReward`` and SB3's ``VecNormalize``
+    scale them (no mean is subtracted, so each reward keeps its sign and a reward of 0
+    stays 0). The return is accumulated per env (``G = γ G + r`` on every real row, back
+    to 0 after each episode's last row) and its statistics (``stats``, a
+    :class:`~dnc_core.policy.RunningNorm` of size 1, in float64) take each rollout's
+    returns before that rollout's rewards are scaled. Only the losses see scaled rewards:
+    the episode returns the tracker logs are the env's."""
+
+    def __init__(self, num_envs: int, gamma: float, device: torch.device | None = None):
+        from dnc_core.policy import RunningNorm
+
+        self.gamma = float(gamma)
+        self.stats = RunningNorm(1).to(device)
+        self.ret = torch.zeros(num_envs, dtype=torch.float64, device=device)
+
+    def returns(self, r: "Rollout") -> Tensor:
+        """The discounted return so far at every real row of ``r``, ``[n]`` float64
+        (advancing the per-env accumulator)."""
+        out = []
+        for t in range(r.steps):  # an autoreset row (not real) follows an end: G is 0 there
+            self.ret = self.ret * self.gamma + r.rewards[t] * r.valid[t]
+            out.append(self.ret[r.valid[t] > 0])
+            self.ret = self.ret * (1.0 - torch.maximum(r.terminated[t], r.truncated[t]))
+        return torch.cat(out)
+
+    @property
+    def std(self) -> float:
+        return float(torch.sqrt(self.stats.var[0] + self.stats.eps))
+
+    def scale_(self, r: "Rollout", fold=None) -> None:
+        """Fold ``r``'s returns into the statistics (``fold(stats, returns [n, 1])``, e.g.
+        pooled over processes; default: this process's alone), then divide ``r.rewards``
+        in place by the standard deviation."""
+        g = self.returns(r)[:, None]
+        if fold is None:
+            self.stats.update(g)
+        else:
+            fold(self.stats, g)
+        r.rewards = (r.rewards / self.std).to(r.rewards.dtype)
+
+
 # --------------------------------------------------------------------------------------
 # Episode statistics
 # --------------------------------------------------------------------------------------

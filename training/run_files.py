@@ -208,10 +208,13 @@ def restore_rng(ckpt: dict, cfg: TrainConfig, rank: int, device: torch.device) -
 
 def save_checkpoint(cfg: TrainConfig, policy: ActorCritic, optimizer, run_dir: Path,
                     flatten: ObsFlattener, obs_space, action_space, global_step: int,
-                    update: int, tracker: EpisodeTracker | None = None) -> Path:
+                    update: int, tracker: EpisodeTracker | None = None,
+                    scaler=None) -> Path:
     """Atomically write ``checkpoints/step_<n>.pt``, then ``checkpoints/latest.pt``.
     Refuses (:class:`training.checkpoint.NonFiniteError`, nothing written) weights or an
-    optimiser state holding a NaN or an infinity."""
+    optimiser state holding a NaN or an infinity. ``scaler``: the run's
+    :class:`~training.rollout.RewardScaler` (``normalize_rewards``), whose statistics a
+    resume continues."""
     ckpt_io.check_finite(policy, optimizer, f" before the checkpoint at step {global_step}")
     episodes = {"count": tracker.episodes, "returns": list(tracker.returns),
                 "lengths": list(tracker.lengths),
@@ -225,6 +228,8 @@ def save_checkpoint(cfg: TrainConfig, policy: ActorCritic, optimizer, run_dir: P
             "action_space": describe_space(action_space), "obs_dim": flatten.dim,
             "global_step": global_step, "update": update, "config": cfg.to_dict(),
             "episodes": episodes,
+            "reward_norm": ({k: v.detach().cpu() for k, v in scaler.stats.state_dict().items()}
+                            if scaler is not None else None),
             "torch_rng_state": torch.get_rng_state(),
             "cuda_rng_state": torch.cuda.get_rng_state() if torch.cuda.is_available() else None,
             "run_dir": str(run_dir),

@@ -47,7 +47,8 @@ from dnc_core.policy import NonFiniteDistribution
 from training import checkpoint as ckpt_io
 from training.config import ConfigError, TrainConfig, compile_enabled, resolve
 from training.envs import env_spec, make_env
-from training.rollout import Context, EpisodeTracker, Rollout, collect_rollout, start_carry
+from training.rollout import (Context, EpisodeTracker, RewardScaler, Rollout, collect_rollout,
+                              start_carry)
 from training.run_files import (RunLogger, load_training_state, new_run_dir, restore_episodes,
                                 restore_rng, save_checkpoint, write_config)
 from training.spaces import ObsFlattener, action_spec
@@ -256,6 +257,10 @@ def train(cfg: TrainConfig, update_fn: Update,
         raise ConfigError(f"env_kwargs: {cfg.env} refuses {cfg.env_kwargs}: "
                           f"{' '.join(str(e).split())}") from None
     tracker = EpisodeTracker(cfg.num_envs, cfg.success_window)
+    scaler = RewardScaler(cfg.num_envs, cfg.gamma, device) if cfg.normalize_rewards else None
+    if scaler is not None and resumed and resumed.get("reward_norm"):
+        # The statistics go on; the per-env returns restart with the fresh episodes.
+        scaler.stats.load_state_dict(resumed["reward_norm"])
     if resumed and rank == 0:  # the saved figures are rank 0's
         restore_episodes(tracker, resumed)
 
@@ -296,6 +301,8 @@ def train(cfg: TrainConfig, update_fn: Update,
             try:
                 rollout, carry = collect_rollout(policy, envs, carry, cfg.rollout_steps,
                                                  flatten, action_space, cfg.window, tracker)
+                if scaler is not None:  # normalize_rewards: before GAE sees them
+                    scaler.scale_(rollout, lambda norm, x: _fold(norm, x, world, device))
                 if cfg.bptt_context:  # the previous rollout's last steps, replayed first
                     rollout.context = tail or Context.before_first(rollout, cfg.bptt_context)
                     tail = Context.of(rollout, cfg.bptt_context)
@@ -306,7 +313,7 @@ def train(cfg: TrainConfig, update_fn: Update,
                     + (f"the last good checkpoint is {str(good)!r} (resume it with a lower "
                        f"lr or max_grad_norm)" if good else "no checkpoint yet")) from None
             if cfg.normalize_obs:  # after the update: constant within a rollout
-                _update_normaliser(policy, rollout.obs.reshape(-1, flatten.dim), world, device)
+                _fold(policy.obs_norm, rollout.obs.reshape(-1, flatten.dim), world, device)
             update += 1
             global_step += steps_per_update
             try:  # a diverged update stops the run before it is logged or saved
@@ -332,7 +339,7 @@ def train(cfg: TrainConfig, update_fn: Update,
                               or global_step >= cfg.total_steps or stop):
                 latest = good = save_checkpoint(cfg, policy, optimizer, run_dir, flatten,
                                                 obs_space, action_space, global_step, update,
-                                                tracker)
+                                                tracker, scaler)
                 last_ckpt_step = global_step
                 if config_pending:  # with the first checkpoint of a resumed session
                     write_config(run_dir, cfg)
@@ -363,12 +370,12 @@ def _rolling(window: deque, world: int, device: torch.device | None = None
     return (float(s[0] / s[1]) if s[1] > 0 else float("nan")), int(s[1])
 
 
-def _update_normaliser(policy: ActorCritic, obs: torch.Tensor, world: int,
-                       device: torch.device) -> None:
-    """Fold this rollout's observations into the normaliser; with several processes,
+def _fold(norm, x: torch.Tensor, world: int, device: torch.device) -> None:
+    """Fold a batch ``x [n, d]`` into ``norm`` (a :class:`~dnc_core.policy.RunningNorm`:
+    the observation normaliser, the reward scaler's statistics); with several processes,
     every process folds in every process's (count, mean, variance) in rank order, the
     same parallel-Welford path as one process, so all stay identical."""
-    x = obs.to(device=device, dtype=torch.float64)
+    x = x.to(device=device, dtype=torch.float64)
     moments = torch.cat([torch.tensor([float(len(x))], dtype=torch.float64, device=device),
                          x.mean(0), x.var(0, unbiased=False)])
     parts = [moments]
@@ -377,7 +384,7 @@ def _update_normaliser(policy: ActorCritic, obs: torch.Tensor, world: int,
         dist.all_gather(parts, moments)
     d = x.shape[1]
     for m in parts:
-        policy.obs_norm.update_moments(m[0], m[1:1 + d], m[1 + d:])
+        norm.update_moments(m[0], m[1:1 + d], m[1 + d:])
 
 
 def cli(algo: str, update_fn: Update, doc: str, argv=None) -> dict:
