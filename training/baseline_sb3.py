@@ -16,7 +16,9 @@ what an env without ``is_success``, such as POPGym's, is compared by), and env s
 the whole run (``torch`` threads as given). The same definitions as ``training.compare``.
 ``--out FILE.jsonl`` also writes the lines there (for ``training.compare --baseline``).
 POPGym: ``--env popgym:popgym-RepeatPreviousEasy-v0 --env-kwargs '{}'`` (``popgym`` in the
-same venv).
+same venv). ``--normalize`` wraps the envs in sb3's ``VecNormalize`` (observations and
+rewards, gamma 0.98), as the RL Zoo's ``normalize: True`` does for CartPoleNoVel; the
+returns reported are still the env's (sb3's Monitor sits inside it).
 """
 
 from __future__ import annotations
@@ -52,10 +54,13 @@ def main(argv=None) -> list[dict]:
     p.add_argument("--threshold", type=float, default=0.9)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", help="also write the result lines to this .jsonl file")
+    p.add_argument("--normalize", action="store_true",
+                   help="VecNormalize the envs (observations and rewards)")
     a = p.parse_args(argv)
     from sb3_contrib import RecurrentPPO
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import VecNormalize
 
     torch.set_num_threads(a.threads)
     kwargs = json.loads(a.env_kwargs)
@@ -84,6 +89,8 @@ def main(argv=None) -> list[dict]:
     for seed in (int(s) for s in a.seeds.split(",")):
         envs = make_vec_env(lambda: one_hot_obs(gym.make(a.env, **kwargs)), n_envs=16,
                             seed=seed)
+        if a.normalize:
+            envs = VecNormalize(envs, gamma=0.98)
         model = RecurrentPPO("MlpLstmPolicy", envs, n_steps=32, batch_size=256, n_epochs=20,
                              gamma=0.98, gae_lambda=0.98, learning_rate=linear(1e-3),
                              clip_range=linear(0.2), ent_coef=0.0, seed=seed, verbose=0,
@@ -101,7 +108,7 @@ def main(argv=None) -> list[dict]:
                "min_after": min(after) if after else None,
                "final_success": cb.curve[-1][2] if cb.curve and cb.has_success else None,
                "final_return": sum(cb.returns) / len(cb.returns) if cb.returns else None,
-               "env": a.env, "env_kwargs": kwargs,
+               "env": a.env, "env_kwargs": kwargs, "normalize": a.normalize,
                "episodes": cb.episodes, "steps": model.num_timesteps,
                "steps_per_s": model.num_timesteps / seconds, "parameters": params}
         results.append(res)
