@@ -376,15 +376,18 @@ def _fold(norm, x: torch.Tensor, world: int, device: torch.device) -> None:
     every process folds in every process's (count, mean, variance) in rank order, the
     same parallel-Welford path as one process, so all stay identical."""
     x = x.to(device=device, dtype=torch.float64)
+    empty = torch.zeros(x.shape[1], dtype=torch.float64, device=device)  # no row: no moments
     moments = torch.cat([torch.tensor([float(len(x))], dtype=torch.float64, device=device),
-                         x.mean(0), x.var(0, unbiased=False)])
+                         x.mean(0) if len(x) else empty,
+                         x.var(0, unbiased=False) if len(x) else empty])
     parts = [moments]
     if world > 1:
         parts = [torch.zeros_like(moments) for _ in range(world)]
         dist.all_gather(parts, moments)
     d = x.shape[1]
     for m in parts:
-        norm.update_moments(m[0], m[1:1 + d], m[1 + d:])
+        if m[0] > 0:  # e.g. a one-step rollout of autoreset rows only (reward returns)
+            norm.update_moments(m[0], m[1:1 + d], m[1 + d:])
 
 
 def cli(algo: str, update_fn: Update, doc: str, argv=None) -> dict:
