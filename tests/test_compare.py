@@ -169,10 +169,15 @@ def test_per_task_thresholds_and_budgets():
 
 def test_every_task_gives_its_cores_the_same_settings():
     from training.config import TrainConfig
-    # ppo_tmaze_dm compares deepmind/dnc's training practices, and ppo_tmaze100's dnc-ctx
-    # row a context before each gradient window: their rows differ in exactly the setting
-    # each one tries.
-    practices = {"ppo_tmaze_dm": ["optimizer"], "ppo_tmaze100": ["bptt_context"]}
+    # ppo_tmaze_dm compares deepmind/dnc's training practices, ppo_tmaze100's, ppo_maze's
+    # and ppo_memorynav's -ctx rows a context before each gradient window (MemoryNav's with
+    # longer rollouts, the window, too), ppo_cartpole_po's -rnorm
+    # rows reward normalisation (with PPO's default value_coef in place of the lowered
+    # one): their rows differ in exactly the settings each one tries.
+    practices = {"ppo_tmaze_dm": ["optimizer"], "ppo_tmaze100": ["bptt_context"],
+                 "ppo_maze": ["bptt_context"],
+                 "ppo_memorynav": ["bptt_context", "rollout_steps"],
+                 "ppo_cartpole_po": ["normalize_rewards", "value_coef"]}
     for task, cores in compare_runs.available_configs().items():
         paths = compare_runs.config_paths([task], cores)
         differ = compare_runs.settings_differ([TrainConfig.load(p) for p in paths.values()])
