@@ -11,7 +11,7 @@ from training.a2c import a2c_loss
 from training.rollout import (Context, EpisodeTracker, RewardScaler, collect_rollout,
                               compute_gae, replay, rollout_advantages, start_carry,
                               to_sequences)
-from training.runner import build_policy, make_envs
+from training.runner import _fold, build_policy, make_envs
 from training.config import TrainConfig
 from training.spaces import ObsFlattener, action_spec, to_env_actions
 
@@ -138,13 +138,14 @@ def test_reward_scaler_divides_by_the_std_of_the_discounted_return_carried_per_e
     # Rows of the two rollouts: 1, 1.9, 2.71, (autoreset), 1 | 1.9, 2.71, (autoreset), 1, 1.9
     first, second = [1.0, 1.9, 2.71, 1.0], [1.9, 2.71, 1.0, 1.9]
     raw1, raw2 = r1.rewards.clone(), r2.rewards.clone()
-    scaler.scale_(r1)
+    fold = lambda norm, x: _fold(norm, x, 1, torch.device("cpu"))  # noqa: E731  (the trainer's)
+    scaler.scale_(r1, fold)
     g = np.array(first * 2)  # both envs
     assert float(scaler.stats.count) == 8
     np.testing.assert_allclose(float(scaler.stats.mean[0]), g.mean(), rtol=1e-12)
     np.testing.assert_allclose(float(scaler.stats.var[0]), g.var(), rtol=1e-12)
     torch.testing.assert_close(r1.rewards, raw1 / np.sqrt(g.var() + 1e-8))
-    scaler.scale_(r2)
+    scaler.scale_(r2, fold)
     g = np.array((first + second) * 2)
     assert float(scaler.stats.count) == 16
     np.testing.assert_allclose(float(scaler.stats.var[0]), g.var(), rtol=1e-12)

@@ -99,16 +99,12 @@ class RewardScaler:
     def std(self) -> float:
         return float(torch.sqrt(self.stats.var[0] + self.stats.eps))
 
-    def scale_(self, r: "Rollout", fold=None) -> None:
-        """Fold ``r``'s returns into the statistics (``fold(stats, returns [n, 1])``, e.g.
-        pooled over processes; default: this process's alone), then divide ``r.rewards``
-        in place by the standard deviation."""
-        g = self.returns(r)[:, None]
-        if fold is None:
-            self.stats.update(g)
-        else:
-            fold(self.stats, g)
-        r.rewards = (r.rewards / self.std).to(r.rewards.dtype)
+    def scale_(self, r: "Rollout", fold) -> None:
+        """Fold ``r``'s returns into the statistics with ``fold(stats, returns [n, 1])``
+        (the trainer's, pooled over processes), then divide ``r.rewards`` by the
+        standard deviation."""
+        fold(self.stats, self.returns(r)[:, None])
+        r.rewards = r.rewards / self.std
 
 
 # --------------------------------------------------------------------------------------
