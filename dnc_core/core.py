@@ -157,18 +157,24 @@ class RecurrentCore(nn.Module):
         """Raise ``ValueError`` naming the first state tensor whose shape is wrong
         (tensors or arrays, in ``state_spec`` order; e.g. the sequence-start states a
         replay buffer file holds, checked when a continual run resumes)."""
-        if len(state) != len(self.state_spec):
-            raise ValueError(f"state has {len(state)} tensors, expected {len(self.state_spec)}: "
-                             f"{[n for n, _ in self.state_spec]}")
-        for (name, shape), s in zip(self.state_spec, state):
-            want = (batch_size,) + tuple(shape)
-            if tuple(s.shape) != want:
-                raise ValueError(f"state tensor {name!r} has shape {tuple(s.shape)}, "
-                                 f"expected {want}")
+        check_state_shapes(self.state_spec, state, batch_size)
 
     def config(self) -> dict:
         """The constructor arguments, enough to rebuild the core (stored in checkpoints)."""
         raise NotImplementedError
+
+
+def check_state_shapes(spec: StateSpec, state: Sequence[Tensor], batch_size: int) -> None:
+    """Raise ``ValueError`` naming the first tensor of ``state`` (in ``spec`` order) whose
+    shape is not ``(batch_size, *shape)``, or if there are more or fewer tensors."""
+    if len(state) != len(spec):
+        raise ValueError(f"state has {len(state)} tensors, expected {len(spec)}: "
+                         f"{[n for n, _ in spec]}")
+    for (name, shape), s in zip(spec, state):
+        want = (batch_size,) + tuple(shape)
+        if tuple(s.shape) != want:
+            raise ValueError(f"state tensor {name!r} has shape {tuple(s.shape)}, "
+                             f"expected {want}")
 
 
 def check_positive(**values: int) -> None:

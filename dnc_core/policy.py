@@ -17,14 +17,16 @@ Action spaces are described by :class:`ActionSpec` (plain data, no Gymnasium her
 from __future__ import annotations
 
 import math
+from collections import namedtuple
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
 from torch.distributions import Bernoulli, Categorical, Normal, kl_divergence
 
-from .core import RecurrentCore
+from .core import RecurrentCore, check_state_shapes
 
 ACTION_KINDS = ("discrete", "multi_discrete", "multi_binary", "box")
 
@@ -143,6 +145,19 @@ class PolicyOutput(NamedTuple):
     value: Tensor  # [B] (or [B, T])
 
 
+#: The prefix of a separate critic core's state entries in the policy's state.
+CRITIC_PREFIX = "critic_"
+
+
+@lru_cache(maxsize=None)
+def pair_state_type(actor: type, critic: type) -> type:
+    """The state of a policy with a separate critic core: a NamedTuple of the actor
+    core's fields followed by the critic core's, each prefixed ``critic_`` (one class
+    per pair of core state types, so states of one policy are always of one type)."""
+    return namedtuple(f"{actor.__name__}With{critic.__name__}",
+                      actor._fields + tuple(CRITIC_PREFIX + f for f in critic._fields))
+
+
 def _init_linear(layer: nn.Linear, gain: float) -> nn.Linear:
     nn.init.orthogonal_(layer.weight, gain)
     nn.init.zeros_(layer.bias)
@@ -160,26 +175,34 @@ class ActorCritic(nn.Module):
         head_hidden: 0 for linear heads on the core's features, else the width of a
             tanh hidden layer in each head (actor and critic have their own).
         init_log_std: the Gaussian log-std at start (box actions).
+        critic_core: None (the critic head reads ``core``'s features, as the actor's
+            does), or a second core of its own that only the critic head reads: the
+            value loss then shapes no weight the actor uses (sb3-contrib's RecurrentPPO
+            has such a critic LSTM by default). Its state follows the actor core's in
+            the policy's state, each entry prefixed ``critic_``; it is exported and
+            carried like the rest, since the graph outputs the value.
     """
 
     def __init__(self, core: RecurrentCore, obs_dim: int, action: ActionSpec,
-                 normalize_obs: bool = True, head_hidden: int = 0, init_log_std: float = 0.0):
+                 normalize_obs: bool = True, head_hidden: int = 0, init_log_std: float = 0.0,
+                 critic_core: RecurrentCore | None = None):
         super().__init__()
-        if getattr(core, "input_size", obs_dim) != obs_dim:
-            raise ValueError(f"core input_size {core.input_size} != obs_dim {obs_dim}")
+        for c in (core, critic_core):
+            if c is not None and getattr(c, "input_size", obs_dim) != obs_dim:
+                raise ValueError(f"core input_size {c.input_size} != obs_dim {obs_dim}")
         self.core, self.obs_dim, self.action = core, int(obs_dim), action
+        self.critic_core = critic_core
         self.normalize_obs, self.head_hidden = bool(normalize_obs), int(head_hidden)
         self.obs_norm = RunningNorm(obs_dim)
-        f = core.feature_size
 
-        def head(out: int, gain: float) -> nn.Module:
+        def head(out: int, gain: float, f: int) -> nn.Module:
             if head_hidden <= 0:
                 return _init_linear(nn.Linear(f, out), gain)
             return nn.Sequential(_init_linear(nn.Linear(f, head_hidden), math.sqrt(2)), nn.Tanh(),
                                  _init_linear(nn.Linear(head_hidden, out), gain))
 
-        self.actor = head(action.head_size, 0.01)
-        self.critic = head(1, 1.0)
+        self.actor = head(action.head_size, 0.01, core.feature_size)
+        self.critic = head(1, 1.0, (critic_core or core).feature_size)
         if action.kind == "box":
             self.log_std = nn.Parameter(torch.full((action.head_size,), float(init_log_std)))
             self.register_buffer("action_low", torch.tensor(action.low, dtype=torch.float32))
@@ -189,11 +212,47 @@ class ActorCritic(nn.Module):
 
     # -- state -------------------------------------------------------------------------
     @property
+    def state_type(self) -> type:
+        """The NamedTuple class of the policy's state: the core's, or with a separate
+        critic core :func:`pair_state_type` of both."""
+        if self.critic_core is None:
+            return self.core.state_type
+        return pair_state_type(self.core.state_type, self.critic_core.state_type)
+
+    @property
     def state_spec(self):
-        return self.core.state_spec
+        if self.critic_core is None:
+            return self.core.state_spec
+        return self.core.state_spec + tuple((CRITIC_PREFIX + n, s)
+                                            for n, s in self.critic_core.state_spec)
+
+    @property
+    def state_bounds(self) -> dict:
+        """The cores' ``state_bounds`` under the policy's state names."""
+        bounds = dict(self.core.state_bounds)
+        if self.critic_core is not None:
+            bounds.update({CRITIC_PREFIX + n: b for n, b in self.critic_core.state_bounds.items()})
+        return bounds
+
+    @property
+    def cores(self) -> tuple[RecurrentCore, ...]:
+        """The actor core, then the critic's own core if there is one."""
+        return (self.core,) if self.critic_core is None else (self.core, self.critic_core)
 
     def initial_state(self, batch_size: int, device=None, dtype=None) -> Any:
-        return self.core.initial_state(batch_size, device, dtype)
+        parts = [c.initial_state(batch_size, device, dtype) for c in self.cores]
+        return parts[0] if len(parts) == 1 else self.state_type(*parts[0], *parts[1])
+
+    def check_state(self, state, batch_size: int) -> None:
+        """As :meth:`RecurrentCore.check_state`, over the policy's whole state."""
+        check_state_shapes(self.state_spec, state, batch_size)
+
+    def split_state(self, state: Any) -> tuple[Any, Any]:
+        """``(actor core's state, critic core's state or None)`` of a policy state."""
+        if self.critic_core is None:
+            return state, None
+        n = len(self.core.state_spec)
+        return self.core.state_type(*state[:n]), self.critic_core.state_type(*state[n:])
 
     # -- forward -----------------------------------------------------------------------
     def normalize(self, obs: Tensor) -> Tensor:
@@ -208,8 +267,16 @@ class ActorCritic(nn.Module):
         """One control tick: ``obs [B, obs_dim]``, ``reset [B]`` -> heads and new state."""
         if obs.shape[-1] != self.obs_dim:
             raise ValueError(f"observation has {obs.shape[-1]} values, expected {self.obs_dim}")
-        features, state = self.core.step(self.normalize(obs), state, reset)
-        return self.heads(features), state
+        x = self.normalize(obs)
+        if self.critic_core is None:
+            features, state = self.core.step(x, state, reset)
+            return self.heads(features), state
+        actor_state, critic_state = self.split_state(state)
+        features, actor_state = self.core.step(x, actor_state, reset)
+        critic_features, critic_state = self.critic_core.step(x, critic_state, reset)
+        out = PolicyOutput(self.actor(features), self.log_std,
+                           self.critic(critic_features).squeeze(-1))
+        return out, self.state_type(*actor_state, *critic_state)
 
     # -- actions -----------------------------------------------------------------------
     def distribution(self, out: PolicyOutput) -> "ActionDistribution":
@@ -232,17 +299,24 @@ class ActorCritic(nn.Module):
 
     def config(self) -> dict:
         """Everything needed to rebuild this module (with its state dict)."""
-        return dict(core=self.core.kind, core_config=self.core.config(), obs_dim=self.obs_dim,
-                    action=self.action.to_dict(), normalize_obs=self.normalize_obs,
-                    head_hidden=self.head_hidden)
+        cfg = dict(core=self.core.kind, core_config=self.core.config(), obs_dim=self.obs_dim,
+                   action=self.action.to_dict(), normalize_obs=self.normalize_obs,
+                   head_hidden=self.head_hidden)
+        if self.critic_core is not None:  # absent otherwise: older readers take the rest
+            cfg["critic_core"] = {"kind": self.critic_core.kind,
+                                  "config": self.critic_core.config()}
+        return cfg
 
     @classmethod
     def from_config(cls, cfg: dict) -> "ActorCritic":
         from . import make_core  # late import: dnc_core/__init__ imports this module
 
+        critic = cfg.get("critic_core")
         return cls(make_core(cfg["core"], **cfg["core_config"]), cfg["obs_dim"],
                    ActionSpec.from_dict(cfg["action"]), normalize_obs=cfg["normalize_obs"],
-                   head_hidden=cfg["head_hidden"])
+                   head_hidden=cfg["head_hidden"],
+                   critic_core=None if critic is None else make_core(critic["kind"],
+                                                                     **critic["config"]))
 
 
 def deterministic_action(spec: ActionSpec, params: Tensor) -> Tensor:

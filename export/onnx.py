@@ -71,7 +71,7 @@ class PolicyTick(nn.Module):
 
     def forward(self, obs: Tensor, reset: Tensor, state: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
         p = self.policy
-        out, new_state = p(obs, p.core.state_type(*state), reset)
+        out, new_state = p(obs, p.state_type(*state), reset)
         action = p.env_action(deterministic_action(p.action, out.dist))
         if p.action.kind == "box":
             params = (out.dist, out.log_std.expand_as(out.dist))
@@ -144,10 +144,13 @@ def build_contract(policy: ActorCritic, ckpt: dict, ckpt_sha256: str) -> dict:
                          "outputs": distribution_outputs(spec.kind)},
         "state": [{"name": n, "shape": list(s)} for n, s in policy.state_spec],
         "debug_state": list(policy.core.debug_state),
-        "state_bounds": {n: dict(b) for n, b in policy.core.state_bounds.items()},
+        "state_bounds": {n: dict(b) for n, b in policy.state_bounds.items()},
         "inputs": inputs,
         "outputs": outputs,
         "core": {"kind": policy.core.kind, "config": policy.core.config()},
+        # A separate critic core (its state entries are the critic_ ones), or null.
+        "critic_core": (None if policy.critic_core is None else
+                        {"kind": policy.critic_core.kind, "config": policy.critic_core.config()}),
         "env": {"id": ckpt["env"], "kwargs": ckpt["env_kwargs"]},
         "obs_normalizer": {"enabled": policy.normalize_obs, "clip": norm.clip, "eps": norm.eps,
                            "count": float(norm.count), "mean": norm.mean.tolist(),

@@ -72,12 +72,16 @@ SPECS = {
     # A small GRU (state h only), a few updates. Built through the config overrides (the
     # core's name comes from dnc_core.CORES), not the trainer's --core flag.
     "gru": ["core=gru", "core_config.hidden_size=16", "env_kwargs.length=3"] + FEW,
+    # That GRU with a separate critic GRU: the graph carries both cores' states.
+    "critic": ["core=gru", "core_config.hidden_size=16", "separate_critic=true",
+               "env_kwargs.length=3"] + FEW,
 }
 KINDS = {"lstm": "discrete", "dnc": "discrete", "nav": "box", "copy": "multi_binary",
-         "multi": "multi_discrete", "gru": "discrete"}
-CORE_OF = {"dnc": "dnc", "gru": "gru"}  # the others are LSTMs
+         "multi": "multi_discrete", "gru": "discrete", "critic": "discrete"}
+CORE_OF = {"dnc": "dnc", "gru": "gru", "critic": "gru"}  # the others are LSTMs
 STATE_NAMES = {"dnc": ["h", "c", "memory", "usage", "link", "precedence", "read_weights",
-                       "write_weights", "read_vectors"], "gru": ["h"], "lstm": ["h", "c"]}
+                       "write_weights", "read_vectors"], "gru": ["h"], "lstm": ["h", "c"],
+               "critic": ["h", "critic_h"]}  # by model name, else by its core
 # Box means forced outside the bounds in dim 0 (high 0.5), inside in dim 1 (|w| <= 2).
 NAV_BIAS = (3.0, 0.3)
 

@@ -46,7 +46,7 @@ def test_graph_is_valid_with_the_contracted_inputs_outputs_and_dynamic_batch(mod
     assert opset.get("", opset.get("ai.onnx", 0)) >= 17
 
     names = [n for n, _ in policy.state_spec]
-    assert names == STATE_NAMES[CORE_OF.get(name, "lstm")]
+    assert names == STATE_NAMES.get(name, STATE_NAMES[CORE_OF.get(name, "lstm")])
     kind = KINDS[name]
     dist = ["action_mean", "action_log_std"] if kind == "box" else ["logits"]
     assert [i.name for i in model.graph.input] == (
@@ -84,7 +84,9 @@ def test_contract_describes_the_checkpoint_and_the_graph(models, name):
     policy, ck = m.load()
     c = m.contract()
     assert c["contract_version"] == "1.2"
-    assert c["state_bounds"] == policy.core.state_bounds and "h" in c["state_bounds"]
+    assert c["state_bounds"] == policy.state_bounds and "h" in c["state_bounds"]
+    # A separate critic core's state is bounded as the actor core's is, under its names.
+    assert ("critic_h" in c["state_bounds"]) == (name == "critic")
     assert c["obs_dim"] == policy.obs_dim == ck["obs_dim"]
     assert c["observation_space"] == ck["observation_space"]
     assert c["action_space"] == ck["action_space"]
@@ -94,6 +96,8 @@ def test_contract_describes_the_checkpoint_and_the_graph(models, name):
     assert c["core"] == {"kind": ck["policy_config"]["core"],
                          "config": ck["policy_config"]["core_config"]}
     assert c["core"]["kind"] == CORE_OF.get(name, "lstm")
+    assert c["critic_core"] == ck["policy_config"].get("critic_core")
+    assert (c["critic_core"] is not None) == (name == "critic")
     assert c["env"] == {"id": ck["env"], "kwargs": ck["env_kwargs"]}
     norm = c["obs_normalizer"]
     assert norm["enabled"] is True
@@ -167,7 +171,7 @@ def test_box_actions_come_out_clipped_to_the_bounds(models):
 
 # -- parity --------------------------------------------------------------------------------
 @pytest.mark.parametrize("batch", [1, 4])
-@pytest.mark.parametrize("name", ["dnc", "lstm", "gru"])
+@pytest.mark.parametrize("name", ["dnc", "lstm", "gru", "critic"])
 def test_parity_with_pytorch_on_env_observations(models, name, batch):
     m = models(name)
     policy, ck = m.load()
@@ -290,7 +294,7 @@ def test_cli_default_parity_check_passes_for_a_gru(models, tmp_path, capsys):
 
 
 # -- evaluation through the runtime equals evaluation of the checkpoint --------------------
-@pytest.mark.parametrize("name", ["lstm", "dnc", "gru"])
+@pytest.mark.parametrize("name", ["lstm", "dnc", "gru", "critic"])
 def test_onnx_evaluation_equals_checkpoint_evaluation(models, name, capsys):
     m = models(name)
     onnx_evaluate.main([str(m.onnx), "--episodes", "30", "--json"])

@@ -18,13 +18,16 @@ SPECS = {
 
 
 def make_policy(kind, core="dnc"):
+    """``core``: a core's name, or ``"dnc+lstm"``: a DNC with a separate critic LSTM."""
     torch.manual_seed(0)
-    c = {"dnc": lambda: DNCCore(6, 16, 8, 4, 1), "lstm": lambda: LSTMCore(6, 16),
-         "gru": lambda: GRUCore(6, 16)}[core]()
-    return ActorCritic(c, 6, SPECS[kind])
+    make = {"dnc": lambda: DNCCore(6, 16, 8, 4, 1), "lstm": lambda: LSTMCore(6, 16),
+            "gru": lambda: GRUCore(6, 16)}
+    actor, _, critic = core.partition("+")
+    return ActorCritic(make[actor](), 6, SPECS[kind],
+                       critic_core=make[critic]() if critic else None)
 
 
-@pytest.mark.parametrize("core", ["dnc", "lstm", "gru"])
+@pytest.mark.parametrize("core", ["dnc", "lstm", "gru", "dnc+lstm"])
 @pytest.mark.parametrize("kind", sorted(SPECS))
 def test_act_and_the_trainers_replay_agree(kind, core):
     policy = make_policy(kind, core)
@@ -178,3 +181,54 @@ def test_sampling_non_finite_parameters_is_one_clear_error(kind):
     if kind == "box":  # an infinite log-std is a non-finite scale
         with pytest.raises(NonFiniteDistribution):
             ActionDistribution(spec, params, torch.tensor([0.0, float("inf")])).sample()
+
+
+def test_a_separate_critic_core_alone_feeds_the_value_and_the_actor_core_the_action():
+    p = make_policy("discrete", "lstm+gru")
+    assert [n for n, _ in p.state_spec] == ["h", "c", "critic_h"]
+    assert p.state_spec[2] == ("critic_h", (16,))
+    assert set(p.state_bounds) == {"h", "critic_h"}  # an LSTM's c is unbounded
+    b, obs = 3, torch.randn(3, 6)
+    state = p.initial_state(b)
+    assert type(state) is p.state_type and state._fields == ("h", "c", "critic_h")
+    with torch.no_grad():  # a state that is not zero, so that every weight matters
+        _, state = p(torch.randn(b, 6), state)
+    assert type(state) is p.state_type and state.critic_h.abs().sum() > 0
+    out, new = p(obs, state)
+    # The action's gradient reaches the actor core only, the value's the critic core only.
+    out.dist.sum().backward(retain_graph=True)
+    assert all(q.grad is None for q in p.critic_core.parameters())
+    assert all(q.grad is not None and q.grad.abs().sum() > 0
+               for q in p.core.parameters())
+    p.zero_grad(set_to_none=True)
+    out.value.sum().backward()
+    assert all(q.grad is None for q in p.core.parameters())
+    assert all(q.grad is not None and q.grad.abs().sum() > 0
+               for q in p.critic_core.parameters())
+    # Each core's state moves its own head only.
+    with torch.no_grad():
+        a = p(obs, new._replace(critic_h=torch.full((b, 16), 0.5)))[0]
+        c = p(obs, new._replace(h=torch.full((b, 16), 0.5)))[0]
+        ref = p(obs, new)[0]
+    torch.testing.assert_close(a.dist, ref.dist)
+    assert (a.value - ref.value).abs().min() > 0
+    torch.testing.assert_close(c.value, ref.value)
+    assert (c.dist - ref.dist).abs().max() > 1e-4
+    # A reset starts both cores' states over.
+    with torch.no_grad():
+        fresh, after_fresh = p(obs, p.initial_state(b))
+        reset, after_reset = p(obs, state, torch.ones(b))
+    torch.testing.assert_close(reset.value, fresh.value)
+    torch.testing.assert_close(reset.dist, fresh.dist)
+    for x, y in zip(after_reset, after_fresh):
+        torch.testing.assert_close(x, y)
+    # The config (as checkpoints store it) rebuilds the same policy.
+    cfg = p.config()
+    assert cfg["critic_core"] == {"kind": "gru", "config": p.critic_core.config()}
+    q = ActorCritic.from_config(cfg)
+    q.load_state_dict(p.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(q(obs, new)[0].value, ref.value)
+    assert "critic_core" not in make_policy("discrete", "lstm").config()  # as before
+    with pytest.raises(ValueError, match="state tensor 'critic_h' has shape"):
+        p.check_state([torch.zeros(b, 16), torch.zeros(b, 16), torch.zeros(b, 8)], b)

@@ -35,13 +35,17 @@ def rollout_and_sequences(cfg, envs, flatten, policy, carry):
     return r, to_sequences(r, rollout_advantages(r, cfg.gamma, cfg.gae_lambda)), carry
 
 
-@pytest.mark.parametrize("core", ["dnc", "lstm"])
-def test_first_epoch_replay_reproduces_the_rollout_ratio_one(core):
-    cfg, envs, flatten, policy, carry = tmaze_setup(core)
+@pytest.mark.parametrize("core, separate_critic", [("dnc", False), ("lstm", False),
+                                                   ("lstm", True)])
+def test_first_epoch_replay_reproduces_the_rollout_ratio_one(core, separate_critic):
+    cfg, envs, flatten, policy, carry = tmaze_setup(core, separate_critic=separate_critic)
+    assert (policy.critic_core is not None) == separate_critic
     # A second rollout, so the stored start states hold real memory from the first one.
     _, _, carry = rollout_and_sequences(cfg, envs, flatten, policy, carry)
     r, seq, _ = rollout_and_sequences(cfg, envs, flatten, policy, carry)
     assert any(s.abs().sum() > 0 for s in seq.start_state)
+    if separate_critic:  # the critic core's stored states hold real memory too
+        assert seq.start_state.critic_h.abs().sum() > 0
     for idx in minibatches(len(seq), cfg.num_minibatches):
         mb = seq.select(idx)
         logp, _, value = replay(policy, policy, mb)

@@ -339,6 +339,8 @@ def test_a_checkpoint_resumes_only_with_its_own_trainer_and_policy(trained):
     assert f"was trained by {cfg.algo}; resume it with python -m training.{cfg.algo}" in out.stderr
     out = resume(cfg.algo, "--set", "core_config.hidden_size=8")
     assert out.returncode == 2 and "would change the policy" in out.stderr
+    out = resume(cfg.algo, "--set", "separate_critic=true")  # a second core to load
+    assert out.returncode == 2 and "'separate_critic=true' would change the policy" in out.stderr
 
 
 def test_env_and_core_flags_keep_the_sets_for_them():

@@ -18,7 +18,9 @@ the whole run (``torch`` threads as given). The same definitions as ``training.c
 POPGym: ``--env popgym:popgym-RepeatPreviousEasy-v0 --env-kwargs '{}'`` (``popgym`` in the
 same venv). ``--normalize`` wraps the envs in sb3's ``VecNormalize`` (observations and
 rewards, gamma 0.98), as the RL Zoo's ``normalize: True`` does for CartPoleNoVel; the
-returns reported are still the env's (sb3's Monitor sits inside it).
+returns reported are still the env's (sb3's Monitor sits inside it). ``--shared-lstm``
+gives actor and critic one LSTM (``shared_lstm=True, enable_critic_lstm=False``), as our
+``ActorCritic`` has: an ablation of the separate critic LSTM.
 """
 
 from __future__ import annotations
@@ -56,6 +58,8 @@ def main(argv=None) -> list[dict]:
     p.add_argument("--out", help="also write the result lines to this .jsonl file")
     p.add_argument("--normalize", action="store_true",
                    help="VecNormalize the envs (observations and rewards)")
+    p.add_argument("--shared-lstm", action="store_true",
+                   help="one LSTM for actor and critic (sb3-contrib's default has two)")
     a = p.parse_args(argv)
     from sb3_contrib import RecurrentPPO
     from stable_baselines3.common.callbacks import BaseCallback
@@ -94,7 +98,9 @@ def main(argv=None) -> list[dict]:
         model = RecurrentPPO("MlpLstmPolicy", envs, n_steps=32, batch_size=256, n_epochs=20,
                              gamma=0.98, gae_lambda=0.98, learning_rate=linear(1e-3),
                              clip_range=linear(0.2), ent_coef=0.0, seed=seed, verbose=0,
-                             policy_kwargs={"lstm_hidden_size": 64, "n_lstm_layers": 1},
+                             policy_kwargs={"lstm_hidden_size": 64, "n_lstm_layers": 1,
+                                            "shared_lstm": a.shared_lstm,
+                                            "enable_critic_lstm": not a.shared_lstm},
                              device="cpu")
         cb = Successes()
         start = time.perf_counter()
@@ -109,6 +115,7 @@ def main(argv=None) -> list[dict]:
                "final_success": cb.curve[-1][2] if cb.curve and cb.has_success else None,
                "final_return": sum(cb.returns) / len(cb.returns) if cb.returns else None,
                "env": a.env, "env_kwargs": kwargs, "normalize": a.normalize,
+               "shared_lstm": a.shared_lstm,
                "episodes": cb.episodes, "steps": model.num_timesteps,
                "steps_per_s": model.num_timesteps / seconds, "parameters": params}
         results.append(res)

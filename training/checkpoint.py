@@ -125,6 +125,15 @@ def contents_problem(ckpt: dict) -> str | None:
             return f"policy_config.{key} is {type(value).__name__} {value!r}, expected {want.__name__}"
     if pc["core"] not in CORES:
         return f"policy_config.core {pc['core']!r} is not one of {sorted(CORES)}"
+    critic = pc.get("critic_core")  # optional: a separate critic core
+    if critic is not None:
+        if (not isinstance(critic, dict) or set(critic) != {"kind", "config"}
+                or not isinstance(critic["config"], dict)):
+            return (f"policy_config.critic_core is {critic!r}, expected None or a dict "
+                    "{'kind': core name, 'config': dict}")
+        if critic["kind"] not in CORES:
+            return (f"policy_config.critic_core.kind {critic['kind']!r} is not one of "
+                    f"{sorted(CORES)}")
     if pc["obs_dim"] < 1:
         return f"policy_config.obs_dim must be >= 1, got {pc['obs_dim']}"
     if "obs_dim" in ckpt and ckpt["obs_dim"] != pc["obs_dim"]:

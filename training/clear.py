@@ -242,11 +242,13 @@ class ReplayBuffer:
         return atomic_write(Path(path), write)
 
     @classmethod
-    def load(cls, path: str | Path, core: RecurrentCore) -> tuple["ReplayBuffer", int]:
+    def load(cls, path: str | Path, core: RecurrentCore | ActorCritic
+             ) -> tuple["ReplayBuffer", int]:
         """A buffer saved by :meth:`save` and the step it was saved at. ``core`` is the
-        policy's recurrent core: the stored sequence-start states must be states of it
-        (its state fields, each of its shape; :meth:`RecurrentCore.check_state`), so a
-        run resumed with another memory size is refused here, not deep in a replay."""
+        policy (or its recurrent core, when it has no separate critic core): the stored
+        sequence-start states must be states of it (its state fields, each of its
+        shape; ``check_state``), so a run resumed with another memory size is refused
+        here, not deep in a replay."""
         path = Path(path)
         state_type = core.state_type
         try:

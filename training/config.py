@@ -51,6 +51,11 @@ class TrainConfig:
     core_config: dict = field(default_factory=lambda: {
         "hidden_size": 64, "memory_slots": 16, "word_size": 16, "read_heads": 1})
     head_hidden: int = 0
+    # A second core, of the same kind and core_config, that only the critic head reads
+    # (sb3-contrib RecurrentPPO's default critic LSTM): the value loss then no longer
+    # shapes the actor's memory; it doubles the core's cost in training and in the
+    # exported tick. Off: one core feeds both heads. See docs/TRAINING.md.
+    separate_critic: bool = False
     # Rollouts and the gradient window
     total_steps: int = 1_500_000
     # A2C makes one gradient step per rollout: 4 envs x 32 steps (128 env steps an

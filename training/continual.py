@@ -506,7 +506,7 @@ def _resume_state(folder: Path | None, ccfg: ContinualConfig):
                                          ccfg.replay.alpha, ccfg.replay.beta,
                                          seed=ccfg.task_config(0).seed)
     try:
-        buffer, step = ReplayBuffer.load(replay, first_policy(ccfg.task_config(0)).core)
+        buffer, step = ReplayBuffer.load(replay, first_policy(ccfg.task_config(0)))
     except ReplayError as e:
         raise ConfigError(str(e)) from None
     ckpt = folder / "train" / "checkpoints" / f"step_{step:010d}.pt"

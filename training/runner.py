@@ -94,9 +94,12 @@ def pick_device(name: str) -> torch.device:
 
 
 def build_policy(cfg: TrainConfig, obs_dim: int, spec) -> ActorCritic:
-    core = make_core(cfg.core, input_size=obs_dim, **cfg.core_config)
-    return ActorCritic(core, obs_dim, spec, normalize_obs=cfg.normalize_obs,
-                       head_hidden=cfg.head_hidden)
+    def core():
+        return make_core(cfg.core, input_size=obs_dim, **cfg.core_config)
+
+    return ActorCritic(core(), obs_dim, spec, normalize_obs=cfg.normalize_obs,
+                       head_hidden=cfg.head_hidden,
+                       critic_core=core() if cfg.separate_critic else None)
 
 
 RMSPROP_DECAY, RMSPROP_EPS = 0.9, 1e-10  # deepmind/dnc's train.py (TensorFlow RMSProp)
@@ -230,7 +233,8 @@ def train(cfg: TrainConfig, update_fn: Update,
     if use_compile and not policy.core.compiled:
         if cfg.compile == "auto":  # a compile that fails falls back to the eager step
             torch._dynamo.config.suppress_errors = True
-        policy.core.compile_step()
+        for core in policy.cores:
+            core.compile_step()
         if rank == 0:
             print(f"{why}: the first updates include a one-off compile", file=sys.stderr,
                   flush=True)
@@ -436,7 +440,8 @@ def _run(p: argparse.ArgumentParser, a: argparse.Namespace, algo: str,
             raise ConfigError(f"checkpoint {a.resume} was trained by {cfg.algo}; resume it "
                               f"with python -m training.{cfg.algo}")
         fixed = [item for item in a.set if item.split("=", 1)[0].split(".", 1)[0] in
-                 ("algo", "core", "core_config", "head_hidden", "normalize_obs", "env")]
+                 ("algo", "core", "core_config", "head_hidden", "separate_critic",
+                  "normalize_obs", "env")]
         if fixed:
             raise ConfigError(f"--resume: {fixed[0]!r} would change the policy the checkpoint "
                               f"holds; start a new run instead")
