@@ -1,0 +1,59 @@
+"""Print a table of one-seed probes: each run folder under PROBES (its config.yaml and
+metrics.csv.gz) against the config it was run on top of, naming the settings it changed.
+
+    PYTHONPATH=. python docs/results/probes.py docs/results/issue11_cartpole_crit/runs/probe \
+        training/configs/ppo_cartpole_po_lstm-rnorm.yaml
+
+The reference is resolved as the trainer resolves it (its keys over its trainer's
+embedded default). A key that a probe's config.yaml lacks (added to the trainer after
+the probe ran) is not a change: the probe ran with that key's old behaviour.
+"""
+
+import csv
+import gzip
+import sys
+from pathlib import Path
+
+import yaml
+
+from training.config import TrainConfig
+
+#: Keys a probe's command sets for the run itself, not for what it learns.
+RUN_KEYS = {"run_dir", "seed", "threads", "compile", "log_every", "stop_at_success",
+            "stop_min_episodes", "checkpoint_every", "total_steps"}
+
+
+def changed(cfg: dict, ref: dict) -> str:
+    """The settings of ``cfg`` that differ from ``ref`` (``core_config`` per option)."""
+    out = []
+    for key in sorted(cfg):
+        if key in RUN_KEYS or key not in ref or cfg[key] == ref[key]:
+            continue
+        if key == "core_config":
+            a, b = cfg.get(key) or {}, ref.get(key) or {}
+            out += [f"core_config.{k}={a.get(k)}" for k in sorted(set(a) | set(b))
+                    if a.get(k) != b.get(k)]
+        else:
+            out.append(f"{key}={cfg.get(key)}")
+    return ", ".join(out) or "(none)"
+
+
+def main(probes: Path, reference: Path) -> None:
+    ref = TrainConfig.load(reference).to_dict()
+    print(f"| probe | changed from {reference.name} | env steps | episodes | final return | "
+          "best rolling return | final success |")
+    print("|---|---|---|---|---|---|---|")
+    for run in sorted(p for p in probes.iterdir() if (p / "config.yaml").is_file()):
+        cfg = yaml.safe_load((run / "config.yaml").read_text())
+        with gzip.open(run / "metrics.csv.gz", "rt", newline="") as f:
+            rows = [r for r in csv.DictReader(f) if r["return"] not in ("", "nan")]
+        best, last = max(float(r["return"]) for r in rows), rows[-1]
+        print(f"| {run.name} | {changed(cfg, ref)} | {int(last['global_step']):,} | "
+              f"{int(last['episodes']):,} | {float(last['return']):.1f} | {best:.1f} | "
+              f"{float(last['success']):.2f} |")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        sys.exit("usage: python docs/results/probes.py PROBE_FOLDER REFERENCE_CONFIG.yaml")
+    main(Path(sys.argv[1]), Path(sys.argv[2]))
