@@ -421,6 +421,25 @@ def test_training_bench_times_each_variant_in_its_own_process(capsys):
     with pytest.raises(SystemExit):
         bench.main(["--variants", "LSTM"])
     assert "--variants: unknown ['LSTM']" in capsys.readouterr().err
+    for args, message in [(["--sb3-python", "/nonexistent/python"],
+                           "--sb3-python: /nonexistent/python cannot import sb3_contrib"),
+                          (["--algos", "a2c", "--sb3-python", sys.executable],
+                           "--algos must include ppo")]:
+        with pytest.raises(SystemExit):
+            bench.main(args)
+        assert message in capsys.readouterr().err
+
+
+def test_the_sb3_baselines_steady_rate_leaves_out_the_warmup_updates():
+    """RecurrentPPO's steady rate is timed as training.bench times ours: marks are (env
+    steps, time) at the start and after each update, and the first ``warmup`` updates
+    (with sb3's set-up before them) are not counted."""
+    from training.baseline_sb3 import steady_rate
+    marks = [(0, 0.0), (512, 9.0), (1024, 10.0), (1536, 10.5), (2048, 11.0)]
+    assert steady_rate(marks, 0) == 2048 / 11.0
+    assert steady_rate(marks, 1) == 1536 / 2.0  # the first update's 9 s left out
+    assert steady_rate(marks, 3) == 512 / 0.5
+    assert steady_rate(marks, 4) is None  # nothing left to time
 
 
 def test_memory_stats_follow_the_cores_debug_state():

@@ -12,8 +12,10 @@ issue 11 names them: LSTM 64 (separate actor and critic LSTMs, sb3-contrib's def
 at which the rolling success over the last 100 finished episodes first reaches the
 threshold (with at least 100 episodes), the lowest rolling success after that, the
 final rolling success and the final rolling return (mean over the last 100 episodes:
-what an env without ``is_success``, such as POPGym's, is compared by), and env steps/s of
-the whole run (``torch`` threads as given). The same definitions as ``training.compare``.
+what an env without ``is_success``, such as POPGym's, is compared by), env steps/s of
+the whole run (``torch`` threads as given) and the steady rate after the first
+``--warmup-updates`` updates (``steady_steps_per_s``, as ``training.bench`` times our
+trainers: set-up and the first updates not counted). The same definitions as ``training.compare``.
 ``--out FILE.jsonl`` also writes the lines there (for ``training.compare --baseline``).
 POPGym: ``--env popgym:popgym-RepeatPreviousEasy-v0 --env-kwargs '{}'`` (``popgym`` in the
 same venv). ``--normalize`` wraps the envs in sb3's ``VecNormalize`` (observations and
@@ -47,6 +49,16 @@ def one_hot_obs(env: gym.Env) -> gym.Env:
     return env
 
 
+def steady_rate(marks: list[tuple[int, float]], warmup: int) -> float | None:
+    """Env steps/s from the end of update ``warmup`` to the end of the run. ``marks`` holds
+    (env steps, time) at the start and after each update; ``None`` when the run has fewer
+    than two updates past the warm-up to time."""
+    if len(marks) < warmup + 2:
+        return None
+    (s0, t0), (s1, t1) = marks[warmup], marks[-1]
+    return (s1 - s0) / (t1 - t0)
+
+
 def main(argv=None) -> list[dict]:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--env", default="dnc/TMaze-v0")
@@ -60,6 +72,8 @@ def main(argv=None) -> list[dict]:
                    help="VecNormalize the envs (observations and rewards)")
     p.add_argument("--shared-lstm", action="store_true",
                    help="one LSTM for actor and critic (sb3-contrib's default has two)")
+    p.add_argument("--warmup-updates", type=int, default=2,
+                   help="updates (rollout + train) not counted in steady_steps_per_s")
     a = p.parse_args(argv)
     from sb3_contrib import RecurrentPPO
     from stable_baselines3.common.callbacks import BaseCallback
@@ -74,6 +88,10 @@ def main(argv=None) -> list[dict]:
             super().__init__()
             self.window, self.returns = deque(maxlen=100), deque(maxlen=100)
             self.episodes, self.curve, self.has_success = 0, [], False
+            self.marks = []  # (env steps, time) at each rollout's start: an update's end
+
+        def _on_rollout_start(self) -> None:
+            self.marks.append((self.num_timesteps, time.perf_counter()))
 
         def _on_step(self) -> bool:
             for done, info in zip(self.locals["dones"], self.locals["infos"]):
@@ -105,7 +123,9 @@ def main(argv=None) -> list[dict]:
         cb = Successes()
         start = time.perf_counter()
         model.learn(a.total_steps, callback=cb)
-        seconds = time.perf_counter() - start
+        end = time.perf_counter()
+        seconds = end - start
+        cb.marks.append((model.num_timesteps, end))
         reached = next(((e, s) for e, s, r in cb.curve if e >= 100 and r >= a.threshold), None)
         after = [r for e, s, r in cb.curve if reached and e >= reached[0]]
         params = sum(p.numel() for p in model.policy.parameters())
@@ -117,7 +137,9 @@ def main(argv=None) -> list[dict]:
                "env": a.env, "env_kwargs": kwargs, "normalize": a.normalize,
                "shared_lstm": a.shared_lstm,
                "episodes": cb.episodes, "steps": model.num_timesteps,
-               "steps_per_s": model.num_timesteps / seconds, "parameters": params}
+               "steps_per_s": model.num_timesteps / seconds,
+               "steady_steps_per_s": steady_rate(cb.marks, a.warmup_updates),
+               "parameters": params}
         results.append(res)
         print(json.dumps(res), flush=True)
         if a.out:

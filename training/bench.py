@@ -14,12 +14,20 @@ counted), and the process's peak resident memory from the OS (``wait4``'s ru_max
 repeated round-robin, medians reported, with each variant's cost per env step and
 memory relative to the LSTM's of the same trainer. Target (issue 4): DNC A2C >= 4,000
 env steps/s; (issue 12) the DNC's cost per env step <= 2x the LSTM's.
+
+``--sb3-python PY`` adds sb3-contrib's RecurrentPPO (LSTM 64, the RL-Zoo settings of
+``training.baseline_sb3``: 16 envs x 32 steps, 20 epochs of 2 minibatches of 256) on the
+same env, threads and number of updates, timed the same way, in the round-robin beside
+our PPO rows. ``PY`` is the interpreter of a separate venv that has sb3-contrib (it is a
+baseline, never a dependency; see ``training.baseline_sb3``). Target (issue 11): DNC PPO
+env steps/s >= 3x RecurrentPPO's.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import json
 import os
 import statistics
 import subprocess
@@ -49,6 +57,27 @@ VARIANTS = {f"{algo.upper()} {core}": (algo, sets)
             for algo in TRAIN for core, sets in CORES.items()}
 
 
+SB3 = "RecurrentPPO LSTM 64 (sb3)"
+
+
+def run_process(args: list[str], what: str) -> tuple[str, float]:
+    """Run ``args`` from the project root with it on PYTHONPATH: ``(its stdout, peak RSS in
+    MiB)``; a failure is a RuntimeError naming ``what`` and the process's last line."""
+    root = Path(__file__).resolve().parent.parent
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(root)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(args, cwd=root, env=env, stdout=out, stderr=err, text=True)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        text, last = out.read(), err.read().strip().splitlines()[-1:]
+    if proc.returncode != 0:
+        raise RuntimeError(f"{what} failed (exit {proc.returncode}): {last}")
+    return text, usage.ru_maxrss / 1024  # Linux: KiB
+
+
 def run_variant(algo: str, sets: list[str], run_dir: Path, threads: int, updates: int
                 ) -> tuple[Path, float]:
     """One training run in its own process: ``(its metrics.csv, peak RSS in MiB)``."""
@@ -57,22 +86,27 @@ def run_variant(algo: str, sets: list[str], run_dir: Path, threads: int, updates
                      "stop_at_success=0", "log_every=1", "checkpoint_every=100000000",
                      f"total_steps={updates * 16 * 32}", f"run_dir={run_dir}"]:
         args += ["--set", x]
-    root = Path(__file__).resolve().parent.parent
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [str(root)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
-    proc = subprocess.Popen(args, cwd=root, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
-    _, status, usage = os.wait4(proc.pid, 0)
-    err = proc.stderr.read()
-    proc.stderr.close()
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise RuntimeError(f"training.{algo} {' '.join(sets)} failed (exit "
-                           f"{proc.returncode}): {err.strip().splitlines()[-1:]}")
+    _, peak = run_process(args, f"training.{algo} {' '.join(sets)}")
     found = sorted(run_dir.glob("*/metrics.csv"))
     if not found:
         raise RuntimeError(f"training.{algo} {' '.join(sets)} wrote no metrics.csv")
-    return found[-1], usage.ru_maxrss / 1024  # Linux: KiB
+    return found[-1], peak
+
+
+def run_sb3(python: str, threads: int, updates: int, warmup: int) -> tuple[float, float]:
+    """sb3-contrib's RecurrentPPO on the PPO default env in ``python`` (a venv that has it):
+    ``(steady env steps/s, peak RSS in MiB)``, timed as ``steady_rate`` times our runs
+    (from the row after update ``warmup + 1`` to the last)."""
+    cfg = TrainConfig.default("ppo")
+    text, peak = run_process(
+        [python, "-m", "training.baseline_sb3", "--env", cfg.env,
+         "--env-kwargs", json.dumps(cfg.env_kwargs), "--seeds", "1",
+         "--total-steps", str(updates * 16 * 32), "--threads", str(threads),
+         "--warmup-updates", str(warmup + 1)], f"training.baseline_sb3 in {python}")
+    rate = json.loads(text.strip().splitlines()[-1])["steady_steps_per_s"]
+    if rate is None:
+        raise RuntimeError(f"training.baseline_sb3 ran too few updates to time ({updates})")
+    return rate, peak
 
 
 def steady_rate(metrics_csv: str, warmup: int) -> float:
@@ -95,6 +129,9 @@ def main(argv=None) -> dict:
     p.add_argument("--warmup", type=int, default=5, help="updates not timed")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--sb3-python", metavar="PY",
+                   help="also time sb3-contrib's RecurrentPPO with this interpreter (a venv "
+                        "with sb3-contrib)")
     a = p.parse_args(argv)
     algos = a.algos.split(",")
     if not set(algos) <= set(TRAIN):
@@ -105,15 +142,32 @@ def main(argv=None) -> dict:
         p.error(f"--variants: unknown {unknown}; expected some of {list(CORES)}")
     if a.updates < a.warmup + 2 or a.warmup < 0 or a.repeats < 1:
         p.error("--updates must be at least --warmup + 2, --warmup >= 0, --repeats >= 1")
+    if a.sb3_python:
+        if "ppo" not in algos:
+            p.error("--sb3-python: RecurrentPPO is timed beside PPO; --algos must include ppo")
+        try:
+            probe = subprocess.run([a.sb3_python, "-c", "import sb3_contrib"],
+                                   capture_output=True).returncode
+        except OSError:
+            probe = None
+        if probe != 0:
+            p.error(f"--sb3-python: {a.sb3_python} cannot import sb3_contrib; expected the "
+                    "python of a venv with sb3-contrib (see training.baseline_sb3)")
     variants = {f"{algo.upper()} {c}": (algo, CORES[c]) for algo in algos for c in cores}
+    if a.sb3_python:
+        variants[SB3] = ("sb3", [])
     rates: dict[str, list[float]] = {k: [] for k in variants}
     peaks: dict[str, list[float]] = {k: [] for k in variants}
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(a.repeats):
             for i, (name, (algo, sets)) in enumerate(variants.items()):
-                csv_path, peak = run_variant(algo, sets, Path(tmp) / f"v{i}r{r}", a.threads,
-                                             a.updates)
-                rates[name].append(steady_rate(str(csv_path), a.warmup))
+                if algo == "sb3":
+                    rate, peak = run_sb3(a.sb3_python, a.threads, a.updates, a.warmup)
+                else:
+                    csv_path, peak = run_variant(algo, sets, Path(tmp) / f"v{i}r{r}",
+                                                 a.threads, a.updates)
+                    rate = steady_rate(str(csv_path), a.warmup)
+                rates[name].append(rate)
                 peaks[name].append(peak)
     cfg, ppo_cfg = TrainConfig.default(algos[0]), TrainConfig.default("ppo")
     print(f"training.bench: {cfg.env} {cfg.env_kwargs}, 16 envs x 32 steps per update "
@@ -123,18 +177,23 @@ def main(argv=None) -> dict:
           f"updates (first {a.warmup} not timed), one process each")
     med = {k: statistics.median(v) for k, v in rates.items()}
     mem = {k: statistics.median(v) for k, v in peaks.items()}
-    print(f"  {'variant':24s} {'env steps/s':>12s} {'cost/LSTM':>10s} {'peak RSS MiB':>13s} "
+    print(f"  {'variant':26s} {'env steps/s':>12s} {'cost/LSTM':>10s} {'peak RSS MiB':>13s} "
           f"{'mem/LSTM':>9s}   runs")
     for k, v in rates.items():
-        lstm = f"{k.split(' ')[0]} LSTM (eager)"
+        lstm = f"{'PPO' if k == SB3 else k.split(' ')[0]} LSTM (eager)"
         cost = f"{med[lstm] / med[k]:9.2f}x" if lstm in med else f"{'—':>10s}"
         rel = f"{mem[k] / mem[lstm]:8.2f}x" if lstm in mem else f"{'—':>9s}"
-        print(f"  {k:24s} {med[k]:12.0f} {cost} {mem[k]:13.0f} {rel}   "
+        print(f"  {k:26s} {med[k]:12.0f} {cost} {mem[k]:13.0f} {rel}   "
               f"{', '.join(f'{x:.0f}' for x in v)}")
     if "a2c" in algos and "A2C DNC (eager)" in med:
         print("  target: A2C DNC >= 4,000 env steps/s")
     if "LSTM (eager)" in cores and any(c.startswith("DNC") for c in cores):
         print("  target: DNC cost per env step <= 2x the LSTM's")
+    if SB3 in med:
+        ours = ", ".join(f"{k.removeprefix('PPO ')} {med[k] / med[SB3]:.2f}x" for k in med
+                         if k.startswith("PPO DNC"))
+        print(f"  PPO env steps/s / RecurrentPPO's: {ours or '(no DNC row)'}; "
+              "target (issue 11): DNC >= 3x")
     return {"rates": med, "peak_rss_mib": mem}
 
 
