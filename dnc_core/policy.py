@@ -187,9 +187,9 @@ class ActorCritic(nn.Module):
                  normalize_obs: bool = True, head_hidden: int = 0, init_log_std: float = 0.0,
                  critic_core: RecurrentCore | None = None):
         super().__init__()
-        for c in (core, critic_core):
+        for name, c in (("core", core), ("critic_core", critic_core)):
             if c is not None and getattr(c, "input_size", obs_dim) != obs_dim:
-                raise ValueError(f"core input_size {c.input_size} != obs_dim {obs_dim}")
+                raise ValueError(f"{name} input_size {c.input_size} != obs_dim {obs_dim}")
         self.core, self.obs_dim, self.action = core, int(obs_dim), action
         self.critic_core = critic_core
         self.normalize_obs, self.head_hidden = bool(normalize_obs), int(head_hidden)
@@ -259,7 +259,9 @@ class ActorCritic(nn.Module):
         return self.obs_norm(obs) if self.normalize_obs else obs
 
     def heads(self, features: Tensor) -> PolicyOutput:
-        """Heads over features ``[..., F]`` -> :class:`PolicyOutput` with leading dims kept."""
+        """Heads over features ``[..., F]`` -> :class:`PolicyOutput` with leading dims kept:
+        the critic head reads the same features, so this is the policy's output only
+        without a ``critic_core`` (``forward`` and ``replay`` feed each head its own)."""
         return PolicyOutput(self.actor(features), self.log_std, self.critic(features).squeeze(-1))
 
     def forward(self, obs: Tensor, state: Any, reset: Tensor | None = None

@@ -430,7 +430,7 @@ def test_training_bench_times_each_variant_in_its_own_process(capsys):
         assert message in capsys.readouterr().err
 
 
-def test_the_sb3_baselines_steady_rate_leaves_out_the_warmup_updates():
+def test_the_sb3_baselines_steady_rate_leaves_out_the_warmup_updates(tmp_path):
     """RecurrentPPO's steady rate is timed as training.bench times ours: marks are (env
     steps, time) at the start and after each update, and the first ``warmup`` updates
     (with sb3's set-up before them) are not counted."""
@@ -440,6 +440,13 @@ def test_the_sb3_baselines_steady_rate_leaves_out_the_warmup_updates():
     assert steady_rate(marks, 1) == 1536 / 2.0  # the first update's 9 s left out
     assert steady_rate(marks, 3) == 512 / 0.5
     assert steady_rate(marks, 4) is None  # nothing left to time
+    # training.bench passes its --warmup + 1: the same window as its steady_rate of our
+    # runs, whose metrics.csv has one row after each update (marks[1:])
+    from training import bench
+    csv_path = tmp_path / "metrics.csv"
+    csv_path.write_text("global_step,wall_s\n" + "".join(f"{s},{t}\n" for s, t in marks[1:]))
+    for warmup in range(3):
+        assert bench.steady_rate(str(csv_path), warmup) == steady_rate(marks, warmup + 1)
 
 
 def test_memory_stats_follow_the_cores_debug_state():

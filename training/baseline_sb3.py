@@ -51,8 +51,9 @@ def one_hot_obs(env: gym.Env) -> gym.Env:
 
 def steady_rate(marks: list[tuple[int, float]], warmup: int) -> float | None:
     """Env steps/s from the end of update ``warmup`` to the end of the run. ``marks`` holds
-    (env steps, time) at the start and after each update; ``None`` when the run has fewer
-    than two updates past the warm-up to time."""
+    (env steps, time) at the start and after each update; ``None`` when no update is
+    left past the warm-up to time. ``training.bench`` passes its ``--warmup`` + 1, the
+    update from whose end its own ``steady_rate`` times our runs."""
     if len(marks) < warmup + 2:
         return None
     (s0, t0), (s1, t1) = marks[warmup], marks[-1]

@@ -9,11 +9,12 @@ with the DNC (eager and with ``compile``), the DNC with the three
 improvements of Csordás & Schmidhuber (``DNC-MDS``), the NTM, the LSTM and the GRU
 (the T-maze's default sizes: 64 units, 16 slots of 16). Each variant is a real training
 run in its own process (``python -m training.<algo>``); the rate is taken from its
-metrics.csv after the first ``--warmup`` updates (so set-up and compilation are not
-counted), and the process's peak resident memory from the OS (``wait4``'s ru_maxrss);
-repeated round-robin, medians reported, with each variant's cost per env step and
-memory relative to the LSTM's of the same trainer. Target (issue 4): DNC A2C >= 4,000
-env steps/s; (issue 12) the DNC's cost per env step <= 2x the LSTM's.
+metrics.csv from the end of update ``--warmup`` + 1 to the last (so set-up,
+compilation and the first ``--warmup`` + 1 updates are not counted), and the
+process's peak resident memory from the OS (``wait4``'s ru_maxrss); repeated
+round-robin, medians reported, with each variant's cost per env step and memory
+relative to the LSTM's of the same trainer. Target (issue 4): DNC A2C >= 4,000 env
+steps/s; (issue 12) the DNC's cost per env step <= 2x the LSTM's.
 
 ``--sb3-python PY`` adds sb3-contrib's RecurrentPPO (LSTM 64, the RL-Zoo settings of
 ``training.baseline_sb3``: 16 envs x 32 steps, 20 epochs of 2 minibatches of 256) on the
@@ -103,7 +104,10 @@ def run_sb3(python: str, threads: int, updates: int, warmup: int) -> tuple[float
          "--env-kwargs", json.dumps(cfg.env_kwargs), "--seeds", "1",
          "--total-steps", str(updates * 16 * 32), "--threads", str(threads),
          "--warmup-updates", str(warmup + 1)], f"training.baseline_sb3 in {python}")
-    rate = json.loads(text.strip().splitlines()[-1])["steady_steps_per_s"]
+    lines = text.strip().splitlines()
+    if not lines:
+        raise RuntimeError(f"training.baseline_sb3 in {python} printed no result line")
+    rate = json.loads(lines[-1])["steady_steps_per_s"]
     if rate is None:
         raise RuntimeError(f"training.baseline_sb3 ran too few updates to time ({updates})")
     return rate, peak
@@ -126,7 +130,8 @@ def main(argv=None) -> dict:
     p.add_argument("--algos", default="a2c,ppo", help="comma-separated trainers to time")
     p.add_argument("--variants", help="comma-separated cores to time (default all): "
                                       + ", ".join(CORES))
-    p.add_argument("--warmup", type=int, default=5, help="updates not timed")
+    p.add_argument("--warmup", type=int, default=5,
+                   help="timing starts at the end of update WARMUP + 1")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--sb3-python", metavar="PY",
@@ -146,13 +151,15 @@ def main(argv=None) -> dict:
         if "ppo" not in algos:
             p.error("--sb3-python: RecurrentPPO is timed beside PPO; --algos must include ppo")
         try:
-            probe = subprocess.run([a.sb3_python, "-c", "import sb3_contrib"],
-                                   capture_output=True).returncode
+            probe = subprocess.run(  # what training.baseline_sb3 imports, as it runs
+                [a.sb3_python, "-c", "import sb3_contrib, gymnasium, sim"], capture_output=True,
+                cwd=Path(__file__).resolve().parent.parent).returncode
         except OSError:
             probe = None
         if probe != 0:
-            p.error(f"--sb3-python: {a.sb3_python} cannot import sb3_contrib; expected the "
-                    "python of a venv with sb3-contrib (see training.baseline_sb3)")
+            p.error(f"--sb3-python: {a.sb3_python} cannot import sb3_contrib, gymnasium "
+                    "and sim; expected the python of a venv with sb3-contrib (see "
+                    "training.baseline_sb3)")
     variants = {f"{algo.upper()} {c}": (algo, CORES[c]) for algo in algos for c in cores}
     if a.sb3_python:
         variants[SB3] = ("sb3", [])
@@ -174,7 +181,7 @@ def main(argv=None) -> dict:
           f"(PPO: {ppo_cfg.update_epochs} epochs x {ppo_cfg.num_minibatches} minibatches), "
           f"{a.threads} threads, torch "
           f"{torch.__version__}; median of {a.repeats} round-robin runs of {a.updates} "
-          f"updates (first {a.warmup} not timed), one process each")
+          f"updates (timed from the end of update {a.warmup + 1}), one process each")
     med = {k: statistics.median(v) for k, v in rates.items()}
     mem = {k: statistics.median(v) for k, v in peaks.items()}
     print(f"  {'variant':26s} {'env steps/s':>12s} {'cost/LSTM':>10s} {'peak RSS MiB':>13s} "
@@ -198,4 +205,7 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except RuntimeError as e:  # a timed run that failed: its one line, not a traceback
+        sys.exit(f"training.bench: {e}")
