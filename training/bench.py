@@ -36,6 +36,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from functools import partial
+
 import torch
 
 from training.config import TrainConfig
@@ -59,16 +61,17 @@ VARIANTS = {f"{algo.upper()} {core}": (algo, sets)
 
 
 SB3 = "RecurrentPPO LSTM 64 (sb3)"
+ROOT = Path(__file__).resolve().parent.parent
+NUM_ENVS, ROLLOUT = 16, 32  # every variant's update: 16 envs x 32 steps
 
 
 def run_process(args: list[str], what: str) -> tuple[str, float]:
     """Run ``args`` from the project root with it on PYTHONPATH: ``(its stdout, peak RSS in
     MiB)``; a failure is a RuntimeError naming ``what`` and the process's last line."""
-    root = Path(__file__).resolve().parent.parent
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [str(root)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+        [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        proc = subprocess.Popen(args, cwd=root, env=env, stdout=out, stderr=err, text=True)
+        proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=out, stderr=err, text=True)
         _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
@@ -83,9 +86,9 @@ def run_variant(algo: str, sets: list[str], run_dir: Path, threads: int, updates
                 ) -> tuple[Path, float]:
     """One training run in its own process: ``(its metrics.csv, peak RSS in MiB)``."""
     args = [sys.executable, "-m", f"training.{algo}", "--no-progress"]
-    for x in sets + [f"threads={threads}", "num_envs=16", "rollout_steps=32",
+    for x in sets + [f"threads={threads}", f"num_envs={NUM_ENVS}", f"rollout_steps={ROLLOUT}",
                      "stop_at_success=0", "log_every=1", "checkpoint_every=100000000",
-                     f"total_steps={updates * 16 * 32}", f"run_dir={run_dir}"]:
+                     f"total_steps={updates * NUM_ENVS * ROLLOUT}", f"run_dir={run_dir}"]:
         args += ["--set", x]
     _, peak = run_process(args, f"training.{algo} {' '.join(sets)}")
     found = sorted(run_dir.glob("*/metrics.csv"))
@@ -94,15 +97,24 @@ def run_variant(algo: str, sets: list[str], run_dir: Path, threads: int, updates
     return found[-1], peak
 
 
-def run_sb3(python: str, threads: int, updates: int, warmup: int) -> tuple[float, float]:
+def time_ours(algo: str, sets: list[str], run_dir: Path, threads: int, updates: int,
+              warmup: int) -> tuple[float, float]:
+    """One of our variants: ``(steady env steps/s, peak RSS in MiB)``."""
+    csv_path, peak = run_variant(algo, sets, run_dir, threads, updates)
+    return steady_rate(str(csv_path), warmup), peak
+
+
+def time_sb3(python: str, run_dir: Path, threads: int, updates: int, warmup: int
+             ) -> tuple[float, float]:
     """sb3-contrib's RecurrentPPO on the PPO default env in ``python`` (a venv that has it):
     ``(steady env steps/s, peak RSS in MiB)``, timed as ``steady_rate`` times our runs
-    (from the row after update ``warmup + 1`` to the last)."""
+    (from the row after update ``warmup + 1`` to the last). ``run_dir`` is unused: sb3
+    writes nothing to keep."""
     cfg = TrainConfig.default("ppo")
     text, peak = run_process(
         [python, "-m", "training.baseline_sb3", "--env", cfg.env,
          "--env-kwargs", json.dumps(cfg.env_kwargs), "--seeds", "1",
-         "--total-steps", str(updates * 16 * 32), "--threads", str(threads),
+         "--total-steps", str(updates * NUM_ENVS * ROLLOUT), "--threads", str(threads),
          "--warmup-updates", str(warmup + 1)], f"training.baseline_sb3 in {python}")
     lines = text.strip().splitlines()
     if not lines:
@@ -150,34 +162,27 @@ def main(argv=None) -> dict:
     if a.sb3_python:
         if "ppo" not in algos:
             p.error("--sb3-python: RecurrentPPO is timed beside PPO; --algos must include ppo")
-        try:
-            probe = subprocess.run(  # what training.baseline_sb3 imports, as it runs
-                [a.sb3_python, "-c", "import sb3_contrib, gymnasium, sim"], capture_output=True,
-                cwd=Path(__file__).resolve().parent.parent).returncode
-        except OSError:
-            probe = None
-        if probe != 0:
+        try:  # what training.baseline_sb3 imports, run as it will be
+            run_process([a.sb3_python, "-c", "import sb3_contrib, gymnasium, sim"], "probe")
+        except (OSError, RuntimeError):
             p.error(f"--sb3-python: {a.sb3_python} cannot import sb3_contrib, gymnasium "
                     "and sim; expected the python of a venv with sb3-contrib (see "
                     "training.baseline_sb3)")
-    variants = {f"{algo.upper()} {c}": (algo, CORES[c]) for algo in algos for c in cores}
+    variants = {f"{algo.upper()} {c}": partial(time_ours, algo, CORES[c])
+                for algo in algos for c in cores}
     if a.sb3_python:
-        variants[SB3] = ("sb3", [])
+        variants[SB3] = partial(time_sb3, a.sb3_python)
     rates: dict[str, list[float]] = {k: [] for k in variants}
     peaks: dict[str, list[float]] = {k: [] for k in variants}
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(a.repeats):
-            for i, (name, (algo, sets)) in enumerate(variants.items()):
-                if algo == "sb3":
-                    rate, peak = run_sb3(a.sb3_python, a.threads, a.updates, a.warmup)
-                else:
-                    csv_path, peak = run_variant(algo, sets, Path(tmp) / f"v{i}r{r}",
-                                                 a.threads, a.updates)
-                    rate = steady_rate(str(csv_path), a.warmup)
+            for i, (name, time_it) in enumerate(variants.items()):
+                rate, peak = time_it(Path(tmp) / f"v{i}r{r}", a.threads, a.updates, a.warmup)
                 rates[name].append(rate)
                 peaks[name].append(peak)
     cfg, ppo_cfg = TrainConfig.default(algos[0]), TrainConfig.default("ppo")
-    print(f"training.bench: {cfg.env} {cfg.env_kwargs}, 16 envs x 32 steps per update "
+    print(f"training.bench: {cfg.env} {cfg.env_kwargs}, {NUM_ENVS} envs x {ROLLOUT} steps "
+          "per update "
           f"(PPO: {ppo_cfg.update_epochs} epochs x {ppo_cfg.num_minibatches} minibatches), "
           f"{a.threads} threads, torch "
           f"{torch.__version__}; median of {a.repeats} round-robin runs of {a.updates} "
