@@ -266,16 +266,29 @@ class ActorCritic(nn.Module):
 
     def forward(self, obs: Tensor, state: Any, reset: Tensor | None = None
                 ) -> tuple[PolicyOutput, Any]:
-        """One control tick: ``obs [B, obs_dim]``, ``reset [B]`` -> heads and new state."""
+        """One control tick: ``obs [B, obs_dim]``, ``reset [B]`` -> heads and new state.
+
+        Or a sequence (a replay): ``obs [B, T, obs_dim]``, ``reset [B, T]`` -> heads with
+        leading dims ``[B, T]`` and the state after the last step. The core steps through
+        the ``T`` steps with each step's reset (:meth:`RecurrentCore.unroll`), then the
+        heads run once over all of them: the same function as ``T`` ticks, with a
+        ``T``-th of the heads' calls."""
         if obs.shape[-1] != self.obs_dim:
             raise ValueError(f"observation has {obs.shape[-1]} values, expected {self.obs_dim}")
+        if obs.dim() not in (2, 3):
+            raise ValueError(f"observation must be [batch, {self.obs_dim}] or [batch, steps, "
+                             f"{self.obs_dim}], got shape {tuple(obs.shape)}")
         x = self.normalize(obs)
+
+        def run(core: RecurrentCore, s: Any) -> tuple[Tensor, Any]:
+            return core.step(x, s, reset) if obs.dim() == 2 else core.unroll(x, s, reset)
+
         if self.critic_core is None:
-            features, state = self.core.step(x, state, reset)
+            features, state = run(self.core, state)
             return self.heads(features), state
         actor_state, critic_state = self.split_state(state)
-        features, actor_state = self.core.step(x, actor_state, reset)
-        critic_features, critic_state = self.critic_core.step(x, critic_state, reset)
+        features, actor_state = run(self.core, actor_state)
+        critic_features, critic_state = run(self.critic_core, critic_state)
         out = PolicyOutput(self.actor(features), self.log_std,
                            self.critic(critic_features).squeeze(-1))
         return out, self.state_type(*actor_state, *critic_state)

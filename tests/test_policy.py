@@ -50,12 +50,24 @@ def test_act_and_the_trainers_replay_agree(kind, core):
     torch.testing.assert_close(v2, torch.stack(values, 1), rtol=1e-5, atol=1e-5)
     assert lp2.shape == ent.shape == v2.shape == (b, t)
     assert (ent > 0).all()
+    # The forward pass over the whole sequence ends in the state the ticks ended in.
+    with torch.no_grad():
+        _, last = policy(obs, policy.initial_state(b), resets)
+    for name, a, want in zip(type(state)._fields, last, state):
+        torch.testing.assert_close(a, want, rtol=1e-5, atol=1e-6, msg=name)
     expect_shape = {"discrete": (b, t), "multi_discrete": (b, t, 2), "multi_binary": (b, t, 5),
                     "box": (b, t, 2)}[kind]
     assert actions.shape == expect_shape
     (lp2.mean() + v2.mean()).backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all()
                for p in policy.parameters() if p.requires_grad)
+
+
+def test_an_observation_of_another_rank_is_a_clear_error():
+    policy = make_policy("discrete")
+    with pytest.raises(ValueError, match=r"must be \[batch, 6\] or \[batch, steps, 6\], "
+                                         r"got shape \(2, 3, 4, 6\)"):
+        policy(torch.zeros(2, 3, 4, 6), policy.initial_state(2))
 
 
 def test_distributions_have_the_right_log_probs():

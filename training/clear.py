@@ -314,14 +314,8 @@ def replay_steps(model, policy: ActorCritic, obs: Tensor, resets: Tensor, state:
                  ) -> tuple[ActionDistribution, Tensor, Any]:
     """Re-run ``[S, L]`` sequences with gradients from ``state``: the action
     distribution ``[S, L]``, the values ``[S, L]`` and the state after the last step."""
-    params, values = [], []
-    out = None
-    for t in range(obs.shape[1]):
-        out, state = model(obs[:, t], state, resets[:, t])
-        params.append(out.dist)
-        values.append(out.value)
-    dist = policy.distribution(type(out)(torch.stack(params, 1), out.log_std, None))
-    return dist, torch.stack(values, 1), state
+    out, state = model(obs, state, resets)
+    return policy.distribution(out), out.value, state
 
 
 @dataclass

@@ -367,16 +367,13 @@ def replay(model: nn.Module, policy: ActorCritic, seq: Sequences
     """Re-run sequences with gradients from their stored start states, applying each
     step's reset mask: ``(log_prob, entropy, value)``, each ``[S, L]``.
 
-    ``model`` is what the forward passes call: the policy itself, or its
+    ``model`` is what the forward pass calls, once over the whole ``[S, L]`` sequences
+    (:meth:`ActorCritic.forward` on a sequence): the policy itself, or its
     DistributedDataParallel wrapper (which averages the gradients across processes).
     """
-    state, dists, values = seq.start_state, [], []
-    for t in range(seq.obs.shape[1]):
-        out, state = model(seq.obs[:, t], state, seq.resets[:, t])
-        dists.append(out.dist)
-        values.append(out.value)
-    dist = policy.distribution(type(out)(torch.stack(dists, 1), out.log_std, None))
-    return dist.log_prob(seq.actions), dist.entropy(), torch.stack(values, 1)
+    out, _ = model(seq.obs, seq.start_state, seq.resets)
+    dist = policy.distribution(out)
+    return dist.log_prob(seq.actions), dist.entropy(), out.value
 
 
 def masked_mean(x: Tensor, mask: Tensor) -> Tensor:
