@@ -108,11 +108,12 @@ def test_vtrace_on_policy_equals_the_lambda_returns(lam):
 
 
 # -- a real rollout to fill buffers with -----------------------------------------------------
-def _setup(env="dnc/TMaze-v0", kwargs=None, core="dnc", num_envs=4):
+def _setup(env="dnc/TMaze-v0", kwargs=None, core="dnc", num_envs=4, separate_critic=False):
     cfg = TrainConfig(env=env, env_kwargs=kwargs or {"length": 4}, core=core,
                       core_config={"hidden_size": 8, "memory_slots": 4, "word_size": 4,
                                    "read_heads": 1} if core == "dnc" else {"hidden_size": 8},
-                      num_envs=num_envs, rollout_steps=8, bptt=4).validate()
+                      num_envs=num_envs, rollout_steps=8, bptt=4,
+                      separate_critic=separate_critic).validate()
     envs = make_envs(cfg, 0)
     flatten = ObsFlattener(envs.single_observation_space)
     torch.manual_seed(0)
@@ -251,6 +252,31 @@ def test_the_buffer_file_round_trips_and_sampling_continues(tmp_path):
     np.testing.assert_array_equal(a.index, b.index)
     assert buf.add(r) == loaded.add(r)
     np.testing.assert_array_equal(buf.arrays["task"], loaded.arrays["task"])
+
+
+def test_a_buffer_of_a_policy_with_a_critic_core_round_trips_and_replays(tmp_path):
+    # The stored states are the pair's (the actor DNC's, then the critic DNC's critic_*
+    # entries): the file keeps them, the policy takes them back, and its replay from them
+    # reproduces the values the rollout had, so both cores' memories came back.
+    cfg, envs, flatten, policy, carry = _setup(separate_critic=True)
+    r, _ = _rollout(policy, envs, carry, flatten, cfg)
+    envs.close()
+    buf = ReplayBuffer(capacity=8)
+    buf.add(r)
+    assert "state_critic_memory" in buf.arrays
+    assert np.abs(buf.arrays["state_critic_memory"]).sum() > 0  # windows 2+ carry memory
+    buf.save(tmp_path / "pair.npz", step=8)
+    loaded, _ = ReplayBuffer.load(tmp_path / "pair.npz", policy)
+    assert loaded.state_type is policy.state_type
+    b = loaded.sample(8)
+    with torch.no_grad():
+        _, values, _ = replay_steps(policy, policy, b.fields["obs"], b.fields["resets"],
+                                    b.start_state)
+    torch.testing.assert_close(values, b.fields["value"], atol=1e-5, rtol=1e-5)
+    # The actor core alone is not this policy: its fields lack the critic's.
+    with pytest.raises(ReplayError, match="holds states with fields") as e:
+        ReplayBuffer.load(tmp_path / "pair.npz", policy.core)
+    assert "critic_h" in str(e.value) and "\n" not in str(e.value)
 
 
 def test_a_bad_buffer_file_is_a_one_line_error(tmp_path):
