@@ -34,9 +34,8 @@ import statistics
 import subprocess
 import sys
 import tempfile
-from pathlib import Path
-
 from functools import partial
+from pathlib import Path
 
 import torch
 
@@ -182,8 +181,8 @@ def main(argv=None) -> dict:
                 peaks[name].append(peak)
     cfg, ppo_cfg = TrainConfig.default(algos[0]), TrainConfig.default("ppo")
     print(f"training.bench: {cfg.env} {cfg.env_kwargs}, {NUM_ENVS} envs x {ROLLOUT} steps "
-          "per update "
-          f"(PPO: {ppo_cfg.update_epochs} epochs x {ppo_cfg.num_minibatches} minibatches), "
+          f"per update (PPO: {ppo_cfg.update_epochs} epochs x {ppo_cfg.num_minibatches} "
+          "minibatches), "
           f"{a.threads} threads, torch "
           f"{torch.__version__}; median of {a.repeats} round-robin runs of {a.updates} "
           f"updates (timed from the end of update {a.warmup + 1}), one process each")
