@@ -334,6 +334,33 @@ def test_fuzzed_observations_are_rejected_without_touching_the_memory(procs, pee
 
 
 # -- watchdog ------------------------------------------------------------------------------
+def _acts_unless_starved(peer, obs_seq, timeout: float, published_prev: float) -> int:
+    """Send each observation in turn (20 ms apart) and check that the policy answers it.
+    A safe action is allowed only where the watchdog had a real reason: it reached us
+    more than ``timeout`` after we published the observation before (a stall of this
+    process or the node on a loaded machine), which the node's trip time implies.
+    ``published_prev``: when the observation before the first was published. Returns how
+    many such stalls there were."""
+    stalls = 0
+    for o in obs_seq:
+        n = len(peer.actions)
+        published = time.monotonic()
+        peer.publish(o)
+        peer.spin_until(lambda: len(peer.actions) > n, 10.0, "an action")
+        label, _, received = peer.actions[n]
+        if label != "action":
+            assert label == "safe"
+            since = received - published_prev
+            assert since > timeout, (f"safe action {since:.3f} s after the observation "
+                                     f"before: the watchdog ({timeout} s) tripped early")
+            stalls += 1
+            peer.spin_until(lambda: any(a[0] == "action" for a in peer.actions[n:]), 10.0,
+                            "the policy's action after a stall")
+        published_prev = published
+        peer.spin(0.02)
+    return stalls
+
+
 def test_watchdog_publishes_the_safe_action_until_observations_return(procs, peer, tmaze):
     timeout, rate = 0.3, 50.0
     procs("policy_node", node_params(tmaze, obs_timeout_ms=timeout * 1000, rate_hz=rate,
@@ -341,11 +368,9 @@ def test_watchdog_publishes_the_safe_action_until_observations_return(procs, pee
     peer.wait_for_node()
     obs = env_observations("dnc/TMaze-v0", {"length": 4}, 60, seed=1)
     # The watchdog counts from activation, so it may have tripped before this peer matched.
+    t0 = time.monotonic()
     peer.send_past_watchdog(obs[0])
-    for o in obs[1:19]:
-        label, _ = peer.send(o)
-        assert label == "action"
-        peer.spin(0.02)
+    stalls = _acts_unless_starved(peer, obs[1:19], timeout, t0)
     t_last = time.monotonic()
     assert peer.send(obs[19])[0] == "action"
     n = len(peer.actions)
@@ -363,17 +388,12 @@ def test_watchdog_publishes_the_safe_action_until_observations_return(procs, pee
     tripped = [m for m in peer.diagnostics for st in m.status
                if any(kv.key == "watchdog" and kv.value == "tripped" for kv in st.values)]
     assert tripped and tripped[-1].status[0].level == b"\x02"  # ERROR
-    # Observations return: the policy acts again and the safe actions stop.
+    # Observations return: the policy acts again and the safe actions stop (a stall of
+    # more than the timeout on this shared machine is the one excuse, and must be rare).
+    t0 = time.monotonic()
     peer.send_past_watchdog(obs[20])
-    for o in obs[21:40]:
-        label, _ = peer.send(o)
-        assert label == "action"
-        peer.spin(0.02)
-    n = len(peer.actions)
-    for o in obs[40:50]:
-        peer.send(o)
-        peer.spin(0.02)
-    assert all(lab == "action" for lab, _, _ in peer.actions[n:])
+    stalls += _acts_unless_starved(peer, obs[21:50], timeout, t0)
+    assert stalls <= 2, f"{stalls} stalls over {timeout} s in 48 observations"
 
 
 # -- crash and restore ---------------------------------------------------------------------
