@@ -111,16 +111,30 @@ class RecurrentCore(nn.Module):
         return apply_reset(state, reset)
 
     _compiled_step = None
+    _compiled_chunk = None
+    _chunk = 1
 
-    def compile_step(self, enabled: bool = True, **options) -> "RecurrentCore":
+    def compile_step(self, enabled: bool = True, chunk: int = 1, **options) -> "RecurrentCore":
         """Run :meth:`step` through ``torch.compile`` (inductor) from now on.
 
         The memory update is a long chain of small ops; compiling fuses them and runs
         training 2-3x faster on CPU (see docs/BENCHMARKS.md), at a one-off compile cost
         of tens of seconds. Results equal the eager step to float rounding. Export and
         deployment never use this: they trace the eager step.
+
+        ``chunk`` > 1 also compiles ``chunk`` steps at a time as one graph for
+        :meth:`unroll` (a training replay): it saves the compiled step's per-call
+        overhead (guards, autograd wrapper) and fuses across steps, forward and
+        backward, at a one-off compile that grows with ``chunk`` (minutes at 8; the
+        figures are in docs/TRAINING.md, Speed). A sequence whose length is not a
+        multiple of ``chunk`` compiles one more graph for its last, shorter chunk.
         """
+        if int(chunk) < 1:
+            raise ValueError(f"chunk: expected an integer >= 1, got {chunk!r}")
         self._compiled_step = torch.compile(self._step, dynamic=False, **options) if enabled else None
+        self._chunk = int(chunk) if enabled else 1
+        self._compiled_chunk = (torch.compile(self._unroll_chunk, dynamic=False, **options)
+                                if enabled and self._chunk > 1 else None)
         return self
 
     @property
@@ -147,9 +161,26 @@ class RecurrentCore(nn.Module):
         The reset mask is applied at every step, so sequences that hold several episodes
         (as training rollouts do) never leak memory from one episode into the next.
         """
+        if self._compiled_chunk is not None and not torch.compiler.is_compiling():
+            if resets is None:
+                resets = torch.zeros(xs.shape[:2], dtype=torch.bool, device=xs.device)
+            k, chunks = self._chunk, []
+            for s in range(0, xs.shape[1], k):
+                f, state = self._compiled_chunk(xs[:, s:s + k], state, resets[:, s:s + k])
+                chunks.append(f)
+            return torch.cat(chunks, dim=1), state
         features = []
         for t in range(xs.shape[1]):
             f, state = self.step(xs[:, t], state, None if resets is None else resets[:, t])
+            features.append(f)
+        return torch.stack(features, dim=1), state
+
+    def _unroll_chunk(self, xs: Tensor, state: Any, resets: Tensor) -> tuple[Tensor, Any]:
+        """The steps of :meth:`unroll`, each with its reset, as one function for
+        ``torch.compile`` (``compile_step(chunk=...)``)."""
+        features = []
+        for t in range(xs.shape[1]):
+            f, state = self._step(xs[:, t], self.reset_state(state, resets[:, t]))
             features.append(f)
         return torch.stack(features, dim=1), state
 

@@ -233,22 +233,39 @@ def test_make_core_by_name():
         make_core("nope", input_size=3)
 
 
-def test_compiled_step_equals_eager_in_values_and_gradients():
+@pytest.mark.parametrize("chunk", [1, 2])
+def test_compiled_step_equals_eager_in_values_and_gradients(chunk):
+    """The compiled step (chunk 1) and the compiled unroll of 2 steps per graph (5 steps:
+    chunks of 2, 2 and a shorter 1, resets at a chunk's first and second step) compute
+    the eager unroll's features, final state and gradients."""
     torch.manual_seed(8)
     eager = small_dnc()
     compiled = small_dnc()
     compiled.load_state_dict(eager.state_dict())
-    compiled.compile_step()
-    xs, resets = torch.randn(3, 6, 5), torch.zeros(3, 6)
-    resets[1, 2] = 1
+    compiled.compile_step(chunk=chunk)
+    xs, resets = torch.randn(3, 5, 5), torch.zeros(3, 5)
+    resets[1, 2] = resets[0, 3] = 1
     results = []
     for core in (eager, compiled):
         feats, state = core.unroll(xs, core.initial_state(3), resets)
         (feats.square().sum() + state.memory.sum()).backward()
-        results.append((feats.detach(), [p.grad for p in core.parameters()]))
+        results.append((feats.detach(), [s.detach() for s in state],
+                        [p.grad for p in core.parameters()]))
     torch.testing.assert_close(results[1][0], results[0][0], rtol=1e-5, atol=1e-6)
-    for g_compiled, g_eager in zip(results[1][1], results[0][1]):
+    for s_compiled, s_eager in zip(results[1][1], results[0][1]):
+        torch.testing.assert_close(s_compiled, s_eager, rtol=1e-5, atol=1e-6)
+    for g_compiled, g_eager in zip(results[1][2], results[0][2]):
         torch.testing.assert_close(g_compiled, g_eager, rtol=1e-4, atol=1e-5)
+    # Without resets, the same as all-zero resets.
+    with torch.no_grad():
+        torch.testing.assert_close(compiled.unroll(xs, compiled.initial_state(3))[0],
+                                   eager.unroll(xs, eager.initial_state(3))[0],
+                                   rtol=1e-5, atol=1e-6)
+
+
+def test_a_compile_chunk_below_one_is_refused():
+    with pytest.raises(ValueError, match="chunk: expected an integer >= 1, got 0"):
+        small_dnc().compile_step(chunk=0)
 
 
 def parse_interface(core, v: torch.Tensor) -> SimpleNamespace:

@@ -168,13 +168,14 @@ def test_ppo_learns_the_short_tmaze(tmp_path):
 
 
 def test_compile_auto_compiles_a_long_dnc_run_and_says_so(tmp_path, monkeypatch, capfd):
-    """The trainer's default ``compile: auto`` on a run counted as long (the threshold
-    lowered for the test): the DNC's step goes through torch.compile and the run says
-    so; the same run with ``compile=false`` says nothing and gives the same figures up
-    to rounding."""
+    """The trainer's default ``compile: auto`` on a run counted as long (the thresholds
+    lowered for the test, and 2 replay steps per graph): the DNC's step and its replay's
+    chunks go through torch.compile and the run says so; the same run with
+    ``compile=false`` says nothing and gives the same figures up to rounding."""
     from training import config
     monkeypatch.setattr(config, "COMPILE_MIN_STEPS", 64)
-    monkeypatch.setattr(torch._dynamo.config, "suppress_errors", False)  # restored after
+    monkeypatch.setattr(config, "CHUNK_MIN_STEPS", 64)
+    monkeypatch.setattr(config, "COMPILE_CHUNK", 2)
     base = ["core=dnc", ("core_config={hidden_size: 16, memory_slots: 8, word_size: 8, "
                          "read_heads: 1}"), "num_envs=4", "rollout_steps=16", "total_steps=128",
             "update_epochs=1", "num_minibatches=1", "threads=1", "stop_at_success=0",
@@ -185,10 +186,14 @@ def test_compile_auto_compiles_a_long_dnc_run_and_says_so(tmp_path, monkeypatch,
         cfg = resolve(None, base + [f"compile={mode}", f"run_dir={tmp_path / mode}"],
                       algo="ppo")
         counters.clear()
-        results[mode] = train(cfg, progress=False)
+        # "auto" sets torch's suppress_errors for the rest of the process: torch's own
+        # patch puts it back after (pytest's monkeypatch left the config without the key)
+        with torch._dynamo.config.patch(suppress_errors=False):
+            results[mode] = train(cfg, progress=False)
         graphs[mode] = counters["stats"]["unique_graphs"]
         err = capfd.readouterr().err
-        said = "compile: auto, on for the dnc core on the CPU (total_steps >= 64)" in err
+        said = ("compile: auto, on for the dnc core on the CPU (total_steps >= 64); "
+                "compile_chunk: auto, 2 steps per graph (total_steps >= 64)") in err
         assert said == (mode == "auto"), err
     assert graphs["auto"] > 0 and graphs["false"] == 0, graphs
     assert results["auto"]["global_step"] == results["false"]["global_step"] == 128

@@ -96,6 +96,19 @@ def test_compile_auto_compiles_the_memory_cores_on_long_cpu_runs_only(monkeypatc
         False, "compile: auto, off: no C++ compiler 'no-such-c++-compiler' on the PATH")
 
 
+def test_compile_chunk_auto_takes_several_steps_per_graph_on_long_runs_only():
+    from training.config import CHUNK_MIN_STEPS, COMPILE_CHUNK, compile_chunk
+    assert TrainConfig().compile_chunk == "auto"
+    assert compile_chunk(resolve(None, [f"total_steps={CHUNK_MIN_STEPS}"])) == (
+        COMPILE_CHUNK, f"compile_chunk: auto, {COMPILE_CHUNK} steps per graph "
+                       f"(total_steps >= {CHUNK_MIN_STEPS:,})")
+    assert compile_chunk(resolve(None, [f"total_steps={CHUNK_MIN_STEPS - 1}"]))[0] == 1
+    assert compile_chunk(resolve(None, ["compile_chunk=3"])) == (3, "compile_chunk: 3")
+    for bad in ("0", "true", "'eight'", "2.5"):
+        with pytest.raises(ConfigError, match="compile_chunk: expected an integer >= 1 or "):
+            resolve(None, [f"compile_chunk={bad}"])
+
+
 def test_overrides_and_flags():
     cfg = resolve(None, ["lr=3e-4", "core_config.hidden_size=32", "env_kwargs.length=20"],
                   seed=7, total_steps=1000)

@@ -84,8 +84,8 @@ def settings_differ(configs: list[TrainConfig | dict], cores_too: bool = False) 
     """Config keys, other than the run machinery (and the core, unless ``cores_too``),
     that differ between configs (TrainConfig or dicts such as a run's config.yaml):
     empty when every core of a task gets the same env, A2C settings and budget."""
-    ignore = {"seed", "run_dir", "threads", "device", "compile", "vector_env", "log_every",
-              "checkpoint_every", "stop_at_success", "stop_min_episodes"}
+    ignore = {"seed", "run_dir", "threads", "device", "compile", "compile_chunk", "vector_env",
+              "log_every", "checkpoint_every", "stop_at_success", "stop_min_episodes"}
     ignore |= set() if cores_too else {"core", "core_config"}
     dicts = [c if isinstance(c, dict) else c.to_dict() for c in configs]
     keys = sorted(set().union(*dicts) - ignore)

@@ -378,7 +378,7 @@ def run(ccfg: ContinualConfig, folder: Path | None = None, resume: bool = False,
     kill would leave it). Returns the summary (:func:`summarize`) with ``folder``."""
     from training.a2c import a2c_update
     from training.compare_runs import code_version
-    from training.config import compile_enabled
+    from training.config import compile_chunk, compile_enabled
     from training.ppo import ppo_update
     from training.runner import pick_device, train
 
@@ -386,6 +386,9 @@ def run(ccfg: ContinualConfig, folder: Path | None = None, resume: bool = False,
     # compile "auto" decided once for the whole run (each interval is a short call of the
     # trainer, which alone would stay eager); the policy keeps its compiled step.
     compiled, why = compile_enabled(first, pick_device(first.device).type)
+    chunk, why_chunk = compile_chunk(first)
+    if compiled:
+        why = f"{why}; {why_chunk}"
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise ConfigError("training.continual runs in one process (torchrun is not supported)")
     base_update = ppo_update if first.algo == "ppo" else a2c_update
@@ -443,7 +446,7 @@ def run(ccfg: ContinualConfig, folder: Path | None = None, resume: bool = False,
                 break
             current["task"] = (end - 1) // ccfg.steps_per_task
             cfg = dataclasses.replace(ccfg.task_config(current["task"], total_steps=end),
-                                      compile=compiled)
+                                      compile=compiled, compile_chunk=chunk)
             train(cfg, update, resume=point, progress=False, run_dir=folder / "train",
                   policy=policy)
             ckpt = folder / "train" / "checkpoints" / f"step_{end:010d}.pt"

@@ -45,7 +45,8 @@ import sim  # noqa: F401  (registers the dnc/ envs)
 from dnc_core import CORES, ActorCritic, make_core
 from dnc_core.policy import NonFiniteDistribution
 from training import checkpoint as ckpt_io
-from training.config import ConfigError, TrainConfig, compile_enabled, resolve
+from training.config import (ConfigError, TrainConfig, compile_chunk, compile_enabled,
+                             resolve)
 from training.envs import env_spec, make_env
 from training.rollout import (Context, EpisodeTracker, RewardScaler, Rollout, collect_rollout,
                               start_carry)
@@ -233,11 +234,12 @@ def train(cfg: TrainConfig, update_fn: Update,
     if use_compile and not policy.core.compiled:
         if cfg.compile == "auto":  # a compile that fails falls back to the eager step
             torch._dynamo.config.suppress_errors = True
+        chunk, why_chunk = compile_chunk(cfg)
         for core in policy.cores:
-            core.compile_step()
+            core.compile_step(chunk=chunk)
         if rank == 0:
-            print(f"{why}: the first updates include a one-off compile", file=sys.stderr,
-                  flush=True)
+            print(f"{why}; {why_chunk}: the first updates include a one-off compile",
+                  file=sys.stderr, flush=True)
     model = policy
     if world > 1:
         # DDP starts every rank from rank 0's weights and averages the gradients in
