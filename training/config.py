@@ -371,10 +371,10 @@ def compile_enabled(cfg: TrainConfig, device_type: str) -> tuple[bool, str]:
 
 
 # compile_chunk: "auto" compiles this many steps of the replay as one graph in runs of at
-# least CHUNK_MIN_STEPS env steps. Measured alone on this 2-core machine (one thread, a
-# PPO minibatch of 8 sequences x 32 steps, forward and backward; docs/TRAINING.md,
-# Speed): 1.42x the per-step compiled replay at 8, for a one-off compile of about two
-# minutes, which a run repays after roughly 230k env steps; the bar leaves a margin.
+# least CHUNK_MIN_STEPS env steps. Measured alone on this 2-core machine (one thread;
+# docs/TRAINING.md, Speed): the replay 1.42x the per-step compiled one at 8, the PPO loop
+# 1.46x, for a one-off compile of about two minutes, which a run repays after about 200k
+# env steps; the bar leaves a margin for a slower compile on a loaded machine.
 COMPILE_CHUNK, CHUNK_MIN_STEPS = 8, 500_000
 
 
