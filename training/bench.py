@@ -5,8 +5,8 @@ Env steps per second of the whole training loop (env stepping, the rollout's for
 passes, the replay and update) on the default task (the T-maze) with 2 threads, for A2C
 (16 envs x 32 steps, as in issue 4's target; A2C's default has 4 envs since 2015ee2)
 and for PPO at its defaults (16 envs x 32 steps, 20 epochs of 2 minibatches), each
-with the DNC (eager, with ``compile`` of its step, and with 8 replay steps compiled as
-one graph, ``compile_chunk=8``), the DNC with the three
+with the DNC (eager, with ``compile`` of its step, and with 8 or 32 replay steps compiled as
+one graph, ``compile_chunk``), the DNC with the three
 improvements of Csordás & Schmidhuber (``DNC-MDS``), the NTM, the LSTM and the GRU
 (the T-maze's default sizes: 64 units, 16 slots of 16). Each variant is a real training
 run in its own process (``python -m training.<algo>``); the rate is taken from its
@@ -50,6 +50,7 @@ NTM = ["core=ntm", "core_config={hidden_size: 64, memory_slots: 16, word_size: 1
 CORES = {"DNC (eager)": ["core=dnc", "compile=false"],
          "DNC (compile)": ["core=dnc", "compile=true", "compile_chunk=1"],
          "DNC (compile chunk 8)": ["core=dnc", "compile=true", "compile_chunk=8"],
+         "DNC (compile chunk 32)": ["core=dnc", "compile=true", "compile_chunk=32"],
          "DNC-MDS (eager)": ["core=dnc", "compile=false"] + MDS,
          "DNC-MDS (compile)": ["core=dnc", "compile=true", "compile_chunk=1"] + MDS,
          "NTM (eager)": NTM + ["compile=false"],
