@@ -129,7 +129,7 @@ class RecurrentCore(nn.Module):
         figures are in docs/TRAINING.md, Speed). A sequence whose length is not a
         multiple of ``chunk`` compiles one more graph for its last, shorter chunk.
         """
-        if int(chunk) < 1:
+        if not isinstance(chunk, numbers.Integral) or isinstance(chunk, bool) or chunk < 1:
             raise ValueError(f"chunk: expected an integer >= 1, got {chunk!r}")
         self._compiled_step = torch.compile(self._step, dynamic=False, **options) if enabled else None
         self._chunk = int(chunk) if enabled else 1

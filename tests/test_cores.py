@@ -263,9 +263,10 @@ def test_compiled_step_equals_eager_in_values_and_gradients(chunk):
                                    rtol=1e-5, atol=1e-6)
 
 
-def test_a_compile_chunk_below_one_is_refused():
-    with pytest.raises(ValueError, match="chunk: expected an integer >= 1, got 0"):
-        small_dnc().compile_step(chunk=0)
+@pytest.mark.parametrize("chunk", [0, 2.5, True])
+def test_a_compile_chunk_that_is_not_a_positive_integer_is_refused(chunk):
+    with pytest.raises(ValueError, match=f"chunk: expected an integer >= 1, got {chunk!r}"):
+        small_dnc().compile_step(chunk=chunk)
 
 
 def parse_interface(core, v: torch.Tensor) -> SimpleNamespace:

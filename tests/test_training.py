@@ -103,6 +103,8 @@ def test_compile_chunk_auto_takes_several_steps_per_graph_on_long_runs_only():
         COMPILE_CHUNK, f"compile_chunk: auto, {COMPILE_CHUNK} steps per graph "
                        f"(total_steps >= {CHUNK_MIN_STEPS:,})")
     assert compile_chunk(resolve(None, [f"total_steps={CHUNK_MIN_STEPS - 1}"]))[0] == 1
+    assert compile_chunk(resolve(None, [f"total_steps={CHUNK_MIN_STEPS}"]), "cuda") == (
+        1, "compile_chunk: auto, 1 on cuda (measured on the CPU only)")
     assert compile_chunk(resolve(None, ["compile_chunk=3"])) == (3, "compile_chunk: 3")
     for bad in ("0", "true", "'eight'", "2.5"):
         with pytest.raises(ConfigError, match="compile_chunk: expected an integer >= 1 or "):

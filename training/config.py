@@ -378,10 +378,14 @@ def compile_enabled(cfg: TrainConfig, device_type: str) -> tuple[bool, str]:
 COMPILE_CHUNK, CHUNK_MIN_STEPS = 8, 500_000
 
 
-def compile_chunk(cfg: TrainConfig) -> tuple[int, str]:
-    """How many replay steps a compiled run compiles as one graph, and why."""
+def compile_chunk(cfg: TrainConfig, device_type: str = "cpu") -> tuple[int, str]:
+    """How many replay steps a compiled run compiles as one graph, and why: an integer
+    ``cfg.compile_chunk`` as it is, else (``"auto"``) :data:`COMPILE_CHUNK` on the CPU in
+    runs of ``total_steps >= CHUNK_MIN_STEPS`` and 1 otherwise."""
     if cfg.compile_chunk != "auto":
         return int(cfg.compile_chunk), f"compile_chunk: {cfg.compile_chunk}"
+    if device_type != "cpu":
+        return 1, f"compile_chunk: auto, 1 on {device_type} (measured on the CPU only)"
     if cfg.total_steps >= CHUNK_MIN_STEPS:
         return COMPILE_CHUNK, (f"compile_chunk: auto, {COMPILE_CHUNK} steps per graph "
                                f"(total_steps >= {CHUNK_MIN_STEPS:,})")

@@ -385,8 +385,9 @@ def run(ccfg: ContinualConfig, folder: Path | None = None, resume: bool = False,
     first = ccfg.task_config(0, total_steps=ccfg.total_steps)
     # compile "auto" decided once for the whole run (each interval is a short call of the
     # trainer, which alone would stay eager); the policy keeps its compiled step.
-    compiled, why = compile_enabled(first, pick_device(first.device).type)
-    chunk, why_chunk = compile_chunk(first)
+    device_type = pick_device(first.device).type
+    compiled, why = compile_enabled(first, device_type)
+    chunk, why_chunk = compile_chunk(first, device_type)
     if compiled:
         why = f"{why}; {why_chunk}"
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:

@@ -234,7 +234,7 @@ def train(cfg: TrainConfig, update_fn: Update,
     if use_compile and not policy.core.compiled:
         if cfg.compile == "auto":  # a compile that fails falls back to the eager step
             torch._dynamo.config.suppress_errors = True
-        chunk, why_chunk = compile_chunk(cfg)
+        chunk, why_chunk = compile_chunk(cfg, device.type)
         for core in policy.cores:
             core.compile_step(chunk=chunk)
         if rank == 0:
