@@ -1,7 +1,12 @@
 """Probe (2026-12-07): a compiled DNC replay (forward + backward of one PPO minibatch, B=8
 sequences x T=32 steps, the PPO default DNC sizes without de-allocation), the per-step
 compiled step (K=1) against one compiled graph per K steps. Alone on the machine, one
-thread; medians over 15 interleaved repeats. Run: python docs/results/issue11_bench/chunk_probe.py 1,4,8,16,32"""
+thread; medians over 15 interleaved repeats. Run: python docs/results/issue11_bench/chunk_probe.py 1,4,8,16,32
+
+Written before compile_chunk existed, this probe holds its own copy of the chunked unroll
+(``chunk`` below) so that the saved figures stay the ones it printed; the project's
+version is ``RecurrentCore.compile_step(chunk=K)``, tested equal to the eager unroll in
+tests/test_cores.py."""
 import statistics, sys, time
 import torch
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[3]))
