@@ -211,24 +211,29 @@ def train_tmaze_dnc(base: Path) -> Path:
     return train_tmaze(base, "dnc")
 
 
-def train_tmaze(base: Path, core: str = "dnc") -> Path:
+def train_tmaze(base: Path, core: str = "dnc", algo: str = "a2c") -> Path:
     """A small memory policy trained on a short T-maze (seconds on one core), exported to
     ONNX as ``tmaze_<core>.onnx``: a ``dnc`` or ``ntm`` core (H = 32, 8 slots of 8, one
-    read head)."""
+    read head) or a ``gru`` or ``lstm`` of 32, trained by ``training.a2c`` or, with
+    ``algo="ppo"``, by ``training.ppo`` at its own defaults for the rest."""
     import torch
 
     from export.onnx import build_contract, export_policy, sha256_of
+    from training import a2c, ppo
     from training import checkpoint as ckpt_io
-    from training.a2c import train
     from training.config import resolve
 
+    sizes = ("{hidden_size: 32}" if core in ("gru", "lstm") else
+             "{hidden_size: 32, memory_slots: 8, word_size: 8, read_heads: 1}")
+    speed = ["lr=3e-3", "num_envs=8"] if algo == "a2c" else []
     threads = torch.get_num_threads()
     try:
         cfg = resolve(None, [
-            f"core={core}", ("core_config={hidden_size: 32, memory_slots: 8, word_size: 8, "
-                         "read_heads: 1}"), "env_kwargs.length=4", "env_kwargs.bump_penalty=0.1",
-            "lr=3e-3", "num_envs=8", "stop_at_success=0.95", "total_steps=300000",
-            "compile=false", "threads=1", "seed=1", "checkpoint_every=100000000", f"run_dir={base}"])
+            f"algo={algo}", f"core={core}", f"core_config={sizes}", "env_kwargs.length=4",
+            "env_kwargs.bump_penalty=0.1", *speed, "stop_at_success=0.95", "total_steps=300000",
+            "compile=false", "threads=1", "seed=1", "checkpoint_every=100000000",
+            f"run_dir={base}"])
+        train = {"a2c": a2c.train, "ppo": ppo.train}[algo]
         ckpt = Path(train(cfg, progress=False, run_dir=base / "run")["checkpoint"])
         policy, ck = ckpt_io.load_policy(ckpt)
         return export_policy(policy, build_contract(policy, ck, sha256_of(ckpt)),

@@ -265,6 +265,17 @@ def test_sim_in_the_loop_runs_an_ntm_policy_unchanged(ws, procs, tmp_path_factor
     assert f"configured: {model} (ntm core" in node.text()
 
 
+def test_sim_in_the_loop_runs_a_ppo_trained_gru_policy_unchanged(ws, procs, tmp_path_factory,
+                                                                 tmp_path):
+    """Issue 11: a GRU (one state tensor, ``h``) trained by ``training.ppo`` instead of
+    ``training.a2c``, exported the same way, in the same node and bridge."""
+    model = train_tmaze(tmp_path_factory.mktemp("tmaze_gru_ppo"), core="gru", algo="ppo")
+    assert [n for n, _ in PolicyRuntime(model).state_spec] == ["h"]
+    assert yaml.safe_load((model.parent / "run" / "config.yaml").read_text())["algo"] == "ppo"
+    node = sim_in_the_loop_matches_offline(ws, procs, model, tmp_path)
+    assert f"configured: {model} (gru core" in node.text()
+
+
 # -- bad input -----------------------------------------------------------------------------
 def fuzzed(rng: np.random.Generator, dim: int) -> np.ndarray:
     kind = rng.integers(6)
@@ -536,6 +547,51 @@ def set_rate(peer, hz: float):
     req = SetParameters.Request(parameters=[Parameter(name="rate_hz", value=ParameterValue(
         type=ParameterType.PARAMETER_DOUBLE, double_value=hz))])
     return peer.call(SetParameters, "/dnc_policy/set_parameters", req).results[0]
+
+
+def test_activate_freezes_the_collector_and_deactivate_unfreezes_it(tmaze):
+    """In this process: at activate the node collects once and moves everything made so
+    far (the model's session, the runtime's buffers) out of the collector's generations,
+    so no later collection walks them; deactivate gives them back, so a cleanup can free
+    them; /diagnostics counts the collections since activation."""
+    import gc
+
+    import rclpy
+    from dnc_policy.node import PolicyNode
+    from rclpy.lifecycle import TransitionCallbackReturn
+    from rclpy.parameter import Parameter
+    from rosutil import DOMAIN_ID
+
+    def reported() -> int:
+        node._publish_diagnostics()
+        return int(next(kv.value for kv in node._diag.status[0].values
+                        if kv.key == "gc_collections"))
+
+    gc.unfreeze()
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx, domain_id=DOMAIN_ID)
+    try:
+        node = PolicyNode(context=ctx, parameter_overrides=[
+            Parameter(k, value=v) for k, v in node_params(tmaze).items()])
+        try:
+            assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+            assert gc.get_freeze_count() == 0
+            assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+            assert gc.get_freeze_count() > 0, "activate did not freeze the collector"
+            runtime = node.controller.runtime
+            assert not any(o is runtime for o in gc.get_objects()), "the runtime is not frozen"
+            before = reported()
+            gc.collect()
+            assert reported() >= before + 1, "gc_collections does not count a collection"
+            assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+            assert gc.get_freeze_count() == 0, "deactivate left the start-up objects frozen"
+            assert any(o is runtime for o in gc.get_objects())
+            del runtime
+        finally:
+            node.destroy_node()
+    finally:
+        gc.unfreeze()
+        rclpy.shutdown(context=ctx)
 
 
 @pytest.mark.parametrize("params,message", [

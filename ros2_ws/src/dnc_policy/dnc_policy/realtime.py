@@ -134,9 +134,10 @@ def _fifo(priority: int, result: RealtimeResult) -> None:
         result.warnings.append(
             f"{PRIORITY} {priority}: SCHED_FIFO refused ({_errname(e)}): this process may "
             f"not take real-time priority {priority} (its rtprio limit, `ulimit -r`, is "
-            f"{limit}). Grant it an rtprio limit >= {priority} (`@realtime - rtprio 99` in "
-            "/etc/security/limits.conf with the user in group realtime; LimitRTPRIO=99 in a "
-            "systemd unit; docker run --ulimit rtprio=99) or CAP_SYS_NICE (docker run "
+            f"{limit}). Grant it an rtprio limit >= {priority} (`@realtime - rtprio "
+            f"{priority}` in /etc/security/limits.conf with the user in group realtime; "
+            f"LimitRTPRIO={priority} in a systemd unit; docker run --ulimit "
+            f"rtprio={priority}) or CAP_SYS_NICE (a container running as root: docker run "
             "--cap-add SYS_NICE); with cgroup v1 the cgroup also needs real-time runtime "
             "(cpu.rt_runtime_us). Running at the normal priority")
         return
@@ -193,8 +194,9 @@ def _mlockall(result: RealtimeResult) -> None:
             + (f": {why}" if why else "")
             + ". Grant it with an unlimited memlock limit (`ulimit -l unlimited`; `@realtime "
             "- memlock unlimited` in /etc/security/limits.conf; LimitMEMLOCK=infinity in a "
-            "systemd unit; docker run --ulimit memlock=-1) or CAP_IPC_LOCK (docker run "
-            "--cap-add IPC_LOCK). Memory not locked: a page fault can stall a tick")
+            "systemd unit; docker run --ulimit memlock=-1) or CAP_IPC_LOCK (a container "
+            "running as root: docker run --cap-add IPC_LOCK). Memory not locked: a page "
+            "fault can stall a tick")
         return
     result.applied[MLOCK] = True
     soft = resource.getrlimit(resource.RLIMIT_MEMLOCK)[0]
