@@ -570,6 +570,26 @@ def test_all_three_export_parity_over_1000_steps(all_three_export, batch):
     assert r.max_state_diff < 1e-4, r.line()
 
 
+@pytest.mark.parametrize("name", ["masked", "dealloc", "sharp"])
+def test_each_option_alone_exports_with_parity_over_1000_steps(tmp_path, name):
+    """Each Csordas option on its own (de-allocation alone is PPO's default DNC): the
+    exporter's 1000-step parity check at batch 1 and 4, the option read back from the
+    contract, the 2016 state (no new tensor)."""
+    from dnc_policy.runtime import PolicyRuntime
+
+    from export.parity import check_parity
+
+    policy, ck, path = export_dnc(tmp_path, **VARIANTS[name])
+    for batch in (1, 4):
+        r = check_parity(policy, path, ck["env"], ck["env_kwargs"], steps=1000, batch=batch)
+        assert r.ok and r.steps == 1000 and r.resets > batch, r.line()
+        assert r.max_state_diff < 1e-4, r.line()
+    rt = PolicyRuntime(path)
+    assert {o: rt.contract["core"]["config"][o] for o in OPTIONS} == {
+        o: o in VARIANTS[name] for o in OPTIONS}
+    assert [n for n, _ in rt.state_spec] == [n for n, _ in test_cores.small_dnc().state_spec]
+
+
 def test_all_three_export_has_the_2016_state_and_runs_in_the_runtime(all_three_export):
     import onnx
     from dnc_policy.runtime import PolicyRuntime
