@@ -229,10 +229,10 @@ def train_tmaze(base: Path, core: str = "dnc", algo: str = "a2c") -> Path:
     threads = torch.get_num_threads()
     try:
         cfg = resolve(None, [
-            f"algo={algo}", f"core={core}", f"core_config={sizes}", "env_kwargs.length=4",
+            f"core={core}", f"core_config={sizes}", "env_kwargs.length=4",
             "env_kwargs.bump_penalty=0.1", *speed, "stop_at_success=0.95", "total_steps=300000",
             "compile=false", "threads=1", "seed=1", "checkpoint_every=100000000",
-            f"run_dir={base}"])
+            f"run_dir={base}"], algo=algo)
         train = {"a2c": a2c.train, "ppo": ppo.train}[algo]
         ckpt = Path(train(cfg, progress=False, run_dir=base / "run")["checkpoint"])
         policy, ck = ckpt_io.load_policy(ckpt)

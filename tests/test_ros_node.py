@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 import json
+import os
 import re
 import shutil
 import signal
@@ -271,7 +272,8 @@ def test_sim_in_the_loop_runs_a_ppo_trained_gru_policy_unchanged(ws, procs, tmp_
     ``training.a2c``, exported the same way, in the same node and bridge."""
     model = train_tmaze(tmp_path_factory.mktemp("tmaze_gru_ppo"), core="gru", algo="ppo")
     assert [n for n, _ in PolicyRuntime(model).state_spec] == ["h"]
-    assert yaml.safe_load((model.parent / "run" / "config.yaml").read_text())["algo"] == "ppo"
+    cfg = yaml.safe_load((model.parent / "run" / "config.yaml").read_text())
+    assert (cfg["algo"], cfg["num_envs"], cfg["update_epochs"]) == ("ppo", 16, 20)  # PPO's own
     node = sim_in_the_loop_matches_offline(ws, procs, model, tmp_path)
     assert f"configured: {model} (gru core" in node.text()
 
@@ -560,7 +562,7 @@ def test_activate_freezes_the_collector_and_deactivate_unfreezes_it(tmaze):
     from dnc_policy.node import PolicyNode
     from rclpy.lifecycle import TransitionCallbackReturn
     from rclpy.parameter import Parameter
-    from rosutil import DOMAIN_ID
+    from rosutil import DOMAIN_ID, ros_environ
 
     def reported() -> int:
         node._publish_diagnostics()
@@ -568,6 +570,7 @@ def test_activate_freezes_the_collector_and_deactivate_unfreezes_it(tmaze):
                         if kv.key == "gc_collections"))
 
     gc.unfreeze()
+    os.environ.update({k: v for k, v in ros_environ().items() if k.startswith("ROS_")})
     ctx = rclpy.Context()
     rclpy.init(context=ctx, domain_id=DOMAIN_ID)
     try:
@@ -587,6 +590,7 @@ def test_activate_freezes_the_collector_and_deactivate_unfreezes_it(tmaze):
             assert gc.get_freeze_count() == 0, "deactivate left the start-up objects frozen"
             assert any(o is runtime for o in gc.get_objects())
             del runtime
+            assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
         finally:
             node.destroy_node()
     finally:

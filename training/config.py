@@ -330,8 +330,9 @@ _FIELD_TYPES = {f.name: f.type for f in dataclasses.fields(TrainConfig)}
 # reached about half of RecurrentPPO's return in 200k steps.
 # PPO's DNC de-allocates (Csordás & Schmidhuber 2019, §3.2: freed memory is erased): in
 # issue 12's length study (trained on corridors of 5-30) every de-allocating seed kept
-# 100% success at a corridor of 1000 (5/5 alone, 5/5 with masking and sharpness too),
-# against 2/5 for the 2016 DNC (docs/results/issue12.md).
+# 100% success at a corridor of 1000 (5/5 alone, 5/5 with masking and sharpness too;
+# a later rerun of de-allocation alone 4/5), against 2/5 for the 2016 DNC
+# (docs/results/issue12.md).
 ALGO_DEFAULTS: dict[str, dict[str, Any]] = {
     "a2c": {},
     "ppo": {"num_envs": 16, "lr": 1e-3, "update_epochs": 20, "num_minibatches": 2,

@@ -1,8 +1,8 @@
 #!/bin/bash
 # issue 12: the long-horizon rows the study lacked (from a worktree at aa69877).
 # Only the first compare (the T-maze of 100) ran from this script: it was stopped while
-# that one ran, and the rest ran from docs/results/issue11_dealloc/runs/study3.sh in
-# another order.
+# that one ran, and the rest was queued in docs/results/issue11_dealloc/runs/study3.sh,
+# in another order and with PPO's default DNC in place of DNC-MDS on MemoryNav.
 cd /tmp/s35/wt
 export PYTHONPATH=/tmp/s35/wt
 PY=/work/main/.venv/bin/python
