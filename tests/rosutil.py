@@ -29,6 +29,18 @@ def ros_environ() -> dict:
     return sim_loop_ros_environ(DOMAIN_ID)
 
 
+def ros_context():
+    """A new rclpy context in this process, on the session's domain and localhost only
+    (the ``ROS_*`` settings of :func:`ros_environ`); shut it down with
+    ``rclpy.try_shutdown(context=...)``."""
+    import rclpy
+
+    os.environ.update({k: v for k, v in ros_environ().items() if k.startswith("ROS_")})
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=DOMAIN_ID)
+    return context
+
+
 def colcon_build(base: Path) -> Path:
     """``colcon build`` of ros2_ws into ``base``; returns the install space."""
     return sim_loop_colcon_build(ROOT / "ros2_ws" / "src", base, timeout=300)
@@ -123,10 +135,7 @@ class Peer:
         from rclpy.executors import SingleThreadedExecutor
         from std_msgs.msg import Float32, Float32MultiArray
 
-        os.environ.update({k: v for k, v in ros_environ().items()
-                           if k.startswith("ROS_")})
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context, domain_id=DOMAIN_ID)
+        self.context = ros_context()
         self.node = rclpy.create_node(name, context=self.context)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)

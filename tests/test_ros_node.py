@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import bisect
 import json
-import os
 import re
 import shutil
 import signal
@@ -562,7 +561,7 @@ def test_activate_freezes_the_collector_and_deactivate_unfreezes_it(tmaze):
     from dnc_policy.node import PolicyNode
     from rclpy.lifecycle import TransitionCallbackReturn
     from rclpy.parameter import Parameter
-    from rosutil import DOMAIN_ID, ros_environ
+    from rosutil import ros_context
 
     def reported() -> int:
         node._publish_diagnostics()
@@ -570,9 +569,7 @@ def test_activate_freezes_the_collector_and_deactivate_unfreezes_it(tmaze):
                         if kv.key == "gc_collections"))
 
     gc.unfreeze()
-    os.environ.update({k: v for k, v in ros_environ().items() if k.startswith("ROS_")})
-    ctx = rclpy.Context()
-    rclpy.init(context=ctx, domain_id=DOMAIN_ID)
+    ctx = ros_context()
     try:
         node = PolicyNode(context=ctx, parameter_overrides=[
             Parameter(k, value=v) for k, v in node_params(tmaze).items()])
@@ -595,7 +592,7 @@ def test_activate_freezes_the_collector_and_deactivate_unfreezes_it(tmaze):
             node.destroy_node()
     finally:
         gc.unfreeze()
-        rclpy.shutdown(context=ctx)
+        rclpy.try_shutdown(context=ctx)
 
 
 @pytest.mark.parametrize("params,message", [
