@@ -172,8 +172,10 @@ class ActorCritic(nn.Module):
         obs_dim: width of the flat observation.
         action: the :class:`ActionSpec`.
         normalize_obs: keep and apply a running observation normaliser.
-        head_hidden: 0 for linear heads on the core's features, else the width of a
-            tanh hidden layer in each head (actor and critic have their own).
+        head_hidden: 0 for linear heads on the core's features, else the width of the
+            tanh hidden layers in each head (actor and critic have their own).
+        head_layers: how many such tanh layers each head has (1, or 2 as in
+            sb3-contrib RecurrentPPO's default network); used when ``head_hidden > 0``.
         init_log_std: the Gaussian log-std at start (box actions).
         critic_core: None (the critic head reads ``core``'s features, as the actor's
             does), or a second core of its own that only the critic head reads: the
@@ -185,21 +187,27 @@ class ActorCritic(nn.Module):
 
     def __init__(self, core: RecurrentCore, obs_dim: int, action: ActionSpec,
                  normalize_obs: bool = True, head_hidden: int = 0, init_log_std: float = 0.0,
-                 critic_core: RecurrentCore | None = None):
+                 critic_core: RecurrentCore | None = None, head_layers: int = 1):
         super().__init__()
+        if isinstance(head_layers, bool) or not isinstance(head_layers, int) or head_layers < 1:
+            raise ValueError(f"head_layers: expected an integer >= 1, got {head_layers!r}")
         for name, c in (("core", core), ("critic_core", critic_core)):
             if c is not None and getattr(c, "input_size", obs_dim) != obs_dim:
                 raise ValueError(f"{name} input_size {c.input_size} != obs_dim {obs_dim}")
         self.core, self.obs_dim, self.action = core, int(obs_dim), action
         self.critic_core = critic_core
         self.normalize_obs, self.head_hidden = bool(normalize_obs), int(head_hidden)
+        self.head_layers = head_layers
         self.obs_norm = RunningNorm(obs_dim)
 
         def head(out: int, gain: float, f: int) -> nn.Module:
             if head_hidden <= 0:
                 return _init_linear(nn.Linear(f, out), gain)
-            return nn.Sequential(_init_linear(nn.Linear(f, head_hidden), math.sqrt(2)), nn.Tanh(),
-                                 _init_linear(nn.Linear(head_hidden, out), gain))
+            layers: list[nn.Module] = []
+            for i in range(head_layers):
+                layers += [_init_linear(nn.Linear(f if i == 0 else head_hidden, head_hidden),
+                                        math.sqrt(2)), nn.Tanh()]
+            return nn.Sequential(*layers, _init_linear(nn.Linear(head_hidden, out), gain))
 
         self.actor = head(action.head_size, 0.01, core.feature_size)
         self.critic = head(1, 1.0, (critic_core or core).feature_size)
@@ -317,6 +325,8 @@ class ActorCritic(nn.Module):
         cfg = dict(core=self.core.kind, core_config=self.core.config(), obs_dim=self.obs_dim,
                    action=self.action.to_dict(), normalize_obs=self.normalize_obs,
                    head_hidden=self.head_hidden)
+        if self.head_layers != 1:  # absent at 1: older readers take the rest
+            cfg["head_layers"] = self.head_layers
         if self.critic_core is not None:  # absent otherwise: older readers take the rest
             cfg["critic_core"] = {"kind": self.critic_core.kind,
                                   "config": self.critic_core.config()}
@@ -329,7 +339,7 @@ class ActorCritic(nn.Module):
         critic = cfg.get("critic_core")
         return cls(make_core(cfg["core"], **cfg["core_config"]), cfg["obs_dim"],
                    ActionSpec.from_dict(cfg["action"]), normalize_obs=cfg["normalize_obs"],
-                   head_hidden=cfg["head_hidden"],
+                   head_hidden=cfg["head_hidden"], head_layers=cfg.get("head_layers", 1),
                    critic_core=None if critic is None else make_core(critic["kind"],
                                                                      **critic["config"]))
 

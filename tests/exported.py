@@ -72,9 +72,10 @@ SPECS = {
     # A small GRU (state h only), a few updates. Built through the config overrides (the
     # core's name comes from dnc_core.CORES), not the trainer's --core flag.
     "gru": ["core=gru", "core_config.hidden_size=16", "env_kwargs.length=3"] + FEW,
-    # That GRU with a separate critic GRU: the graph carries both cores' states.
+    # That GRU with a separate critic GRU: the graph carries both cores' states; and two
+    # tanh layers in each head (head_layers).
     "critic": ["core=gru", "core_config.hidden_size=16", "separate_critic=true",
-               "env_kwargs.length=3"] + FEW,
+               "head_hidden=8", "head_layers=2", "env_kwargs.length=3"] + FEW,
 }
 KINDS = {"lstm": "discrete", "dnc": "discrete", "nav": "box", "copy": "multi_binary",
          "multi": "multi_discrete", "gru": "discrete", "critic": "discrete"}
@@ -110,11 +111,14 @@ def _tweak_checkpoint(name: str, path: Path) -> None:
         return
     ck = torch.load(path, weights_only=True)
     st = ck["policy_state"]
+    # The actor's output layer: "actor" itself, or the last Linear of a head with hidden
+    # layers ("actor.<i>"), the last actor weight in the state dict's (module) order.
+    out = [k for k in st if k.startswith("actor.") and k.endswith("weight")][-1][:-len("weight")]
     if name == "nav":
-        st["actor.weight"] *= 0.1
-        st["actor.bias"] = torch.tensor(NAV_BIAS, dtype=st["actor.bias"].dtype)
+        st[out + "weight"] *= 0.1
+        st[out + "bias"] = torch.tensor(NAV_BIAS, dtype=st[out + "bias"].dtype)
     else:
-        st["actor.weight"] *= 100.0
+        st[out + "weight"] *= 100.0
     ckpt_io.atomic_save(ck, path)
 
 

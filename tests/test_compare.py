@@ -174,15 +174,16 @@ def test_every_task_gives_its_cores_the_same_settings():
     # longer rollouts, the window, too), ppo_cartpole_po's -rnorm
     # rows reward normalisation (with PPO's default value_coef in place of the lowered
     # one), its -crit row a separate critic core besides (-crit64 with RecurrentPPO's
-    # head layers too) and its -rnclip row the clip range linear to 0, ppo_tmaze10's -mb1
-    # row one minibatch per epoch, and the -kl rows of ppo_tmaze10 and ppo_cartpole_po an
+    # head layers too, -head2 two head layers) and its -rnclip row the clip range linear
+    # to 0, ppo_tmaze10's -mb1 row one minibatch per epoch, and the -kl rows of ppo_tmaze10 and ppo_cartpole_po an
     # early stop on the KL: their rows differ in exactly the settings each one tries.
     practices = {"ppo_tmaze_dm": ["optimizer"], "ppo_tmaze100": ["bptt_context"],
                  "ppo_tmaze10": ["num_minibatches", "target_kl"],
                  "ppo_maze": ["bptt_context"],
                  "ppo_memorynav": ["bptt_context", "rollout_steps"],
-                 "ppo_cartpole_po": ["clip_schedule", "head_hidden", "normalize_rewards",
-                                     "separate_critic", "target_kl", "value_coef"]}
+                 "ppo_cartpole_po": ["clip_schedule", "head_hidden", "head_layers",
+                                     "normalize_rewards", "separate_critic", "target_kl",
+                                     "value_coef"]}
     for task, cores in compare_runs.available_configs().items():
         paths = compare_runs.config_paths([task], cores)
         differ = compare_runs.settings_differ([TrainConfig.load(p) for p in paths.values()])

@@ -195,6 +195,38 @@ def test_sampling_non_finite_parameters_is_one_clear_error(kind):
             ActionDistribution(spec, params, torch.tensor([0.0, float("inf")])).sample()
 
 
+def test_head_layers_stack_tanh_layers_in_each_head_and_round_trip_through_the_config():
+    torch.manual_seed(0)
+    p = ActorCritic(LSTMCore(6, 16), 6, SPECS["discrete"], head_hidden=8, head_layers=2)
+    for head, out in ((p.actor, SPECS["discrete"].head_size), (p.critic, 1)):
+        assert [type(m).__name__ for m in head] == ["Linear", "Tanh", "Linear", "Tanh", "Linear"]
+        assert [(m.in_features, m.out_features) for m in head[::2]] == [(16, 8), (8, 8), (8, out)]
+    obs, state = torch.randn(3, 6), p.initial_state(3)
+    with torch.no_grad():
+        ref = p(obs, state)[0]
+        # The second layer is on the path: changing it changes both heads.
+        p.actor[2].bias += 1.0
+        p.critic[2].bias += 1.0
+        moved = p(obs, state)[0]
+        p.actor[2].bias -= 1.0
+        p.critic[2].bias -= 1.0
+    assert (moved.dist - ref.dist).abs().max() > 1e-4
+    assert (moved.value - ref.value).abs().min() > 0
+    cfg = p.config()
+    assert cfg["head_layers"] == 2
+    q = ActorCritic.from_config(cfg)
+    q.load_state_dict(p.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(q(obs, state)[0].dist, ref.dist)
+    # One layer: the module layout and the config of before (older checkpoints load).
+    one = ActorCritic(LSTMCore(6, 16), 6, SPECS["discrete"], head_hidden=8)
+    assert "head_layers" not in one.config() and len(one.actor) == 3
+    assert len(ActorCritic.from_config(one.config()).actor) == 3
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="head_layers: expected an integer >= 1"):
+            ActorCritic(LSTMCore(6, 16), 6, SPECS["discrete"], head_hidden=8, head_layers=bad)
+
+
 def test_a_separate_critic_core_alone_feeds_the_value_and_the_actor_core_the_action():
     p = make_policy("discrete", "lstm+gru")
     assert [n for n, _ in p.state_spec] == ["h", "c", "critic_h"]

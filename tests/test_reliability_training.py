@@ -381,6 +381,8 @@ BROKEN = [  # (break it, message, also refused by --resume)
      "policy_config.critic_core is 'lstm', expected None or a dict", True),
     (lambda ck: ck["policy_config"].update(critic_core={"kind": "bogus", "config": {}}),
      "policy_config.critic_core.kind 'bogus' is not one of", True),
+    (lambda ck: ck["policy_config"].update(head_layers=0),
+     "policy_config.head_layers is 0, expected an integer >= 1", True),
     (lambda ck: ck["policy_config"]["core_config"].update(hidden_size=-4),
      "its policy_config does not build a policy: ValueError: hidden_size must be a positive", False),
     (_missing("actor.weight"),

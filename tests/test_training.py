@@ -59,6 +59,7 @@ def test_embedded_default_is_the_tmaze_dnc_file_and_every_config_validates():
     ("core_config: {hidden: 3}\n", r"core_config.hidden: unknown option for core 'dnc'"),
     ("core_config: {hidden_size: big}\n", r"core_config.hidden_size: expected int"),
     ("gamma: 1.5\n", r"gamma: must be in \[0, 1\]"),
+    ("head_layers: 0\n", r"head_layers: must be >= 1, got 0"),
     ("device: tpu\n", r"device: 'tpu' is not one of"),
     ("env: NoSuchEnv-v9\n", r"env: 'NoSuchEnv-v9' is not a registered Gymnasium id"),
     ("compile: yes please\n", r'compile: expected true, false or "auto", got \'yes please\''),

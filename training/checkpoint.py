@@ -134,6 +134,9 @@ def contents_problem(ckpt: dict) -> str | None:
         if critic["kind"] not in CORES:
             return (f"policy_config.critic_core.kind {critic['kind']!r} is not one of "
                     f"{sorted(CORES)}")
+    layers = pc.get("head_layers", 1)  # optional: absent means 1
+    if isinstance(layers, bool) or not isinstance(layers, int) or layers < 1:
+        return f"policy_config.head_layers is {layers!r}, expected an integer >= 1"
     if pc["obs_dim"] < 1:
         return f"policy_config.obs_dim must be >= 1, got {pc['obs_dim']}"
     if "obs_dim" in ckpt and ckpt["obs_dim"] != pc["obs_dim"]:

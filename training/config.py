@@ -51,6 +51,9 @@ class TrainConfig:
     core_config: dict = field(default_factory=lambda: {
         "hidden_size": 64, "memory_slots": 16, "word_size": 16, "read_heads": 1})
     head_hidden: int = 0
+    # How many tanh layers of head_hidden units each head has (used when head_hidden > 0;
+    # sb3-contrib RecurrentPPO's default network has 2).
+    head_layers: int = 1
     # A second core, of the same kind and core_config, that only the critic head reads
     # (sb3-contrib RecurrentPPO's default critic LSTM): the value loss then no longer
     # shapes the actor's memory; it doubles the core's cost in training and in the
@@ -167,6 +170,8 @@ class TrainConfig:
                     "clip_value", "target_kl"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"{key}: must be >= 0, got {getattr(self, key)}")
+        if self.head_layers < 1:
+            raise ConfigError(f"head_layers: must be >= 1, got {self.head_layers}")
         if not 0 <= self.seed <= MAX_SEED:  # what torch and numpy seeding take
             raise ConfigError(f"seed: must be an integer in [0, 2**32 - 1 = {MAX_SEED}], "
                               f"got {self.seed}")

@@ -99,7 +99,7 @@ def build_policy(cfg: TrainConfig, obs_dim: int, spec) -> ActorCritic:
         return make_core(cfg.core, input_size=obs_dim, **cfg.core_config)
 
     return ActorCritic(core(), obs_dim, spec, normalize_obs=cfg.normalize_obs,
-                       head_hidden=cfg.head_hidden,
+                       head_hidden=cfg.head_hidden, head_layers=cfg.head_layers,
                        critic_core=core() if cfg.separate_critic else None)
 
 
@@ -442,8 +442,8 @@ def _run(p: argparse.ArgumentParser, a: argparse.Namespace, algo: str,
             raise ConfigError(f"checkpoint {a.resume} was trained by {cfg.algo}; resume it "
                               f"with python -m training.{cfg.algo}")
         fixed = [item for item in a.set if item.split("=", 1)[0].split(".", 1)[0] in
-                 ("algo", "core", "core_config", "head_hidden", "separate_critic",
-                  "normalize_obs", "env")]
+                 ("algo", "core", "core_config", "head_hidden", "head_layers",
+                  "separate_critic", "normalize_obs", "env")]
         if fixed:
             raise ConfigError(f"--resume: {fixed[0]!r} would change the policy the checkpoint "
                               f"holds; start a new run instead")
