@@ -9,7 +9,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from sim._checks import draw_int, float_arg, int_arg, int_range_arg, render_mode_arg
+from sim._checks import (choice_arg, draw_int, float_arg, int_arg, int_range_arg,
+                         render_mode_arg)
 from sim._render import draw_ring, draw_segment, fill_disc, warn_no_render_mode
 
 GOAL_BOUND = 3.0  # |goal offset| / half_size is at most 2 * sqrt(2) < 3 inside the arena
@@ -64,6 +65,11 @@ class MemoryNavEnv(gym.Env):
         min_goal_distance: smallest start-to-goal distance in metres, [0, arena_size / 2].
         step_penalty: cost per step, [0, 1]. progress_coef: shaping weight, [0, 10].
         max_steps: truncation limit, 2..100000.
+        show_goal: ``"briefing"`` (the task: the goal offset is observed during the
+            briefing only) or ``"always"``: the same task without its memory demand, the
+            goal offset observed at every step (``goal_visible`` still marks the
+            briefing). A control for studies: a trainer that learns ``"always"`` but not
+            the task lacks the memory; one that learns neither lacks the driving.
         render_mode: ``None`` or ``"rgb_array"``.
     """
 
@@ -81,6 +87,7 @@ class MemoryNavEnv(gym.Env):
         step_penalty: float = 0.01,
         progress_coef: float = 1.0,
         max_steps: int = 200,
+        show_goal: str = "briefing",
         render_mode: str | None = None,
     ):
         self.arena_size = float_arg("arena_size", arena_size, 0.5, 100.0, low_open=True)
@@ -95,6 +102,7 @@ class MemoryNavEnv(gym.Env):
         self.min_goal_distance = float_arg("min_goal_distance", min_goal_distance, 0.0, half)
         self.step_penalty = float_arg("step_penalty", step_penalty, 0.0, 1.0)
         self.progress_coef = float_arg("progress_coef", progress_coef, 0.0, 10.0)
+        self.show_goal = choice_arg("show_goal", show_goal, ("briefing", "always"))
         self.render_mode = render_mode_arg(render_mode, self.metadata)
         self._half, self._inv_half = half, 1.0 / half
         high = np.array([1, 1, 1, 1, 1, GOAL_BOUND, GOAL_BOUND], np.float32)
@@ -113,10 +121,12 @@ class MemoryNavEnv(gym.Env):
     def _obs(self) -> np.ndarray:
         c, s = math.cos(self.theta), math.sin(self.theta)
         k = self._inv_half
-        if self._t < self.cue_steps:
+        briefing = self._t < self.cue_steps
+        if briefing or self.show_goal == "always":
             dx, dy = self.goal_x - self.x, self.goal_y - self.y
             return np.array(
-                [self.x * k, self.y * k, c, s, 1.0, (c * dx + s * dy) * k, (c * dy - s * dx) * k],
+                [self.x * k, self.y * k, c, s, float(briefing), (c * dx + s * dy) * k,
+                 (c * dy - s * dx) * k],
                 np.float32,
             )
         return np.array([self.x * k, self.y * k, c, s, 0.0, 0.0, 0.0], np.float32)

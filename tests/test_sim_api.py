@@ -23,12 +23,14 @@ ALLOWED_WARNINGS = {
     "dnc/CartPolePO-v0": ".*different from the unwrapped version",
     "dnc/MemoryNav-v0": ".*symmetric and normalized space",
 }
-# The randomised forms: a setting drawn from [lo, hi] at every reset.
+# The randomised forms: a setting drawn from [lo, hi] at every reset (and MemoryNav's
+# control with the goal offset observed at every step).
 RANGE_CASES = [
     ("dnc/TMaze-v0", {"length": [3, 12]}),
     ("dnc/TMaze-v0", {"length": (1, 40), "cue_steps": 1, "max_steps": 60}),
     ("dnc/ProceduralMaze-v0", {"size": [2, 6]}),
     ("dnc/MemoryNav-v0", {"cue_steps": [1, 8]}),
+    ("dnc/MemoryNav-v0", {"cue_steps": [1, 8], "show_goal": "always"}),
 ]
 
 
@@ -202,6 +204,7 @@ def test_ansi_text(env_id):
         ("dnc/CartPolePO-v0", {"max_steps": 0}, "max_steps"),
         ("dnc/TMaze-v0", {"render_mode": "rgb"}, "render_mode"),
         ("dnc/MemoryNav-v0", {"render_mode": "ansi"}, "render_mode"),
+        ("dnc/MemoryNav-v0", {"show_goal": True}, "show_goal"),
     ],
 )
 @pytest.mark.filterwarnings("ignore:.*render_mode")  # gymnasium.make's own notice

@@ -59,6 +59,39 @@ def test_goal_visible_only_during_cue_steps_while_robot_is_held():
     assert math.hypot(u.x - start[0], u.y - start[1]) == pytest.approx(0.05)
 
 
+def test_show_goal_always_keeps_the_goal_offset_observed_after_the_briefing():
+    hidden = gymnasium.make("dnc/MemoryNav-v0", cue_steps=2)
+    shown = gymnasium.make("dnc/MemoryNav-v0", cue_steps=2, show_goal="always")
+    a, _ = hidden.reset(seed=3)
+    b, _ = shown.reset(seed=3)
+    np.testing.assert_array_equal(a, b)  # the same briefing
+    u = shown.unwrapped
+    h = u.arena_size / 2
+    act = np.array([0.4, 1.0], np.float32)
+    for t in range(1, 12):
+        a, ra, *_ = hidden.step(act)
+        b, rb, *_ = shown.step(act)
+        assert ra == rb and (a[:4] == b[:4]).all()  # the same robot and rewards
+        assert a[4] == b[4] == (1.0 if t < 2 else 0.0)  # the flag still marks the briefing
+        c, s = math.cos(u.theta), math.sin(u.theta)
+        dx, dy = u.goal_x - u.x, u.goal_y - u.y  # the offset from where the robot is now
+        np.testing.assert_allclose(b[5:], [(c * dx + s * dy) / h, (c * dy - s * dx) / h],
+                                   atol=1e-6)
+        if t >= 2:
+            np.testing.assert_array_equal(a[4:], [0, 0, 0])
+    # What the oracle needs is always in view, so a memoryless controller of the
+    # offset succeeds: drive at the goal, turning towards it.
+    class _Seek(_Still):
+        def act(self, obs):
+            fwd, left = float(obs[5]), float(obs[6])
+            return np.array([0.5 if fwd > 0 else 0.0, 4.0 * math.atan2(left, fwd)], np.float32)
+
+    env = gymnasium.make("dnc/MemoryNav-v0", show_goal="always")
+    assert _success_rate(env, _Seek()) >= 0.95
+    with pytest.raises(ValueError, match=r"^show_goal must be one of \('briefing', 'always'\)"):
+        gymnasium.make("dnc/MemoryNav-v0", show_goal="never")
+
+
 def test_unicycle_kinematics_turn_clip_and_walls():
     env = gymnasium.make("dnc/MemoryNav-v0", cue_steps=1, dt=0.1)
     env.reset(seed=0)
