@@ -175,8 +175,8 @@ def test_every_task_gives_its_cores_the_same_settings():
     # rows reward normalisation (with PPO's default value_coef in place of the lowered
     # one), its -crit row a separate critic core besides (-crit64 with RecurrentPPO's
     # head layers too, -head2 two head layers) and its -rnclip row the clip range linear
-    # to 0, ppo_tmaze10's -mb1 row one minibatch per epoch, and the -kl rows of ppo_tmaze10 and ppo_cartpole_po an
-    # early stop on the KL: their rows differ in exactly the settings each one tries.
+    # to 0, ppo_tmaze10's -mb1 row one minibatch per epoch, and the -kl rows of ppo_tmaze10
+    # and ppo_cartpole_po an early stop on the KL: their rows differ in exactly the settings each one tries.
     practices = {"ppo_tmaze_dm": ["optimizer"], "ppo_tmaze100": ["bptt_context"],
                  "ppo_tmaze10": ["num_minibatches", "target_kl"],
                  "ppo_maze": ["bptt_context"],
