@@ -25,7 +25,8 @@ class MemoryNavEnv(gym.Env):
     integrated for ``dt`` seconds; the walls stop it (the position is clamped). For the
     first ``cue_steps`` steps the goal is shown, as an offset in the robot's own frame,
     while the robot is held still (commands are ignored: it is being briefed); after that
-    the goal vanishes from the observation and the robot must drive there from memory.
+    the goal vanishes from the observation (unless ``show_goal="always"``) and the robot
+    must drive there from memory.
     Entering the ``goal_radius`` circle terminates the episode with success.
 
     What it tests: remembering a continuous target and combining it with odometry (the
@@ -36,7 +37,8 @@ class MemoryNavEnv(gym.Env):
 
     Observation ``Box(float32, (7,))``: ``[x / h, y / h, cos theta, sin theta,
     goal_visible, goal_forward / h, goal_left / h]`` with ``h = arena_size / 2``; the goal
-    terms are 0 once hidden. Action ``Box([-v_max, -w_max], [v_max, w_max], float32)``.
+    terms are 0 once hidden (never with ``show_goal="always"``). Action
+    ``Box([-v_max, -w_max], [v_max, w_max], float32)``.
     Reward: ``progress_coef * (previous distance - distance)`` (metres) minus
     ``step_penalty`` each step, plus +1 on reaching the goal. Episodes are *truncated*
     after ``max_steps``; ``info["is_success"]`` and ``info["distance"]`` are set on the

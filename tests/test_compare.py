@@ -176,7 +176,8 @@ def test_every_task_gives_its_cores_the_same_settings():
     # one), its -crit row a separate critic core besides (-crit64 with RecurrentPPO's
     # head layers too, -head2 two head layers) and its -rnclip row the clip range linear
     # to 0, ppo_tmaze10's -mb1 row one minibatch per epoch, and the -kl rows of ppo_tmaze10
-    # and ppo_cartpole_po an early stop on the KL: their rows differ in exactly the settings each one tries.
+    # and ppo_cartpole_po an early stop on the KL: their rows differ in exactly the
+    # settings each one tries.
     practices = {"ppo_tmaze_dm": ["optimizer"], "ppo_tmaze100": ["bptt_context"],
                  "ppo_tmaze10": ["num_minibatches", "target_kl"],
                  "ppo_maze": ["bptt_context"],
@@ -192,6 +193,11 @@ def test_every_task_gives_its_cores_the_same_settings():
     assert compare_runs.settings_differ([a, b]) == ["lr"]  # the core itself may differ
     assert compare_runs.settings_differ([a, b], cores_too=True) == ["core", "core_config", "lr"]
     assert compare_runs.settings_differ([a.to_dict(), {**a.to_dict(), "seed": 7}]) == []
+    # A run saved before a key existed ran with its default: no difference, unless the
+    # other run set it otherwise.
+    old = {k: v for k, v in a.to_dict().items() if k != "head_layers"}
+    assert compare_runs.settings_differ([old, a.to_dict()]) == []
+    assert compare_runs.settings_differ([old, {**a.to_dict(), "head_layers": 2}]) == ["head_layers"]
 
 
 def test_permutation_p():

@@ -98,6 +98,11 @@ def test_contract_describes_the_checkpoint_and_the_graph(models, name):
     assert c["core"]["kind"] == CORE_OF.get(name, "lstm")
     assert c["critic_core"] == ck["policy_config"].get("critic_core")
     assert (c["critic_core"] is not None) == (name == "critic")
+    # The critic model's two tanh layers per head reached the trained policy (and so the
+    # graph whose parity the tests check).
+    assert ck["policy_config"].get("head_layers", 1) == (2 if name == "critic" else 1)
+    if name == "critic":  # Linear, Tanh, Linear, Tanh, Linear
+        assert len(policy.actor) == len(policy.critic) == 5
     assert c["env"] == {"id": ck["env"], "kwargs": ck["env_kwargs"]}
     norm = c["obs_normalizer"]
     assert norm["enabled"] is True

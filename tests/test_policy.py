@@ -220,7 +220,9 @@ def test_head_layers_stack_tanh_layers_in_each_head_and_round_trip_through_the_c
         torch.testing.assert_close(q(obs, state)[0].dist, ref.dist)
     # One layer: the module layout and the config of before (older checkpoints load).
     one = ActorCritic(LSTMCore(6, 16), 6, SPECS["discrete"], head_hidden=8)
-    assert "head_layers" not in one.config() and len(one.actor) == 3
+    assert "head_layers" not in one.config()
+    assert [k for k in one.state_dict() if k.startswith(("actor", "critic"))] == [
+        f"{h}.{i}.{w}" for h in ("actor", "critic") for i in (0, 2) for w in ("weight", "bias")]
     assert len(ActorCritic.from_config(one.config()).actor) == 3
     for bad in (0, -1, 1.5, True):
         with pytest.raises(ValueError, match="head_layers: expected an integer >= 1"):

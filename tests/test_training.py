@@ -60,6 +60,7 @@ def test_embedded_default_is_the_tmaze_dnc_file_and_every_config_validates():
     ("core_config: {hidden_size: big}\n", r"core_config.hidden_size: expected int"),
     ("gamma: 1.5\n", r"gamma: must be in \[0, 1\]"),
     ("head_layers: 0\n", r"head_layers: must be >= 1, got 0"),
+    ("head_layers: 2\n", r"head_layers: 2 needs head_hidden > 0"),
     ("device: tpu\n", r"device: 'tpu' is not one of"),
     ("env: NoSuchEnv-v9\n", r"env: 'NoSuchEnv-v9' is not a registered Gymnasium id"),
     ("compile: yes please\n", r'compile: expected true, false or "auto", got \'yes please\''),
@@ -357,6 +358,8 @@ def test_a_checkpoint_resumes_only_with_its_own_trainer_and_policy(trained):
     assert out.returncode == 2 and "would change the policy" in out.stderr
     out = resume(cfg.algo, "--set", "separate_critic=true")  # a second core to load
     assert out.returncode == 2 and "'separate_critic=true' would change the policy" in out.stderr
+    out = resume(cfg.algo, "--set", "head_layers=2")  # other head modules to load
+    assert out.returncode == 2 and "'head_layers=2' would change the policy" in out.stderr
 
 
 def test_env_and_core_flags_keep_the_sets_for_them():

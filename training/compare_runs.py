@@ -89,7 +89,14 @@ def settings_differ(configs: list[TrainConfig | dict], cores_too: bool = False) 
     ignore |= set() if cores_too else {"core", "core_config"}
     dicts = [c if isinstance(c, dict) else c.to_dict() for c in configs]
     keys = sorted(set().union(*dicts) - ignore)
-    return [k for k in keys if any(d.get(k) != dicts[0].get(k) for d in dicts[1:])]
+    # A key that a run's config.yaml lacks was added to the trainer after the run, with a
+    # default that keeps the old behaviour (e.g. head_layers 1): compare that default.
+    defaults = TrainConfig().to_dict()
+
+    def value(d: dict, k: str):
+        return d[k] if k in d else defaults.get(k)
+
+    return [k for k in keys if any(value(d, k) != value(dicts[0], k) for d in dicts[1:])]
 
 
 def parameter_count(metrics_csv: Path) -> int | None:

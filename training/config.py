@@ -172,6 +172,9 @@ class TrainConfig:
                 raise ConfigError(f"{key}: must be >= 0, got {getattr(self, key)}")
         if self.head_layers < 1:
             raise ConfigError(f"head_layers: must be >= 1, got {self.head_layers}")
+        if self.head_layers != 1 and self.head_hidden == 0:
+            raise ConfigError(f"head_layers: {self.head_layers} needs head_hidden > 0 (the "
+                              "width of the layers); with head_hidden 0 the heads are linear")
         if not 0 <= self.seed <= MAX_SEED:  # what torch and numpy seeding take
             raise ConfigError(f"seed: must be an integer in [0, 2**32 - 1 = {MAX_SEED}], "
                               f"got {self.seed}")
