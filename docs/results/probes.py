@@ -4,6 +4,10 @@ metrics.csv.gz) against the config it was run on top of, naming the settings it 
     PYTHONPATH=. python docs/results/probes.py docs/results/issue11_cartpole_crit/runs/probe \
         training/configs/ppo_cartpole_po_lstm-rnorm.yaml
 
+``--success T`` adds two columns: the best rolling success once at least 100 episodes
+have finished, and the episodes at which it first reached ``T`` (as training.compare
+counts them).
+
 The reference is resolved as the trainer resolves it (its keys over its trainer's
 embedded default). A key that a probe's config.yaml lacks (added to the trainer after
 the probe ran) is not a change: the probe ran with that key's old behaviour.
@@ -38,22 +42,37 @@ def changed(cfg: dict, ref: dict) -> str:
     return ", ".join(out) or "(none)"
 
 
-def main(probes: Path, reference: Path) -> None:
+def main(probes: Path, reference: Path, success: float | None = None) -> None:
     ref = TrainConfig.load(reference).to_dict()
+    extra = ("" if success is None else
+             f" best rolling success | episodes to {success} |")
     print(f"| probe | changed from {reference.name} | env steps | episodes | final return | "
-          "best rolling return | final success |")
-    print("|---|---|---|---|---|---|---|")
+          "best rolling return | final success |" + extra)
+    print("|---|---|---|---|---|---|---|" + ("" if success is None else "---|---|"))
     for run in sorted(p for p in probes.iterdir() if (p / "config.yaml").is_file()):
         cfg = yaml.safe_load((run / "config.yaml").read_text())
         with gzip.open(run / "metrics.csv.gz", "rt", newline="") as f:
             rows = [r for r in csv.DictReader(f) if r["return"] not in ("", "nan")]
         best, last = max(float(r["return"]) for r in rows), rows[-1]
-        print(f"| {run.name} | {changed(cfg, ref)} | {int(last['global_step']):,} | "
-              f"{int(last['episodes']):,} | {float(last['return']):.1f} | {best:.1f} | "
-              f"{float(last['success']):.2f} |")
+        line = (f"| {run.name} | {changed(cfg, ref)} | {int(last['global_step']):,} | "
+                f"{int(last['episodes']):,} | {float(last['return']):.1f} | {best:.1f} | "
+                f"{float(last['success']):.2f} |")
+        if success is not None:
+            counted = [r for r in rows if r["success"] not in ("", "nan")
+                       and int(r["episodes"]) >= 100]
+            first = next((r for r in counted if float(r["success"]) >= success), None)
+            reached = "not reached" if first is None else f"{int(first['episodes']):,}"
+            line += f" {max(float(r['success']) for r in counted):.2f} | {reached} |"
+        print(line)
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
-        sys.exit("usage: python docs/results/probes.py PROBE_FOLDER REFERENCE_CONFIG.yaml")
-    main(Path(sys.argv[1]), Path(sys.argv[2]))
+    args = sys.argv[1:]
+    threshold = None
+    if len(args) == 4 and args[2] == "--success":
+        threshold = float(args[3])
+        args = args[:2]
+    if len(args) != 2:
+        sys.exit("usage: python docs/results/probes.py PROBE_FOLDER REFERENCE_CONFIG.yaml "
+                 "[--success THRESHOLD]")
+    main(Path(args[0]), Path(args[1]), threshold)
