@@ -98,8 +98,9 @@ def _translations() -> dict:
 
 def simplify(model):
     """Fold every constant subexpression (whatever its size: the exporter's optimizer
-    leaves e.g. the concatenation of the LSTM's two weight matrices in the graph) and
-    merge duplicate subexpressions. Returns the new ``ModelProto``."""
+    leaves e.g. the concatenation of the LSTM's two weight matrices in the graph), merge
+    duplicate subexpressions and drop the Reshapes that keep their input's shape
+    (:func:`drop_noop_reshapes`). Returns the new ``ModelProto``."""
     import onnx_ir as ir
     import onnx_ir.passes.common as passes
     import onnxscript.optimizer
@@ -108,8 +109,43 @@ def simplify(model):
                                           output_size_limit=1 << 24)
     graph = ir.serde.deserialize_model(model)
     passes.CommonSubexpressionEliminationPass()(graph)
+    drop_noop_reshapes(graph.graph)
     passes.RemoveUnusedNodesPass()(graph)
     return ir.serde.serialize_model(graph)
+
+
+def _same_shape(a, b) -> bool:
+    """Whether two ``onnx_ir`` shapes are known to be equal: the same rank and, per axis,
+    the same size or the same named symbolic size (the exporter's ``batch``)."""
+    if a is None or b is None or len(a) != len(b):
+        return False
+    for x, y in zip(a.dims, b.dims):
+        if isinstance(x, int) or isinstance(y, int):
+            if x != y:
+                return False
+        elif x.value is None or x.value != y.value:
+            return False
+    return True
+
+
+def drop_noop_reshapes(graph) -> int:
+    """Remove each Reshape whose output has its input's shape (known from the exporter's
+    shapes, named symbolic sizes included): its users read the input instead. The
+    exporter leaves such a node where two reshapes compose to the identity (the DNC's
+    read vectors, flattened for the reset and again for the controller). A Reshape that
+    writes a graph output is kept (the output's name must stay). Exact: a Reshape moves
+    no value. Returns how many were removed."""
+    removed = 0
+    for node in list(graph):
+        if node.op_type != "Reshape" or node.domain not in ("", "ai.onnx"):
+            continue
+        src, dst = node.inputs[0], node.outputs[0]
+        if src is None or dst.is_graph_output() or not _same_shape(src.shape, dst.shape):
+            continue
+        dst.replace_all_uses_with(src)
+        graph.remove(node, safe=True)
+        removed += 1
+    return removed
 
 
 def io_names(policy: ActorCritic) -> tuple[list[str], list[str]]:

@@ -78,6 +78,58 @@ def test_graph_is_valid_with_the_contracted_inputs_outputs_and_dynamic_batch(mod
         np.testing.assert_allclose(res["value"][:1], ref["value"], atol=1e-6)
 
 
+def _shapes(model) -> dict:
+    """Each value's shape in ``model`` as a list of sizes and symbolic names."""
+    vals = list(model.graph.value_info) + list(model.graph.input) + list(model.graph.output)
+    return {v.name: [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]
+            for v in vals if v.type.tensor_type.HasField("shape")}
+
+
+@pytest.mark.parametrize("name", ["dnc", "critic"])
+def test_exported_graph_has_no_reshape_that_keeps_its_input_shape(models, name):
+    # The DNC's read vectors are flattened for the reset and again for the controller:
+    # the exporter's two reshapes compose to a no-op that export's simplify drops.
+    model = onnx.load(str(models(name).onnx))
+    shapes = _shapes(model)
+    reshapes = [n for n in model.graph.node if n.op_type == "Reshape"]
+    assert reshapes and all(n.input[0] in shapes and n.output[0] in shapes for n in reshapes)
+    assert [n.name for n in reshapes if shapes[n.input[0]] == shapes[n.output[0]]] == []
+
+
+def test_simplify_drops_only_the_reshapes_that_keep_the_shape():
+    from onnx import TensorProto as TP
+    from onnx import helper as oh
+
+    def info(name, shape):
+        return oh.make_tensor_value_info(name, TP.FLOAT, shape)
+    nodes = [oh.make_node("Relu", ["x"], ["a"]),
+             oh.make_node("Reshape", ["a", "s6"], ["same"]),  # [batch, 6] -> [batch, 6]
+             oh.make_node("Neg", ["same"], ["y"]),
+             oh.make_node("Sigmoid", ["x"], ["b"]),
+             oh.make_node("Reshape", ["b", "s6"], ["z"]),  # a no-op too, but a graph output
+             oh.make_node("Reshape", ["a", "s23"], ["w"]),  # [batch, 6] -> [batch, 2, 3]
+             oh.make_node("Reshape", ["x", "s6"], ["u"]),  # output shape not given
+             oh.make_node("Tanh", ["u"], ["v"])]
+    graph = oh.make_graph(
+        nodes, "g", [info("x", ["batch", 6])],
+        [info("y", ["batch", 6]), info("z", ["batch", 6]), info("w", ["batch", 2, 3]),
+         info("v", ["batch", 6])],
+        [oh.make_tensor("s6", TP.INT64, [2], [-1, 6]),
+         oh.make_tensor("s23", TP.INT64, [3], [-1, 2, 3])],
+        value_info=[info("a", ["batch", 6]), info("b", ["batch", 6]), info("same", ["batch", 6])])
+    model = oh.make_model(graph, opset_imports=[oh.make_opsetid("", 18)])
+    onnx.checker.check_model(model, full_check=True)
+    lean = onnx_export.simplify(model)
+    kept = [(n.input[0], n.output[0]) for n in lean.graph.node if n.op_type == "Reshape"]
+    assert sorted(kept) == [("a", "w"), ("b", "z"), ("x", "u")]
+    assert [n.input[0] for n in lean.graph.node if n.op_type == "Neg"] == ["a"]
+    x = np.random.default_rng(0).standard_normal((3, 6)).astype(np.float32)
+    run = [ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+           .run(None, {"x": x}) for m in (model, lean)]
+    for before, after in zip(*run):
+        np.testing.assert_array_equal(before, after)
+
+
 @pytest.mark.parametrize("name", list(SPECS))
 def test_contract_describes_the_checkpoint_and_the_graph(models, name):
     m = models(name)
