@@ -13,7 +13,9 @@ Targets (issue 5, CPU): runtime p50 <= 40 us and >= 5x faster than eager.
 level, intra-op threads with and without spinning, parallel execution), each through
 ``PolicyRuntime.step`` and through a plain ``session.run`` with numpy feeds, interleaved;
 ``--profile TICKS`` prints onnxruntime's own profile (``enable_profiling``): node time per
-tick by op type.
+tick by op type. ``--against B.onnx [C.onnx ...]`` times other models beside the first
+the same way (e.g. one checkpoint exported by two versions of the exporter), with their
+node counts.
 """
 
 from __future__ import annotations
@@ -123,38 +125,72 @@ def plain_run(model: Path, threads: int, session: dict):
     return run
 
 
-def options_table(model: Path, steps: int, chunk: int = 250) -> list[dict]:
-    """Every :data:`VARIANTS` entry through ``PolicyRuntime.step`` and through a plain
-    ``session.run``, all interleaved chunk by chunk so that each sees the same load;
-    ``[{variant, runtime_p50, runtime_p99, plain_p50, plain_p99}]`` in microseconds."""
+def interleaved(sides: dict, obs_dims: dict, steps: int, chunk: int = 250) -> dict:
+    """Time each tick function of ``sides`` (``key -> fn(obs [1, D])``, ``D =
+    obs_dims[key]``) ``steps`` times, chunk by chunk in turn, so that each sees the same
+    load, after 100 warm-up ticks each; the observations are the same seeded rows for
+    every side of the same width. ``{key: [seconds per tick]}``."""
     rng = np.random.default_rng(0)
-    sides = {}
-    for name, (threads, session) in VARIANTS.items():
-        rt = PolicyRuntime(model, providers=["CPUExecutionProvider"], threads=threads,
-                           session=session)
-        sides[name, "runtime"] = rt.step
-        sides[name, "plain"] = plain_run(model, threads, session)
-    obs = rng.standard_normal((64, rt.obs_dim)).astype(np.float32)
+    pool = {d: rng.standard_normal((64, d)).astype(np.float32) for d in set(obs_dims.values())}
     times = {key: [] for key in sides}
-    for fn in sides.values():
-        for i in range(100):  # warm-up
-            fn(obs[None, i % 64])
+    for key, fn in sides.items():
+        for i in range(100):
+            fn(pool[obs_dims[key]][None, i % 64])
     done = 0
     while done < steps:
         for key, fn in sides.items():
+            obs = pool[obs_dims[key]]
             for i in range(chunk):
                 x = obs[None, i % 64]
                 t = time.perf_counter()
                 fn(x)
                 times[key].append(time.perf_counter() - t)
         done += chunk
-    rows = []
-    for name in VARIANTS:
-        r50, r99 = _percentiles(times[name, "runtime"])
-        p50, p99 = _percentiles(times[name, "plain"])
-        rows.append({"variant": name, "runtime_p50": r50, "runtime_p99": r99,
-                     "plain_p50": p50, "plain_p99": p99})
-    return rows
+    return times
+
+
+def _runtime_and_plain(rows: list, sides: dict, steps: int, chunk: int) -> list[dict]:
+    """``rows`` of ``(label, model, threads, session)`` through ``PolicyRuntime.step`` and
+    a plain ``session.run``, all interleaved: ``[{label, runtime_p50, runtime_p99,
+    plain_p50, plain_p99}]`` in microseconds (``sides`` may hold more tick functions,
+    timed alongside)."""
+    dims = {}
+    for label, model, threads, session in rows:
+        rt = PolicyRuntime(model, providers=["CPUExecutionProvider"], threads=threads,
+                           session=session)
+        sides[label, "runtime"] = rt.step
+        sides[label, "plain"] = plain_run(model, threads, session)
+        dims[label, "runtime"] = dims[label, "plain"] = rt.obs_dim
+    times = interleaved(sides, dims, steps, chunk)
+    out = []
+    for label, *_ in rows:
+        r50, r99 = _percentiles(times[label, "runtime"])
+        p50, p99 = _percentiles(times[label, "plain"])
+        out.append({"label": label, "runtime_p50": r50, "runtime_p99": r99,
+                    "plain_p50": p50, "plain_p99": p99})
+    return out
+
+
+def options_table(model: Path, steps: int, chunk: int = 250) -> list[dict]:
+    """Every :data:`VARIANTS` entry through ``PolicyRuntime.step`` and through a plain
+    ``session.run``, all interleaved chunk by chunk so that each sees the same load;
+    ``[{variant, runtime_p50, runtime_p99, plain_p50, plain_p99}]`` in microseconds."""
+    rows = [(name, model, threads, session) for name, (threads, session) in VARIANTS.items()]
+    return [{"variant": r.pop("label"), **r}
+            for r in _runtime_and_plain(rows, {}, steps, chunk)]
+
+
+def models_table(models: list[Path], steps: int, chunk: int = 250) -> list[dict]:
+    """Several exported models (e.g. one checkpoint exported by two versions of the
+    exporter) with the runtime's default settings, each through ``PolicyRuntime.step``
+    and a plain ``session.run``, all interleaved: ``[{model, nodes, runtime_p50,
+    runtime_p99, plain_p50, plain_p99}]`` in microseconds, in the order given."""
+    import onnx
+
+    rows = [(i, m, 1, {}) for i, m in enumerate(models)]
+    return [{"model": models[r["label"]],
+             "nodes": len(onnx.load(str(models[r.pop("label")])).graph.node), **r}
+            for r in _runtime_and_plain(rows, {}, steps, chunk)]
 
 
 def profile_ops(model: Path, ticks: int, folder: Path) -> tuple[list[tuple], float, int]:
@@ -228,15 +264,38 @@ def main(argv=None) -> None:
     p.add_argument("--profile", type=int, default=0, metavar="TICKS",
                    help="instead: onnxruntime's profile of TICKS plain runs, time per op "
                         "type")
+    p.add_argument("--against", nargs="+", default=[], metavar="MODEL",
+                   help="instead: these models beside the first, each through "
+                        "PolicyRuntime.step and a plain session.run, interleaved")
     a = p.parse_args(argv)
     if a.steps < 1 or a.profile < 0:
         p.error("--steps must be >= 1 and --profile >= 0")
     import onnx
 
+    from dnc_policy.contract import ContractError
+
     torch.set_num_threads(1)
     model = Path(a.model)
-    rt = PolicyRuntime(model, providers=["CPUExecutionProvider"], batch=1, threads=1)
+    models = [model] + [Path(m) for m in a.against]
+    try:  # a missing or broken model is one line, before any timing
+        rt, *_ = (PolicyRuntime(m, providers=["CPUExecutionProvider"], batch=1, threads=1)
+                  for m in models)
+    except (ContractError, FileNotFoundError) as e:
+        p.exit(2, f"error: {e}\n")
     nodes = len(onnx.load(str(model)).graph.node)
+    if a.against:
+        print(f"export.bench --against: {len(models)} models, batch 1, 1 thread, {a.steps} "
+              "ticks per model and side, interleaved in chunks of 250")
+        print(f"  {'model':40s} {'nodes':>5s} {'PolicyRuntime.step':>22s} "
+              f"{'plain session.run':>22s} {'step p50 / first':>17s}")
+        print(f"  {'':40s} {'':5s} {'p50 us':>10s} {'p99 us':>11s} {'p50 us':>10s} "
+              f"{'p99 us':>11s}")
+        rows = models_table(models, a.steps)
+        for r in rows:
+            print(f"  {str(r['model'])[-40:]:40s} {r['nodes']:5d} {r['runtime_p50']:10.1f} "
+                  f"{r['runtime_p99']:11.1f} {r['plain_p50']:10.1f} {r['plain_p99']:11.1f} "
+                  f"{r['runtime_p50'] / rows[0]['runtime_p50']:17.3f}")
+        return
     if a.options:
         print(f"export.bench --options: {model} ({nodes} nodes), batch 1, {a.steps} ticks "
               "per row and side, interleaved in chunks of 250")

@@ -579,3 +579,35 @@ def test_export_bench_compares_session_settings_and_profiles_the_ops(models, cap
     bench.main([str(model), "--profile", "20"])
     out = capsys.readouterr().out
     assert f"{per_tick} nodes run per tick" in out and "\n  Gemm " in out
+
+
+def test_export_bench_times_models_side_by_side(models, capsys, tmp_path):
+    """export.bench --against: one row per model (observation widths may differ), with
+    its node count, runtime and plain-run figures and its runtime p50 over the first's;
+    a missing or unreadable model is a one-line error (exit 2) before any timing."""
+    import onnx
+
+    from export import bench
+    first, other = models("dnc").onnx, models("nav").onnx
+    bench.main([str(first), "--against", str(other), "--steps", "250"])
+    out = capsys.readouterr().out.splitlines()
+    assert "2 models" in out[0]
+    rows = out[3:]
+    assert len(rows) == 2
+    p50s = []
+    for row, m in zip(rows, (first, other)):
+        name, n, r50, r99, p50, p99, ratio = row.split()
+        assert str(m).endswith(name) and int(n) == len(onnx.load(str(m)).graph.node)
+        r50, r99, p50, p99 = map(float, (r50, r99, p50, p99))
+        assert 0 < r50 <= r99 and 0 < p50 <= p99
+        p50s.append(r50)
+    assert float(rows[0].split()[-1]) == 1.0
+    assert float(rows[1].split()[-1]) == pytest.approx(p50s[1] / p50s[0], abs=0.002 + 0.1 / p50s[0])
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not a model")
+    for bad, words in [(tmp_path / "missing.onnx", "does not exist"),
+                       (broken, "is not a loadable ONNX model")]:
+        with pytest.raises(SystemExit) as e:
+            bench.main([str(first), "--against", str(bad)])
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and words in err and err.count("\n") == 1
