@@ -141,11 +141,20 @@ def allocation_weighting(usage: Tensor) -> Tensor:
     Returns:
         ``[B, N]``, each in [0, 1], summing to at most 1.
     """
+    return allocation_weighting_row(usage).squeeze(-2)
+
+
+def allocation_weighting_row(usage: Tensor) -> Tensor:
+    """:func:`allocation_weighting` shaped ``[B, 1, N]`` (the DNC step mixes it with the
+    write head's content weights, which come in that shape). The sum under the order
+    mask is one matmul of the row of logs with the transposed mask: one ONNX node fewer
+    than a multiply and a sum."""
     u = ALLOCATION_EPSILON + (1 - ALLOCATION_EPSILON) * usage
-    u_j = u.unsqueeze(-2)  # [B, 1, N]
-    before = _before(u.unsqueeze(-1), u_j).to(u.dtype)  # [B, N, N]: j before i
-    log_prod = (before * torch.log(u_j)).sum(-1)  # [B, N]
-    return (1 - u) * torch.exp(log_prod)
+    u_row = u.unsqueeze(-2)  # [B, 1, N]
+    before = _before(u.unsqueeze(-1), u_row).to(u.dtype)  # [B, N, N]: j before i
+    # [B, 1, N]: entry i is Σ_{j before i} log u'_j
+    log_prod = torch.matmul(torch.log(u_row), before.transpose(-1, -2))
+    return (1 - u_row) * torch.exp(log_prod)
 
 
 def precedence_update(prev_precedence: Tensor, write_weights: Tensor) -> Tensor:
@@ -174,11 +183,17 @@ def link_update(prev_link: Tensor, prev_precedence: Tensor, write_weights: Tenso
     Returns:
         ``[B, N, N]`` with rows and columns summing to at most 1 and a zero diagonal.
     """
-    w_i = write_weights.unsqueeze(2)  # [B, N, 1]
-    w_j = write_weights.unsqueeze(1)  # [B, 1, N]
+    return link_update_outer(prev_link, prev_precedence, write_weights.unsqueeze(2),
+                             write_weights.unsqueeze(1))
+
+
+def link_update_outer(prev_link: Tensor, prev_precedence: Tensor, w_i: Tensor,
+                      w_j: Tensor) -> Tensor:
+    """:func:`link_update` with the write weights given twice, as a column ``w_i [B, N, 1]``
+    and a row ``w_j [B, 1, N]`` (the DNC step has both shapes at hand: no reshape)."""
     link = torch.addcmul(w_i * prev_precedence.unsqueeze(1), 1 - w_i - w_j, prev_link)
     # Zero diagonal by a constant 0/1 mask (a Mul: cheaper in ONNX Runtime than a Where).
-    n = write_weights.shape[-1]
+    n = w_j.shape[-1]
     return link * (1 - torch.eye(n, dtype=link.dtype, device=link.device))
 
 

@@ -183,27 +183,31 @@ class DNCCore(RecurrentCore):
         # link exponents, `masks` the [B, (R+1)·W] masks (each an empty list when off).
         read_strengths, write_strength, *sharpness = oneplus(strengths).unsqueeze(-1).split(
             self._strength_split, 1)
-        erase, free_gates, allocation_gate, write_gate, *masks = torch.sigmoid(gates).split(
-            self._gate_split, dim=-1)
+        # The gates as [B, 1, ·]: the erase vector [B, 1, W] broadcasts over the memory's
+        # rows, the allocation and write gates [B, 1, 1] over [B, 1, N] weightings.
+        erase, free_gates, allocation_gate, write_gate, *masks = torch.sigmoid(
+            gates.unsqueeze(1)).split(self._gate_split, dim=-1)
         read_masks, write_mask = (masks[0].reshape(-1, r + 1, w).split([r, 1], 1) if masks
                                   else (None, None))
         read_modes = torch.softmax(modes.reshape(-1, r, 1, 3), dim=-1)  # [B, R, 1, 3]
 
-        # Write: usage -> allocation -> write weights -> erase + write.
-        psi = A.retention(free_gates, state.read_weights)
+        # Write: usage -> allocation -> write weights -> erase + write. The write weights
+        # are formed as a row [B, 1, N], the shape of the write head's content weights.
+        # ψ = Π_r (1 − f_r w_r), A.retention with the free gates as a column [B, R, 1]
+        psi = torch.prod(1 - free_gates.transpose(1, 2) * state.read_weights, dim=1)
         usage = A.usage_update(state.usage, state.write_weights, psi)
-        alloc = A.allocation_weighting(usage)
-        write_content = _lookup(state.memory, write_key, write_strength, write_mask).reshape(-1, n)
+        alloc = A.allocation_weighting_row(usage)
+        write_content = _lookup(state.memory, write_key, write_strength, write_mask)
         # w = g_w (g_a a + (1 - g_a) c_w)
-        ww = write_gate * (write_content + allocation_gate * (alloc - write_content))
+        w_row = write_gate * (write_content + allocation_gate * (alloc - write_content))
+        ww, w_col = w_row.reshape(-1, n), w_row.reshape(-1, n, 1)  # the state; [B, N, 1]
         # De-allocation: M ∘ ψ 1ᵀ, the freed rows wiped (A.erase_and_write's retention).
         prev_memory = state.memory * psi.unsqueeze(2) if self.deallocation else state.memory
         # M ∘ (1 - w eᵀ) + w vᵀ, as M + w (v - e ∘ M): the same sum, two ops fewer.
-        # (unsqueeze(2), as in link_update: the exporter then emits one node for both)
-        memory = prev_memory + ww.unsqueeze(2) * (write_vector - erase.unsqueeze(1) * prev_memory)
+        memory = prev_memory + w_col * (write_vector - erase * prev_memory)
 
         # Temporal links, then read: backward / content / forward mixed by the read modes.
-        link = A.link_update(state.link, state.precedence, ww)
+        link = A.link_update_outer(state.link, state.precedence, w_col, w_row)
         precedence = A.precedence_update(state.precedence, ww)
         content = _lookup(memory, read_keys, read_strengths, read_masks, self.read_top_k)
         fwd, bwd = A.directional_read_weights(link, state.read_weights)
