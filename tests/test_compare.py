@@ -53,6 +53,12 @@ def test_an_early_lucky_window_does_not_count(tmp_path):
         (512, 20, 1.0, 1.0), (1024, 90, 0.6, 2.0), (1536, 130, 0.92, 3.0)])
     assert summarize_run(path, 0.9).episodes_to_threshold == 130
     assert summarize_run(path, 0.9, min_episodes=1).episodes_to_threshold == 20
+    # The plotted curve starts where the threshold starts to count.
+    steps, success = summarize_run(path, 0.9).curve()
+    assert steps.tolist() == [1536] and success.tolist() == [0.92]
+    steps, success = summarize_run(path, 0.9, min_episodes=1).curve()
+    assert steps.tolist() == [512, 1024, 1536] and success.tolist() == [1.0, 0.6, 0.92]
+    assert summarize_run(path, 0.9, min_episodes=500).curve()[0].tolist() == []
 
 
 def test_ratio_counts_unreached_runs_at_their_total_episodes(tmp_path):

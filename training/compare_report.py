@@ -264,7 +264,8 @@ def plot_task(task: str, results: dict[str, list[RunSummary]], threshold: float,
               path: Path, title: str) -> None:
     """Success (or, for an env without success, return) vs env steps, one colour per
     core: the mean over seeds (thick), a min-max band and every seed (thin: a mean of runs
-    that solve and runs that fail hides both)."""
+    that solve and runs that fail hides both); each run from the row where the threshold
+    starts to count (:meth:`RunSummary.curve`)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -273,9 +274,9 @@ def plot_task(task: str, results: dict[str, list[RunSummary]], threshold: float,
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for core, runs in results.items():
         grid = np.unique(np.concatenate([r.steps for r in runs]))
-        ys = [r.returns if by_return else r.success for r in runs]
-        curves = np.stack([np.interp(grid, r.steps[~np.isnan(y)], y[~np.isnan(y)], left=np.nan)
-                           for r, y in zip(runs, ys)])
+        xys = [r.curve(by_return) for r in runs]
+        curves = np.stack([np.interp(grid, x, y, left=np.nan) if len(x) else
+                           np.full(len(grid), np.nan) for x, y in xys])
         ok = ~np.all(np.isnan(curves), axis=0)
         grid, curves = grid[ok], curves[:, ok]
         line, = ax.plot(grid, np.nanmean(curves, 0), linewidth=2,

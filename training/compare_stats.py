@@ -29,6 +29,15 @@ class RunSummary:
     success: np.ndarray  # rolling success per row (NaN before the first episode ends)
     lowest_after: float | None = None  # lowest rolling success from the threshold row on
     returns: np.ndarray | None = None  # rolling return per row (NaN before the first episode)
+    curve_start: int = 0  # the first row with at least min_episodes finished episodes
+
+    def curve(self, by_return: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """``(env steps, rolling success or return)`` from ``curve_start`` on, rows without
+        a value left out: the curve as the threshold counts it (the first rows' "rolling"
+        figure holds only a few episodes)."""
+        y = (self.returns if by_return else self.success)[self.curve_start:]
+        keep = ~np.isnan(y)
+        return self.steps[self.curve_start:][keep], y[keep]
 
     @property
     def reached(self) -> bool:
@@ -66,7 +75,8 @@ def summarize_run(csv_path: str | Path, threshold: float, min_episodes: int = 10
         final_success=float(success[-1]), wall_s=float(rows[-1]["wall_s"]),
         total_episodes=int(episodes[-1]), total_steps=int(steps[-1]),
         steps=steps, success=success, returns=returns,
-        lowest_after=float(np.nanmin(success[first:])) if first is not None else None)
+        lowest_after=float(np.nanmin(success[first:])) if first is not None else None,
+        curve_start=int(np.searchsorted(episodes, min_episodes)))
 
 
 def censored_episodes(runs: list[RunSummary]) -> list[int]:
