@@ -26,7 +26,7 @@ class MemoryNavEnv(gym.Env):
     first ``cue_steps`` steps the goal is shown, as an offset in the robot's own frame,
     while the robot is held still (commands are ignored: it is being briefed); after that
     the goal vanishes from the observation (unless ``show_goal="always"``) and the robot
-    must drive there from memory.
+    must drive there from memory. (``show_goal="never"`` hides it during the briefing too.)
     Entering the ``goal_radius`` circle terminates the episode with success.
 
     What it tests: remembering a continuous target and combining it with odometry (the
@@ -37,7 +37,8 @@ class MemoryNavEnv(gym.Env):
 
     Observation ``Box(float32, (7,))``: ``[x / h, y / h, cos theta, sin theta,
     goal_visible, goal_forward / h, goal_left / h]`` with ``h = arena_size / 2``; the goal
-    terms are 0 once hidden (never with ``show_goal="always"``). Action
+    terms are 0 once hidden (never with ``show_goal="always"``, always with
+    ``"never"``). Action
     ``Box([-v_max, -w_max], [v_max, w_max], float32)``.
     Reward: ``progress_coef * (previous distance - distance)`` (metres) minus
     ``step_penalty`` each step, plus +1 on reaching the goal. Episodes are *truncated*
@@ -72,6 +73,9 @@ class MemoryNavEnv(gym.Env):
             goal offset observed at every step (``goal_visible`` still marks the
             briefing). A control for studies: a trainer that learns ``"always"`` but not
             the task lacks the memory; one that learns neither lacks the driving.
+            ``"never"``: the goal is never observed (the briefing, flag and held robot
+            stay), so whatever a policy learns there is a blind sweep: the other control,
+            the success a trained policy reaches without the goal.
         render_mode: ``None`` or ``"rgb_array"``.
     """
 
@@ -104,7 +108,7 @@ class MemoryNavEnv(gym.Env):
         self.min_goal_distance = float_arg("min_goal_distance", min_goal_distance, 0.0, half)
         self.step_penalty = float_arg("step_penalty", step_penalty, 0.0, 1.0)
         self.progress_coef = float_arg("progress_coef", progress_coef, 0.0, 10.0)
-        self.show_goal = choice_arg("show_goal", show_goal, ("briefing", "always"))
+        self.show_goal = choice_arg("show_goal", show_goal, ("briefing", "always", "never"))
         self.render_mode = render_mode_arg(render_mode, self.metadata)
         self._half, self._inv_half = half, 1.0 / half
         high = np.array([1, 1, 1, 1, 1, GOAL_BOUND, GOAL_BOUND], np.float32)
@@ -124,14 +128,14 @@ class MemoryNavEnv(gym.Env):
         c, s = math.cos(self.theta), math.sin(self.theta)
         k = self._inv_half
         briefing = self._t < self.cue_steps
-        if briefing or self.show_goal == "always":
+        if self.show_goal == "always" or (briefing and self.show_goal == "briefing"):
             dx, dy = self.goal_x - self.x, self.goal_y - self.y
             return np.array(
                 [self.x * k, self.y * k, c, s, float(briefing), (c * dx + s * dy) * k,
                  (c * dy - s * dx) * k],
                 np.float32,
             )
-        return np.array([self.x * k, self.y * k, c, s, 0.0, 0.0, 0.0], np.float32)
+        return np.array([self.x * k, self.y * k, c, s, float(briefing), 0.0, 0.0], np.float32)
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)

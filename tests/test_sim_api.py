@@ -24,13 +24,14 @@ ALLOWED_WARNINGS = {
     "dnc/MemoryNav-v0": ".*symmetric and normalized space",
 }
 # The randomised forms: a setting drawn from [lo, hi] at every reset (and MemoryNav's
-# control with the goal offset observed at every step).
+# controls with the goal offset observed at every step and never).
 RANGE_CASES = [
     ("dnc/TMaze-v0", {"length": [3, 12]}),
     ("dnc/TMaze-v0", {"length": (1, 40), "cue_steps": 1, "max_steps": 60}),
     ("dnc/ProceduralMaze-v0", {"size": [2, 6]}),
     ("dnc/MemoryNav-v0", {"cue_steps": [1, 8]}),
     ("dnc/MemoryNav-v0", {"cue_steps": [1, 8], "show_goal": "always"}),
+    ("dnc/MemoryNav-v0", {"show_goal": "never"}),
 ]
 
 

@@ -88,8 +88,26 @@ def test_show_goal_always_keeps_the_goal_offset_observed_after_the_briefing():
 
     env = gymnasium.make("dnc/MemoryNav-v0", show_goal="always")
     assert _success_rate(env, _Seek()) >= 0.95
-    with pytest.raises(ValueError, match=r"^show_goal must be one of \('briefing', 'always'\)"):
-        gymnasium.make("dnc/MemoryNav-v0", show_goal="never")
+    with pytest.raises(ValueError,
+                       match=r"^show_goal must be one of \('briefing', 'always', 'never'\)"):
+        gymnasium.make("dnc/MemoryNav-v0", show_goal="sometimes")
+
+
+def test_show_goal_never_hides_the_goal_during_the_briefing_too():
+    task = gymnasium.make("dnc/MemoryNav-v0", cue_steps=3)
+    blind = gymnasium.make("dnc/MemoryNav-v0", cue_steps=3, show_goal="never")
+    a, _ = task.reset(seed=5)
+    b, _ = blind.reset(seed=5)
+    assert a[5:].any() and (a[:5] == b[:5]).all()  # the same robot, flag and goal
+    assert (task.unwrapped.goal_x, task.unwrapped.goal_y) == (blind.unwrapped.goal_x,
+                                                             blind.unwrapped.goal_y)
+    act = np.array([0.4, 1.0], np.float32)
+    for t in range(12):
+        assert b[4] == (1.0 if t < 3 else 0.0)  # the flag still marks the briefing
+        np.testing.assert_array_equal(b[5:], [0, 0])
+        a, ra, *_ = task.step(act)
+        b, rb, *_ = blind.step(act)
+        assert ra == rb and (a[:5] == b[:5]).all()  # held still, then the same drive
 
 
 def test_unicycle_kinematics_turn_clip_and_walls():
