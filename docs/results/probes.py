@@ -4,9 +4,10 @@ metrics.csv.gz) against the config it was run on top of, naming the settings it 
     PYTHONPATH=. python docs/results/probes.py docs/results/issue11_cartpole_crit/runs/probe \
         training/configs/ppo_cartpole_po_lstm-rnorm.yaml
 
-``--success T`` adds two columns: the best rolling success once at least 100 episodes
-have finished, and the episodes at which it first reached ``T`` (as training.compare
-counts them).
+The best rolling return, and with ``--success T`` the best rolling success, are taken
+once at least 100 episodes have finished (as training.compare counts them: a "rolling"
+figure over the first few episodes is luck). ``--success T`` adds two columns: that best
+rolling success, and the episodes at which it first reached ``T``.
 
 The reference is resolved as the trainer resolves it (its keys over its trainer's
 embedded default). A key that a probe's config.yaml lacks (added to the trainer after
@@ -53,13 +54,13 @@ def main(probes: Path, reference: Path, success: float | None = None) -> None:
         cfg = yaml.safe_load((run / "config.yaml").read_text())
         with gzip.open(run / "metrics.csv.gz", "rt", newline="") as f:
             rows = [r for r in csv.DictReader(f) if r["return"] not in ("", "nan")]
-        best, last = max(float(r["return"]) for r in rows), rows[-1]
+        counted = [r for r in rows if int(r["episodes"]) >= 100] or rows[-1:]
+        best, last = max(float(r["return"]) for r in counted), rows[-1]
         line = (f"| {run.name} | {changed(cfg, ref)} | {int(last['global_step']):,} | "
                 f"{int(last['episodes']):,} | {float(last['return']):.1f} | {best:.1f} | "
                 f"{float(last['success']):.2f} |")
         if success is not None:
-            counted = [r for r in rows if r["success"] not in ("", "nan")
-                       and int(r["episodes"]) >= 100]
+            counted = [r for r in counted if r["success"] not in ("", "nan")]
             first = next((r for r in counted if float(r["success"]) >= success), None)
             reached = "not reached" if first is None else f"{int(first['episodes']):,}"
             line += f" {max(float(r['success']) for r in counted):.2f} | {reached} |"
