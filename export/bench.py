@@ -149,12 +149,11 @@ def interleaved(sides: dict, obs_dims: dict, steps: int, chunk: int = 250) -> di
     return times
 
 
-def _runtime_and_plain(rows: list, sides: dict, steps: int, chunk: int) -> list[dict]:
+def _runtime_and_plain(rows: list, steps: int, chunk: int) -> list[dict]:
     """``rows`` of ``(label, model, threads, session)`` through ``PolicyRuntime.step`` and
     a plain ``session.run``, all interleaved: ``[{label, runtime_p50, runtime_p99,
-    plain_p50, plain_p99}]`` in microseconds (``sides`` may hold more tick functions,
-    timed alongside)."""
-    dims = {}
+    plain_p50, plain_p99}]`` in microseconds."""
+    sides, dims = {}, {}
     for label, model, threads, session in rows:
         rt = PolicyRuntime(model, providers=["CPUExecutionProvider"], threads=threads,
                            session=session)
@@ -176,8 +175,10 @@ def options_table(model: Path, steps: int, chunk: int = 250) -> list[dict]:
     ``session.run``, all interleaved chunk by chunk so that each sees the same load;
     ``[{variant, runtime_p50, runtime_p99, plain_p50, plain_p99}]`` in microseconds."""
     rows = [(name, model, threads, session) for name, (threads, session) in VARIANTS.items()]
-    return [{"variant": r.pop("label"), **r}
-            for r in _runtime_and_plain(rows, {}, steps, chunk)]
+    out = _runtime_and_plain(rows, steps, chunk)
+    for r in out:
+        r["variant"] = r.pop("label")
+    return out
 
 
 def models_table(models: list[Path], steps: int, chunk: int = 250) -> list[dict]:
@@ -187,10 +188,11 @@ def models_table(models: list[Path], steps: int, chunk: int = 250) -> list[dict]
     runtime_p99, plain_p50, plain_p99}]`` in microseconds, in the order given."""
     import onnx
 
-    rows = [(i, m, 1, {}) for i, m in enumerate(models)]
-    return [{"model": models[r["label"]],
-             "nodes": len(onnx.load(str(models[r.pop("label")])).graph.node), **r}
-            for r in _runtime_and_plain(rows, {}, steps, chunk)]
+    out = _runtime_and_plain([(i, m, 1, {}) for i, m in enumerate(models)], steps, chunk)
+    for r in out:
+        m = models[r.pop("label")]
+        r.update(model=m, nodes=len(onnx.load(str(m)).graph.node))
+    return out
 
 
 def profile_ops(model: Path, ticks: int, folder: Path) -> tuple[list[tuple], float, int]:
@@ -278,10 +280,11 @@ def main(argv=None) -> None:
     model = Path(a.model)
     models = [model] + [Path(m) for m in a.against]
     try:  # a missing or broken model is one line, before any timing
-        rt, *_ = (PolicyRuntime(m, providers=["CPUExecutionProvider"], batch=1, threads=1)
-                  for m in models)
+        runtimes = [PolicyRuntime(m, providers=["CPUExecutionProvider"], batch=1, threads=1)
+                    for m in models]
     except (ContractError, FileNotFoundError) as e:
         p.exit(2, f"error: {e}\n")
+    rt = runtimes[0]
     nodes = len(onnx.load(str(model)).graph.node)
     if a.against:
         print(f"export.bench --against: {len(models)} models, batch 1, 1 thread, {a.steps} "
