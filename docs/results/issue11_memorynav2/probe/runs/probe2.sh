@@ -1,7 +1,7 @@
 #!/bin/bash
 # issue 11: the MemoryNav (2 m) decline again, two more of RecurrentPPO's differences,
 # one each: a separate critic GRU (sb3-contrib's default has a separate critic LSTM) and
-# no observation normalisation (the RL Zoo's MemoryNav-like settings have none); the
+# no observation normalisation (training.baseline_sb3 runs RecurrentPPO without one); the
 # GRU 91, 600k steps, seed 1, side by side; from a worktree at 67e10f8.
 cd /tmp/s37/wt
 export PYTHONPATH=/tmp/s37/wt
