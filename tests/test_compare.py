@@ -418,6 +418,25 @@ def test_fast_adaptation_evaluates_steps_per_trial_and_caches_them(tmp_path):
     assert cells[-1] == ("—" if ratio is None else f"{ratio:.2f}")
     png = tmp_path / "a" / "compare_ppo_maze_trials.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # The perfect memory's row: the scripted map agent on the same 8 episodes, each run
+    # alone (sim's run_episode, seed k), equals what the table's batched run reports.
+    import gymnasium as gym
+
+    from sim.oracles import MazeMemoryAgent, run_episode
+    from training.evaluate import adaptation_summary
+    cfg = yaml.safe_load((folder / "config.yaml").read_text())
+    env = gym.make(cfg["env"], **cfg["env_kwargs"])
+    alone = adaptation_summary([list(run_episode(env, MazeMemoryAgent(), seed=k)[2]
+                                     ["trial_steps"]) for k in range(8)])
+    reference = result["summaries"]["ppo_maze", "trials_reference"]
+    assert {k: reference[k] for k in alone} == alone and reference["success"] == 1.0
+    ref = alone["later_over_first"]
+    assert 0.3 < ref < 0.9  # later trials take the shortest path, the first explores
+    (ref_row,) = [line for line in md.splitlines() if line.startswith("| perfect memory")]
+    assert [c.strip() for c in ref_row.split("|")[1:-1]][4] == f"{ref:.2f}"
+    share = "—" if ratio is None else f"{(1 - ratio) / (1 - ref):.0%}"
+    assert f"Share of its saving (1 - later/first over 1 - {ref:.2f}): gru {share}" in md
+    assert f"the target 0.6 needs {0.4 / (1 - ref):.0%}." in md
     cache = folder / "trials.json"
     data = json.loads(cache.read_text())
     data["adaptation"]["episodes"] = 99  # no evaluation of 8 episodes gives this

@@ -51,6 +51,10 @@ checkpoint on its own env settings, ``--eval-episodes`` deterministic episodes; 
 the steps to the goal in trial 1 against later trials (their ratio, and the share of
 episodes whose later trials were shorter), as ``training.evaluate`` prints them, and
 ``<out>/compare_<task>_trials.png`` (mean steps per trial). Kept in ``trials.json``.
+On the maze the table and the plot also hold a perfect memory's row, a scripted agent
+that sees only the observations (``sim.oracles.MazeMemoryAgent``) on the same episodes,
+and each core's share of its saving in later trials: how close to the best a memory can
+do the target (``later / first <= 0.6``) lies.
 
 Rows: a core of ``dnc_core`` or a labelled variant, ``<core>-<label>`` (config
 ``<task>_<core>-<label>.yaml``, e.g. ``dnc-mds``). Each task's line says whether the
@@ -91,6 +95,7 @@ from training.compare_runs import (
     execute,
     latest_metrics,
     load_baseline,
+    memory_agent_trials,
     parameter_count,
     prior_run,
     run_code_version,
@@ -289,11 +294,14 @@ def main(argv=None) -> dict:
         if a.eval_trials:
             by_core = {core: [adapted[task, core, s] for s in seeds] for core in cores}
             summaries[task, "trials"] = by_core
-            sections.append(trials_report(task, by_core, a.eval_episodes))
+            reference = memory_agent_trials(c["env"], c["env_kwargs"], a.eval_episodes)
+            if reference is not None:
+                summaries[task, "trials_reference"] = reference
+            sections.append(trials_report(task, by_core, a.eval_episodes, reference))
             sections.append(f"![{task} trials](compare_{task}_trials.png)\n")
             plot_trials(by_core, out / f"compare_{task}_trials.png",
                         f"{task}: {c['env']} {c['env_kwargs']}; {a.eval_episodes} "
-                        f"deterministic episodes per seed")
+                        f"deterministic episodes per seed", reference)
         plot_task(task, results, thresholds[task], out / f"compare_{task}.png",
                   f"{task}: {c['env']} {c['env_kwargs']}\nthin lines: seeds; band: min-max; "
                   f"thick: mean")

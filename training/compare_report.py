@@ -23,8 +23,11 @@ from training.compare_stats import (
 ADAPTED = 0.6  # the target: later trials in <= 0.6x trial 1's steps
 
 
-def trials_report(task: str, results: dict[str, list[dict]], episodes: int) -> str:
-    """The markdown section of a task's fast adaptation (steps per trial)."""
+def trials_report(task: str, results: dict[str, list[dict]], episodes: int,
+                  reference: dict | None = None) -> str:
+    """The markdown section of a task's fast adaptation (steps per trial), with the row
+    of a perfect memory on the same episodes where there is one (``reference``:
+    ``compare_runs.memory_agent_trials``) and the share of its saving each core gets."""
     def cell(values, fmt):
         v = [x for x in values if x is not None]
         if not v:
@@ -50,13 +53,40 @@ def trials_report(task: str, results: dict[str, list[dict]], episodes: int) -> s
             f"| {cell([r['later_steps_mean'] for r in runs], '.1f')} "
             f"| {cell(ratios, '.2f')} | {cell([r['later_shorter_fraction'] for r in runs], '.2f')} "
             f"| {', '.join('—' if x is None else f'{x:.2f}' for x in ratios)} |")
+    if reference is not None and reference["later_over_first"] is not None:
+        ref = reference["later_over_first"]
+        lines.append(f"| perfect memory (`sim.oracles.MazeMemoryAgent`, scripted) "
+                     f"| {reference['episodes']} | {reference['trial1_steps_mean']:.1f} "
+                     f"| {reference['later_steps_mean']:.1f} | {ref:.2f} "
+                     f"| {reference['later_shorter_fraction']:.2f} | — |")
+        lines += ["", f"The scripted agent sees only the observations, maps every view, "
+                  f"explores the nearest unknown square until it has seen the goal and then "
+                  f"walks the known route: the shortest path in every later trial, so "
+                  f"{ref:.2f} is what a perfect memory reaches on these episodes (all "
+                  f"{episodes}; a core's row counts only its episodes with 2+ trials). "
+                  f"Share of its saving (1 - later/first over 1 - {ref:.2f}): "
+                  + ", ".join(f"{core} {saving_share(runs, ref)}"
+                              for core, runs in results.items())
+                  + (f"; the target {ADAPTED} needs {(1 - ADAPTED) / (1 - ref):.0%}."
+                     if ref < 1 else ".")]
     lines.append("")
     return "\n".join(lines)
 
 
-def plot_trials(results: dict[str, list[dict]], path: Path, title: str) -> None:
+def saving_share(runs: list[dict], reference_ratio: float) -> str:
+    """The mean over seeds of ``(1 - later/first) / (1 - reference_ratio)``: how much of a
+    perfect memory's saving in later trials a core gets ("—" where no seed has a ratio
+    or the reference saves nothing)."""
+    ratios = [r["later_over_first"] for r in runs if r["later_over_first"] is not None]
+    if not ratios or reference_ratio >= 1:
+        return "—"
+    return f"{np.mean([(1 - x) / (1 - reference_ratio) for x in ratios]):.0%}"
+
+
+def plot_trials(results: dict[str, list[dict]], path: Path, title: str,
+                reference: dict | None = None) -> None:
     """Mean steps to the goal per trial index: each core's mean over seeds (thick), each
-    seed (thin)."""
+    seed (thin), and a perfect memory's (``reference``, dashed) where there is one."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -72,6 +102,10 @@ def plot_trials(results: dict[str, list[dict]], path: Path, title: str) -> None:
                         label=f"{core} ({len(curves)} seeds)")
         for c in curves:
             ax.plot(range(1, len(c) + 1), c, color=line.get_color(), alpha=0.4, linewidth=0.6)
+    if reference is not None and reference["per_trial_steps_mean"]:
+        ref = reference["per_trial_steps_mean"]
+        ax.plot(range(1, len(ref) + 1), ref, color="black", linestyle="--", marker="x",
+                label="perfect memory (scripted)")
     ax.set(xlabel="trial within the episode", ylabel="steps to the goal (mean)")
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)

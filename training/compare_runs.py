@@ -307,6 +307,38 @@ def evaluate_trials(run_folder: Path, episodes: int) -> dict:
     return r["adaptation"]
 
 
+class _RowAgents:
+    """``training.evaluate.run_episodes``'s ``act`` for a scripted per-episode agent:
+    one agent per row, reset where the row starts a new episode."""
+
+    def __init__(self, make_agent):
+        self.make_agent = make_agent
+        self.agents: list = []
+
+    def __call__(self, obs, reset):
+        import numpy as np
+        while len(self.agents) < len(obs):
+            self.agents.append(self.make_agent())
+        for row in np.flatnonzero(reset > 0.5):
+            self.agents[row].reset()
+        return np.array([agent.act(o) for agent, o in zip(self.agents, obs)])
+
+
+def memory_agent_trials(env_id: str, env_kwargs: dict, episodes: int) -> dict | None:
+    """The fast adaptation a perfect memory reaches on a task: ``sim.oracles``'
+    ``MazeMemoryAgent`` (observations only: it maps every view, explores the nearest
+    unknown square until it has seen the goal, then walks the known route) on the
+    episodes ``evaluate_trials`` runs (seeds 0..episodes-1), summarised the same way
+    (``training.evaluate.adaptation_summary``). None for any other env, and for the maze
+    with ``respawn="random"`` (the agent dead-reckons from the trial's start)."""
+    if env_id != "dnc/ProceduralMaze-v0" or env_kwargs.get("respawn", "start") != "start":
+        return None
+    from sim.oracles import MazeMemoryAgent
+    from training.evaluate import run_episodes
+    r = run_episodes(_RowAgents(MazeMemoryAgent), env_id, env_kwargs, episodes)
+    return {**r["adaptation"], "success": r["success_rate"]}
+
+
 def load_baseline(path: Path, env: str, env_kwargs: dict, budget: int) -> list[dict]:
     """The result lines ``training.baseline_sb3 --out`` wrote for one task; a
     ``ValueError`` naming the file unless every line is for this env, its kwargs and the
