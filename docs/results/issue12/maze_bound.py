@@ -15,7 +15,7 @@ from training.config import CONFIG_DIR, TrainConfig
 
 ROWS = [("ppo_maze_*.yaml (the study's maze)", "ppo_maze_gru.yaml", {}),
         ("ppo_maze5_*.yaml (five trials)", "ppo_maze5_gru.yaml", {}),
-        ("4 x 4, three trials", "ppo_maze_gru.yaml", {"size": 4, "max_steps": 128}),
+        ("ppo_maze4_*.yaml (4 x 4, three trials)", "ppo_maze4_gru.yaml", {}),
         ("5 x 5, three trials", "ppo_maze_gru.yaml", {"size": 5, "max_steps": 200}),
         ("6 x 6, three trials", "ppo_maze_gru.yaml", {"size": 6, "max_steps": 288})]
 
