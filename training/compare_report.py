@@ -5,6 +5,7 @@ claim), of length generalisation and of fast adaptation, and their PNGs."""
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -90,6 +91,7 @@ def plot_trials(results: dict[str, list[dict]], path: Path, title: str,
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for core, runs in results.items():
@@ -107,7 +109,8 @@ def plot_trials(results: dict[str, list[dict]], path: Path, title: str,
         ax.plot(range(1, len(ref) + 1), ref, color="black", linestyle="--", marker="x",
                 label="perfect memory (scripted)")
     ax.set(xlabel="trial within the episode", ylabel="steps to the goal (mean)")
-    ax.set_title(title, fontsize=9)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_title(textwrap.fill(title, 80), fontsize=9)  # the env's kwargs: wider than 6 in
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
