@@ -406,16 +406,18 @@ def test_fast_adaptation_evaluates_steps_per_trial_and_caches_them(tmp_path):
             "--runs-dir", str(runs), "--eval-trials", "--eval-episodes", "8"]
     result = compare.main(args + ["--out", str(tmp_path / "a")])
     folder = next((runs / "ppo_maze" / "gru" / "seed1").glob("*/metrics.csv")).parent
-    expected = evaluate(str(folder), episodes=8)["adaptation"]
-    assert result["summaries"]["ppo_maze", "trials"]["gru"] == [expected]
+    evaluated = evaluate(str(folder), episodes=8)
+    expected = evaluated["adaptation"]
+    assert result["summaries"]["ppo_maze", "trials"]["gru"] == [
+        {**expected, "trial_steps": evaluated["trial_steps"]}]
     md = (tmp_path / "a" / "compare.md").read_text()
     assert "#### ppo_maze: fast adaptation" in md
     row = next(line for line in md.splitlines()
-               if line.startswith("| gru |") and "later" not in line and line.count("|") == 8)
+               if line.startswith("| gru |") and "later" not in line and line.count("|") == 10)
     cells = [c.strip() for c in row.split("|")[1:-1]]
     assert cells[1] == f"{expected['episodes']} ± 0"
     ratio = expected["later_over_first"]
-    assert cells[-1] == ("—" if ratio is None else f"{ratio:.2f}")
+    assert cells[6] == ("—" if ratio is None else f"{ratio:.2f}")
     png = tmp_path / "a" / "compare_ppo_maze_trials.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # The perfect memory's row: the scripted map agent on the same 8 episodes, each run
@@ -426,23 +428,53 @@ def test_fast_adaptation_evaluates_steps_per_trial_and_caches_them(tmp_path):
     from training.evaluate import adaptation_summary
     cfg = yaml.safe_load((folder / "config.yaml").read_text())
     env = gym.make(cfg["env"], **cfg["env_kwargs"])
-    alone = adaptation_summary([list(run_episode(env, MazeMemoryAgent(), seed=k)[2]
-                                     ["trial_steps"]) for k in range(8)])
+    alone_trials = [list(run_episode(env, MazeMemoryAgent(), seed=k)[2]["trial_steps"])
+                    for k in range(8)]
+    alone = adaptation_summary(alone_trials)
     reference = result["summaries"]["ppo_maze", "trials_reference"]
     assert {k: reference[k] for k in alone} == alone and reference["success"] == 1.0
     ref = alone["later_over_first"]
     assert 0.3 < ref < 0.9  # later trials take the shortest path, the first explores
     (ref_row,) = [line for line in md.splitlines() if line.startswith("| perfect memory")]
     assert [c.strip() for c in ref_row.split("|")[1:-1]][4] == f"{ref:.2f}"
-    share = "—" if ratio is None else f"{(1 - ratio) / (1 - ref):.0%}"
-    assert f"Share of its saving (1 - later/first over 1 - {ref:.2f}): gru {share}" in md
-    assert f"the target 0.6 needs {0.4 / (1 - ref):.0%}." in md
+    assert (f"the target 0.6 needs {0.4 / (1 - ref):.0%} of the agent's saving" in md
+            if ref <= 0.6 else "the target 0.6 lies below what a perfect memory reaches" in md)
+    # Paired: the agent on the episodes where the trained seed finished two trials.
+    used = [k for k, t in enumerate(evaluated["trial_steps"]) if t and len(t) >= 2]
+    if used:
+        same = adaptation_summary([alone_trials[k] for k in used])["later_over_first"]
+        assert cells[7] == f"{same:.2f} ± 0.00"
+        assert cells[8] == (f"{(1 - ratio) / (1 - same):.0%} ± 0%" if same < 1 else "—")
+    else:
+        assert cells[7] == cells[8] == "—"
     cache = folder / "trials.json"
     data = json.loads(cache.read_text())
     data["adaptation"]["episodes"] = 99  # no evaluation of 8 episodes gives this
     cache.write_text(json.dumps(data))
     again = compare.main(args + ["--out", str(tmp_path / "b")])
     assert again["summaries"]["ppo_maze", "trials"]["gru"][0]["episodes"] == 99
+
+
+def test_perfect_memory_is_paired_on_the_episodes_each_seed_finished():
+    """A seed's ratio counts only its episodes with two trials or more; the perfect
+    memory beside it is measured on those same episodes, not on all of them."""
+    from training.evaluate import adaptation_summary
+    own = [[10, 5, 5], [4], [8, 8, 8], None]
+    run = {**adaptation_summary(own), "trial_steps": own}
+    assert run["later_over_first"] == pytest.approx(6.5 / 9)
+    ref_trials = [[12, 6, 6], [20, 4, 4], [10, 5, 5], [9, 3, 3]]
+    reference = {**adaptation_summary(ref_trials), "trial_steps": ref_trials}
+    ratio, share = compare_report.paired_reference(run, reference)
+    assert ratio == pytest.approx(5.5 / 11)  # episodes 0 and 2 only
+    assert share == pytest.approx((1 - 6.5 / 9) / (1 - 0.5))
+    assert compare_report.paired_reference(run, None) is None
+    flat = [[5, 5], [4], [8, 8], None]  # a memory that saves nothing there: no share
+    assert compare_report.paired_reference(run, {"trial_steps": flat}) == (1.0, None)
+    md = compare_report.trials_report("t", {"dnc": [run, run]}, 4, reference)
+    (row,) = [line for line in md.splitlines() if line.startswith("| dnc |")]
+    assert [c.strip() for c in row.split("|")[1:-1]][7:] == ["0.50 ± 0.00", "56% ± 0%"]
+    no_ref = compare_report.trials_report("t", {"dnc": [run]}, 4)
+    assert "perfect memory (" not in no_ref and no_ref.count("| — | — |") == 1
 
 
 def test_stop_at_threshold_ends_each_run_at_the_row_the_table_counts(tmp_path, capsys):

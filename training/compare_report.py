@@ -26,9 +26,10 @@ ADAPTED = 0.6  # the target: later trials in <= 0.6x trial 1's steps
 
 def trials_report(task: str, results: dict[str, list[dict]], episodes: int,
                   reference: dict | None = None) -> str:
-    """The markdown section of a task's fast adaptation (steps per trial), with the row
-    of a perfect memory on the same episodes where there is one (``reference``:
-    ``compare_runs.memory_agent_trials``) and the share of its saving each core gets."""
+    """The markdown section of a task's fast adaptation (steps per trial), with a perfect
+    memory's row where there is one (``reference``: ``compare_runs.memory_agent_trials``)
+    and, per seed, that memory's ratio on the seed's own episodes and the share of its
+    saving the seed gets (``paired_reference``)."""
     def cell(values, fmt):
         v = [x for x in values if x is not None]
         if not v:
@@ -44,44 +45,59 @@ def trials_report(task: str, results: dict[str, list[dict]], episodes: int,
              f"Cells: mean ± std over seeds. Target: later/first <= {ADAPTED}.", "",
              "| core | episodes with 2+ trials (of " f"{episodes}) | trial 1 steps | later "
              "trials' steps | later / first | later shorter (share of episodes) "
-             "| later / first per seed |",
-             "|---|---|---|---|---|---|---|"]
+             "| later / first per seed | perfect memory on the same episodes "
+             "| share of its saving |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for core, runs in results.items():
         ratios = [r["later_over_first"] for r in runs]
+        paired = [paired_reference(r, reference) for r in runs]
         lines.append(
             f"| {core} | {cell([r['episodes'] for r in runs], '.0f')} "
             f"| {cell([r['trial1_steps_mean'] for r in runs], '.1f')} "
             f"| {cell([r['later_steps_mean'] for r in runs], '.1f')} "
-            f"| {cell(ratios, '.2f')} | {cell([r['later_shorter_fraction'] for r in runs], '.2f')} "
-            f"| {', '.join('—' if x is None else f'{x:.2f}' for x in ratios)} |")
+            f"| {cell(ratios, '.2f')} "
+            f"| {cell([r['later_shorter_fraction'] for r in runs], '.2f')} "
+            f"| {', '.join('—' if x is None else f'{x:.2f}' for x in ratios)} "
+            f"| {cell([p and p[0] for p in paired], '.2f')} "
+            f"| {cell([p and p[1] for p in paired], '.0%')} |")
     if reference is not None and reference["later_over_first"] is not None:
         ref = reference["later_over_first"]
         lines.append(f"| perfect memory (`sim.oracles.MazeMemoryAgent`, scripted) "
                      f"| {reference['episodes']} | {reference['trial1_steps_mean']:.1f} "
                      f"| {reference['later_steps_mean']:.1f} | {ref:.2f} "
-                     f"| {reference['later_shorter_fraction']:.2f} | — |")
+                     f"| {reference['later_shorter_fraction']:.2f} | — | {ref:.2f} | 100% |")
         lines += ["", f"The scripted agent sees only the observations, maps every view, "
                   f"explores the nearest unknown square until it has seen the goal and then "
-                  f"walks the known route: the shortest path in every later trial, so "
-                  f"{ref:.2f} is what a perfect memory reaches on these episodes (all "
-                  f"{episodes}; a core's row counts only its episodes with 2+ trials). "
-                  f"Share of its saving (1 - later/first over 1 - {ref:.2f}): "
-                  + ", ".join(f"{core} {saving_share(runs, ref)}"
-                              for core, runs in results.items())
-                  + (f"; the target {ADAPTED} needs {(1 - ADAPTED) / (1 - ref):.0%}."
-                     if ref < 1 else ".")]
+                  f"walks the known route: the shortest path in every later trial, so its "
+                  f"later / first is what a perfect memory reaches with that explorer: "
+                  f"{ref:.2f} on all {episodes} episodes (the nearest unknown square first is "
+                  f"not the shortest search: a policy that searches better in trial 1 has "
+                  f"less to save, one that searches worse more). A core's ratio counts only "
+                  f"the episodes in which it finished two trials, so each seed is set beside the agent on those same "
+                  f"episodes (\"perfect memory on the same episodes\"), and its share of the "
+                  f"agent's saving is (1 - its later/first) / (1 - the agent's there)."
+                  + (f" On all {episodes} episodes the target {ADAPTED} needs "
+                     f"{(1 - ADAPTED) / (1 - ref):.0%} of the agent's saving." if ref <= ADAPTED
+                     else f" On all {episodes} episodes the target {ADAPTED} lies below what "
+                     f"a perfect memory reaches: out of reach.")]
     lines.append("")
     return "\n".join(lines)
 
 
-def saving_share(runs: list[dict], reference_ratio: float) -> str:
-    """The mean over seeds of ``(1 - later/first) / (1 - reference_ratio)``: how much of a
-    perfect memory's saving in later trials a core gets ("—" where no seed has a ratio
-    or the reference saves nothing)."""
-    ratios = [r["later_over_first"] for r in runs if r["later_over_first"] is not None]
-    if not ratios or reference_ratio >= 1:
-        return "—"
-    return f"{np.mean([(1 - x) / (1 - reference_ratio) for x in ratios]):.0%}"
+def paired_reference(run: dict, reference: dict | None) -> tuple[float, float | None] | None:
+    """A perfect memory's later/first on the episodes in which ``run`` (a seed's
+    ``evaluate_trials``) finished two or more trials, and the share of its saving the
+    seed gets, ``(1 - run's) / (1 - the memory's)`` (None where it saves nothing there);
+    None without a reference, per-episode trials or such episodes."""
+    if reference is None or "trial_steps" not in run or run["later_over_first"] is None:
+        return None
+    from training.evaluate import adaptation_summary
+    same = [ref for own, ref in zip(run["trial_steps"], reference["trial_steps"])
+            if own is not None and len(own) >= 2]
+    ratio = adaptation_summary(same)["later_over_first"]
+    if ratio is None:
+        return None
+    return ratio, ((1 - run["later_over_first"]) / (1 - ratio) if ratio < 1 else None)
 
 
 def plot_trials(results: dict[str, list[dict]], path: Path, title: str,

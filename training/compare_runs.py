@@ -292,19 +292,22 @@ def evaluate_trials(run_folder: Path, episodes: int) -> dict:
     """Fast adaptation of a run's final checkpoint on its own env settings
     (``training.evaluate``'s ``adaptation``: steps per trial, deterministic, seeds
     0..episodes-1), from ``trials.json`` beside it when that holds the same checkpoint
-    (sha256) and episode count, else evaluated and written there."""
+    (sha256) and episode count, else evaluated and written there. ``trial_steps``: each
+    episode's steps per finished trial, in seed order (what the perfect memory's row is
+    paired on)."""
     import torch
 
     from training.evaluate import evaluate
     cache = _EvalCache(run_folder, "trials.json", episodes)
-    if "adaptation" in cache.data:
-        return cache.data["adaptation"]
+    if "adaptation" in cache.data and "trial_steps" in cache.data:
+        return {**cache.data["adaptation"], "trial_steps": cache.data["trial_steps"]}
     torch.set_num_threads(1)
     r = evaluate(str(cache.ckpt), episodes=episodes, seed=0)
     if "adaptation" not in r:
         raise ValueError(f"--eval-trials: {r['env']} reports no info['trial_steps']")
-    cache.save(success=r["success_rate"], adaptation=r["adaptation"])
-    return r["adaptation"]
+    cache.save(success=r["success_rate"], adaptation=r["adaptation"],
+               trial_steps=r["trial_steps"])
+    return {**r["adaptation"], "trial_steps": r["trial_steps"]}
 
 
 class _RowAgents:
@@ -329,14 +332,15 @@ def memory_agent_trials(env_id: str, env_kwargs: dict, episodes: int) -> dict | 
     ``MazeMemoryAgent`` (observations only: it maps every view, explores the nearest
     unknown square until it has seen the goal, then walks the known route) on the
     episodes ``evaluate_trials`` runs (seeds 0..episodes-1), summarised the same way
-    (``training.evaluate.adaptation_summary``). None for any other env, and for the maze
-    with ``respawn="random"`` (the agent dead-reckons from the trial's start)."""
+    (``training.evaluate.adaptation_summary``), with each episode's ``trial_steps``. None
+    for any other env, and for the maze with ``respawn="random"`` (the agent dead-reckons
+    from the trial's start)."""
     if env_id != "dnc/ProceduralMaze-v0" or env_kwargs.get("respawn", "start") != "start":
         return None
     from sim.oracles import MazeMemoryAgent
     from training.evaluate import run_episodes
     r = run_episodes(_RowAgents(MazeMemoryAgent), env_id, env_kwargs, episodes)
-    return {**r["adaptation"], "success": r["success_rate"]}
+    return {**r["adaptation"], "success": r["success_rate"], "trial_steps": r["trial_steps"]}
 
 
 def load_baseline(path: Path, env: str, env_kwargs: dict, budget: int) -> list[dict]:
