@@ -53,8 +53,10 @@ episodes whose later trials were shorter), as ``training.evaluate`` prints them,
 ``<out>/compare_<task>_trials.png`` (mean steps per trial). Kept in ``trials.json``.
 On the maze the table and the plot also hold a perfect memory's row, a scripted agent
 that sees only the observations (``sim.oracles.MazeMemoryAgent``) on the same episodes,
-and each core's share of its saving in later trials: how close to the best a memory can
-do the target (``later / first <= 0.6``) lies.
+and, per seed, that agent on the episodes the seed finished two trials in and the share
+of its saving in later trials the seed gets: a yardstick for the target
+(``later / first <= 0.6``), not a floor (the agent's search in trial 1 is not the
+shortest possible).
 
 Rows: a core of ``dnc_core`` or a labelled variant, ``<core>-<label>`` (config
 ``<task>_<core>-<label>.yaml``, e.g. ``dnc-mds``). Each task's line says whether the

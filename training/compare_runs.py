@@ -328,9 +328,9 @@ class _RowAgents:
 
 
 def memory_agent_trials(env_id: str, env_kwargs: dict, episodes: int) -> dict | None:
-    """The fast adaptation a perfect memory reaches on a task: ``sim.oracles``'
-    ``MazeMemoryAgent`` (observations only: it maps every view, explores the nearest
-    unknown square until it has seen the goal, then walks the known route) on the
+    """The fast adaptation a perfect memory reaches on a task with a simple search:
+    ``sim.oracles``' ``MazeMemoryAgent`` (observations only: it maps every view, explores
+    the nearest unknown square until it has seen the goal, then walks the known route) on the
     episodes ``evaluate_trials`` runs (seeds 0..episodes-1), summarised the same way
     (``training.evaluate.adaptation_summary``), with each episode's ``trial_steps``. None
     for any other env, and for the maze with ``respawn="random"`` (the agent dead-reckons
