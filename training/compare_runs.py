@@ -310,23 +310,6 @@ def evaluate_trials(run_folder: Path, episodes: int) -> dict:
     return {**r["adaptation"], "trial_steps": r["trial_steps"]}
 
 
-class _RowAgents:
-    """``training.evaluate.run_episodes``'s ``act`` for a scripted per-episode agent:
-    one agent per row, reset where the row starts a new episode."""
-
-    def __init__(self, make_agent):
-        self.make_agent = make_agent
-        self.agents: list = []
-
-    def __call__(self, obs, reset):
-        import numpy as np
-        while len(self.agents) < len(obs):
-            self.agents.append(self.make_agent())
-        for row in np.flatnonzero(reset > 0.5):
-            self.agents[row].reset()
-        return np.array([agent.act(o) for agent, o in zip(self.agents, obs)])
-
-
 def memory_agent_trials(env_id: str, env_kwargs: dict, episodes: int) -> dict | None:
     """The fast adaptation a perfect memory reaches on a task with a simple search:
     ``sim.oracles``' ``MazeMemoryAgent`` (observations only: it maps every view, explores
@@ -337,10 +320,16 @@ def memory_agent_trials(env_id: str, env_kwargs: dict, episodes: int) -> dict | 
     from the trial's start)."""
     if env_id != "dnc/ProceduralMaze-v0" or env_kwargs.get("respawn", "start") != "start":
         return None
-    from sim.oracles import MazeMemoryAgent
-    from training.evaluate import run_episodes
-    r = run_episodes(_RowAgents(MazeMemoryAgent), env_id, env_kwargs, episodes)
-    return {**r["adaptation"], "success": r["success_rate"], "trial_steps": r["trial_steps"]}
+    import gymnasium as gym
+
+    from sim.oracles import MazeMemoryAgent, run_episode
+    from training.evaluate import adaptation_summary
+    env = gym.make(env_id, **env_kwargs)
+    ends = [run_episode(env, MazeMemoryAgent(), seed=k)[2] for k in range(episodes)]
+    env.close()
+    trials = [[int(t) for t in info["trial_steps"]] for info in ends]
+    return {**adaptation_summary(trials), "trial_steps": trials,
+            "success": sum(bool(info["is_success"]) for info in ends) / episodes}
 
 
 def load_baseline(path: Path, env: str, env_kwargs: dict, budget: int) -> list[dict]:
